@@ -1,0 +1,1 @@
+"""Calibration: statistics, ranges, bias correction and the methods built from them."""

@@ -1,0 +1,115 @@
+"""The Default method: quantize every layer the runtime can execute in INT8.
+
+statistics (one streaming pass) → ranges → quantizers → bias correction (one more pass over at
+most ``BIAS_CORRECTION_SAMPLES`` of the subset).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+from onnx_ir.passes import common
+
+from calibench.calibration.bias_correction import bias_shifts
+from calibench.calibration.ranges import QuantParams, activation_range, params_for_range
+from calibench.calibration.statistics import TensorStats, collect_statistics
+from calibench.config import CalibrationConfig, RangeEstimator
+from calibench.data.dataset import Dataset, select_subset
+from calibench.passes.fold_batchnorm import FoldBatchNormPass
+from calibench.passes.insert_qdq import insert_qdq
+from calibench.passes.placement import QuantPlan, plan_quantization, refine_with_ranges
+from calibench.runtime.inputs import BatchReader, input_specs
+
+BIAS_CORRECTION_SAMPLES = 128
+
+ProgressCallback = Callable[[str, int, int], None]
+"""(stage, done, total)"""
+
+
+@dataclass
+class DefaultOutcome:
+    fp32: onnx.ModelProto
+    """The FP32 model as quantized: BatchNorm folded, every node named."""
+    int8: onnx.ModelProto
+    plan: QuantPlan
+    params: dict[str, QuantParams]
+    ranges: dict[str, tuple[float, float]]
+    stats: dict[str, TensorStats]
+    shifts: dict[str, np.ndarray]
+    subset_indices: list[int]
+    skipped: list[int]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
+    """Fold BatchNorm, name nodes, and decide placement."""
+    ir_model = ir.from_proto(model)
+    ir.passes.Sequential(
+        common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        common.IdentityEliminationPass(),
+        FoldBatchNormPass(),
+        common.RemoveUnusedNodesPass(),
+    )(ir_model)
+    plan = plan_quantization(ir_model)
+    return ir.to_proto(ir_model), plan
+
+
+def run_default(
+    model: onnx.ModelProto,
+    dataset: Dataset,
+    config: CalibrationConfig,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+) -> DefaultOutcome:
+    def report(stage: str) -> Callable[[int, int], None] | None:
+        return (lambda done, total: progress(stage, done, total)) if progress else None
+
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    fp32, plan = prepare_fp32(model)
+    reader = BatchReader(dataset, input_specs(fp32), config.batch_size)
+    indices = select_subset(len(dataset), config.subset)
+    roots = [t for t in plan.tensors if t not in plan.aliases]
+    seconds["preparation"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    stats = collect_statistics(
+        fp32, roots, reader, indices,
+        histograms=config.range_estimator is not RangeEstimator.MINMAX,
+        progress=report("statistics"), threads=threads,
+    )
+    seconds["statistics"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if progress:
+        progress("quantization", 0, 1)
+    ranges = {t: activation_range(stats[t], config.preset, config.range_estimator) for t in roots}
+    ranges.update({t: ranges[root] for t, root in plan.aliases.items()})
+    refine_with_ranges(plan, ranges)
+    params = {t: params_for_range(*ranges[t], config.preset) for t in plan.tensors}
+    int8 = insert_qdq(fp32, plan, params)
+    if progress:
+        progress("quantization", 1, 1)
+    seconds["quantization"] = time.perf_counter() - start
+
+    shifts: dict[str, np.ndarray] = {}
+    if config.bias_correction:
+        start = time.perf_counter()
+        step = max(1, len(indices) // BIAS_CORRECTION_SAMPLES)
+        bc_indices = [i for i in indices[::step] if i not in set(reader.skipped)]
+        bc_indices = bc_indices[:BIAS_CORRECTION_SAMPLES]
+        shifts = bias_shifts(fp32, plan, params, reader, bc_indices,
+                             progress=report("bias correction"), threads=threads)
+        int8 = insert_qdq(fp32, plan, params, bias_shifts=shifts)
+        seconds["bias correction"] = time.perf_counter() - start
+
+    return DefaultOutcome(
+        fp32=fp32, int8=int8, plan=plan, params=params, ranges=ranges, stats=stats,
+        shifts=shifts, subset_indices=indices, skipped=sorted(set(reader.skipped)),
+        stage_seconds=seconds,
+    )

@@ -1,0 +1,171 @@
+"""One streaming pass that gathers the statistics every activation quantizer needs.
+
+The model is extended with ReduceMin/ReduceMax nodes so that ONNX Runtime hands back two numbers
+per sample and tensor, never the tensors themselves; memory therefore stays flat however many
+samples are read. The outlier-robust estimators need value histograms: only then are the
+tensors fetched, one batch at a time, and folded into fixed-size histograms at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from calibench.model.load import default_opset
+from calibench.runtime.inputs import BatchReader
+from calibench.runtime.session import make_session
+
+HISTOGRAM_BINS = 2048
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TensorStats:
+    """Running per-sample statistics of one tensor."""
+
+    count: int = 0
+    min_of_min: float = np.inf
+    max_of_max: float = -np.inf
+    sum_min: float = 0.0
+    sum_max: float = 0.0
+    sum_absmax: float = 0.0
+    histogram: np.ndarray | None = None
+    """Counts over ``HISTOGRAM_BINS`` equal bins spanning [−half_width, half_width]."""
+    half_width: float = 0.0
+    _spare: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    def add(self, minima: np.ndarray, maxima: np.ndarray) -> None:
+        minima = minima.astype(np.float64).reshape(-1)
+        maxima = maxima.astype(np.float64).reshape(-1)
+        self.count += minima.size
+        self.min_of_min = min(self.min_of_min, float(minima.min()))
+        self.max_of_max = max(self.max_of_max, float(maxima.max()))
+        self.sum_min += float(minima.sum())
+        self.sum_max += float(maxima.sum())
+        self.sum_absmax += float(np.maximum(np.abs(minima), np.abs(maxima)).sum())
+
+    def add_values(self, values: np.ndarray) -> None:
+        """Fold raw values into the histogram, doubling its span when they overflow it."""
+        values = values.reshape(-1)
+        top = float(np.abs(values).max()) if values.size else 0.0
+        if self.histogram is None:
+            self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+            self.half_width = max(top, 1e-6)
+        while top > self.half_width:
+            # Merge pairs of bins into the middle half: the span doubles, the bin count stays.
+            merged = self.histogram.reshape(-1, 2).sum(axis=1)
+            self.histogram = np.zeros_like(self.histogram)
+            quarter = HISTOGRAM_BINS // 4
+            self.histogram[quarter : quarter + merged.size] = merged
+            self.half_width *= 2
+        counts, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=(-self.half_width, self.half_width))
+        self.histogram += counts
+
+    def histogram_centers(self) -> np.ndarray:
+        edges = np.linspace(-self.half_width, self.half_width, HISTOGRAM_BINS + 1)
+        return (edges[:-1] + edges[1:]) / 2
+
+    @property
+    def mean_min(self) -> float:
+        return self.sum_min / max(self.count, 1)
+
+    @property
+    def mean_max(self) -> float:
+        return self.sum_max / max(self.count, 1)
+
+    @property
+    def mean_absmax(self) -> float:
+        return self.sum_absmax / max(self.count, 1)
+
+
+def collect_statistics(
+    model: onnx.ModelProto,
+    tensors: Sequence[str],
+    reader: BatchReader,
+    indices: Sequence[int],
+    histograms: bool = False,
+    progress: Progress | None = None,
+    threads: int | None = None,
+) -> dict[str, TensorStats]:
+    """Per-sample min/max (and optionally histograms) of ``tensors`` over ``indices``."""
+    augmented, outputs = _with_reductions(model, tensors, histograms, per_sample=reader.batch_size > 1)
+    session = make_session(augmented, threads=threads)
+    stats = {t: TensorStats() for t in tensors}
+    done = 0
+    for batch_indices, feeds in reader.batches(indices):
+        results = dict(zip(outputs, session.run(outputs, feeds), strict=True))
+        for tensor in tensors:
+            if histograms:
+                values = results[tensor]
+                flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+                stats[tensor].add(flat.min(axis=1), flat.max(axis=1))
+                stats[tensor].add_values(values)
+            else:
+                stats[tensor].add(results[f"{tensor}::min"], results[f"{tensor}::max"])
+        done += len(batch_indices)
+        if progress:
+            progress(done, len(indices))
+    return stats
+
+
+def _with_reductions(
+    model: onnx.ModelProto, tensors: Sequence[str], raw: bool, per_sample: bool
+) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of ``model`` that also outputs each tensor's per-sample minimum and maximum."""
+    augmented = onnx.ModelProto()
+    augmented.CopyFrom(model)
+    graph = augmented.graph
+    existing = {o.name for o in graph.output}
+    outputs: list[str] = []
+    if raw:
+        for tensor in tensors:
+            if tensor not in existing:
+                graph.output.append(helper.make_empty_tensor_value_info(tensor))
+            outputs.append(tensor)
+        return augmented, outputs
+    ranks = _ranks(model)
+    opset = default_opset(model)
+    graph.initializer.append(
+        onnx.numpy_helper.from_array(np.array([0, -1], dtype=np.int64), "calibench::rows")
+    )
+    graph.initializer.append(
+        onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "calibench::axis1")
+    )
+    for tensor in tensors:
+        source = tensor
+        axes: list[int] | None = None
+        if per_sample and ranks.get(tensor, 0) >= 2:
+            source = f"{tensor}::rows"
+            graph.node.append(helper.make_node("Reshape", [tensor, "calibench::rows"], [source]))
+            axes = [1]
+        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
+            out = f"{tensor}::{suffix}"
+            if axes is None:
+                node = helper.make_node(op, [source], [out], keepdims=0)
+            elif opset >= 18:
+                node = helper.make_node(op, [source, "calibench::axis1"], [out], keepdims=0)
+            else:
+                node = helper.make_node(op, [source], [out], keepdims=0, axes=axes)
+            graph.node.append(node)
+            graph.output.append(helper.make_empty_tensor_value_info(out))
+            outputs.append(out)
+    return augmented, outputs
+
+
+def _ranks(model: onnx.ModelProto) -> dict[str, int]:
+    """Tensor ranks from ONNX shape inference (unknown tensors are simply absent)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        return {}
+    ranks = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        tensor_type = value.type.tensor_type
+        if tensor_type.HasField("shape"):
+            ranks[value.name] = len(tensor_type.shape.dim)
+    return ranks

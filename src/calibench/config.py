@@ -1,0 +1,127 @@
+"""Calibration settings: frozen, validated, serialisable.
+
+The same object travels through the Python API, the CLI and (later) the job runner, so every field
+is a plain value or an enum and ``to_dict``/``from_dict`` round-trip it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from calibench.errors import ConfigError
+
+
+class Preset(str, Enum):
+    """How activations are quantized (weights are always symmetric per channel)."""
+
+    PERFORMANCE = "performance"
+    """Symmetric activations: zero point 0 for non-negative tensors, 128 for signed ones."""
+    MIXED = "mixed"
+    """Asymmetric activations: the zero point follows the tensor's own minimum and maximum."""
+
+
+class Method(str, Enum):
+    DEFAULT = "default"
+
+
+class RangeEstimator(str, Enum):
+    """How an activation's range is taken from per-sample statistics."""
+
+    MINMAX = "minmax"
+    """POT/NNCF defaults: symmetric = min of minima, mean of absolute maxima;
+    asymmetric = mean of minima and of maxima."""
+    PERCENTILE = "percentile"
+    """Outlier-robust: per-sample 0.01% / 99.99% quantiles, averaged over samples."""
+    MSE = "mse"
+    """Outlier-robust: the clipping range that minimises the quantization error of a
+    per-tensor histogram."""
+
+
+@dataclass(frozen=True)
+class Subset:
+    """How many dataset samples calibration uses: a percentage or an absolute count."""
+
+    percent: float | None = 100.0
+    count: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.percent is None) == (self.count is None):
+            raise ConfigError("give the subset either as a percentage or as a count, not both")
+        if self.percent is not None and not 0 < self.percent <= 100:
+            raise ConfigError(f"subset size must be in (0, 100] percent, got {self.percent}")
+        if self.count is not None and self.count < 1:
+            raise ConfigError(f"subset size must be at least 1 sample, got {self.count}")
+
+    @classmethod
+    def parse(cls, text: str | float | int, seed: int = 0) -> Subset:
+        """Read ``"10%"`` (percent), ``"300"`` (count) or a fraction ``0.1`` (API use)."""
+        if isinstance(text, bool):
+            raise ConfigError(f"not a subset size: {text!r}")
+        if isinstance(text, float) and 0 < text <= 1:
+            return cls(percent=text * 100, seed=seed)
+        if isinstance(text, (int, float)):
+            return cls(percent=None, count=int(text), seed=seed)
+        raw = text.strip()
+        try:
+            if raw.endswith("%"):
+                return cls(percent=float(raw[:-1]), seed=seed)
+            return cls(percent=None, count=int(raw), seed=seed)
+        except ValueError:
+            raise ConfigError(
+                f"not a subset size: {text!r} (write a percentage like 10% or a count like 300)"
+            ) from None
+
+    def size(self, n: int) -> int:
+        """Samples taken from a dataset of ``n``: ceil(n × percent / 100), as DL Workbench."""
+        if self.count is not None:
+            return min(self.count, n)
+        assert self.percent is not None
+        return max(1, min(n, math.ceil(n * self.percent / 100 - 1e-9)))
+
+    def describe(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else f"{self.count} samples"
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Everything that decides the INT8 model, and nothing that does not."""
+
+    method: Method = Method.DEFAULT
+    preset: Preset = Preset.PERFORMANCE
+    subset: Subset = field(default_factory=Subset)
+    range_estimator: RangeEstimator = RangeEstimator.MINMAX
+    bias_correction: bool = True
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("method", Method),
+            ("preset", Preset),
+            ("range_estimator", RangeEstimator),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                try:
+                    object.__setattr__(self, name, kind(value))
+                except ValueError:
+                    choices = ", ".join(v.value for v in kind)
+                    raise ConfigError(f"unknown {name} {value!r}; choose one of: {choices}") from None
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("method", "preset", "range_estimator"):
+            data[name] = getattr(self, name).value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibrationConfig:
+        data = dict(data)
+        if isinstance(data.get("subset"), dict):
+            data["subset"] = Subset(**data["subset"])
+        return cls(**data)

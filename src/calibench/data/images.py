@@ -1,0 +1,55 @@
+"""A folder of images (searched recursively) as a not-annotated dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from calibench.data.dataset import Sample
+from calibench.data.preprocess import Preprocess
+from calibench.errors import DatasetError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+
+
+class ImageFolder:
+    """Every jpg/png/bmp under ``root`` in sorted order; unreadable files give ``None``."""
+
+    def __init__(
+        self, root: Path, preprocess: Preprocess | None = None, input_name: str | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.files = sorted(
+            p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        if not self.files:
+            raise DatasetError(f"{self.root} holds no images (looked for jpg, png, bmp)")
+        self.preprocess = preprocess or Preprocess()
+        self.input_name = input_name
+        self.unreadable: list[Path] = []
+
+    def bind(self, input_name: str, preprocess: Preprocess) -> None:
+        """Fix the model input these images feed and how they are prepared for it."""
+        self.input_name = input_name
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Sample | None:
+        if self.input_name is None:
+            raise DatasetError("the image folder is not bound to a model input yet")
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                image.load()
+                tensor = self.preprocess.apply(image)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            self.unreadable.append(path)
+            return None
+        return {self.input_name: tensor}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "image folder", "path": str(self.root), "images": len(self.files)}

@@ -1,0 +1,115 @@
+"""Image preprocessing, declared once and applied the same way everywhere.
+
+The pipeline is fixed: decode → colour order → resize → centre crop → scale → mean/std → layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from calibench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes one input tensor (without the batch axis).
+
+    ``resize``: ``None``, an int (short side, aspect kept) or ``(height, width)``;
+    ``crop``: ``None`` or ``(height, width)`` taken from the centre;
+    pixel values become ``(pixel × scale − mean) / std`` per channel.
+    """
+
+    resize: int | tuple[int, int] | None = None
+    crop: tuple[int, int] | None = None
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    color: str = "RGB"
+    layout: str = "NCHW"
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.color not in ("RGB", "BGR", "GRAY"):
+            raise ConfigError(f"colour order must be RGB, BGR or GRAY, got {self.color!r}")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ConfigError(f"layout must be NCHW or NHWC, got {self.layout!r}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"images have 1 or 3 channels, not {self.channels}")
+        if any(s == 0 for s in self.std):
+            raise ConfigError("std must not contain 0")
+        if isinstance(self.resize, list):
+            object.__setattr__(self, "resize", tuple(self.resize))
+        if isinstance(self.crop, list):
+            object.__setattr__(self, "crop", tuple(self.crop))
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+
+    @classmethod
+    def for_input_shape(cls, shape: list[int | str | None], **overrides: Any) -> Preprocess:
+        """Defaults that fit a model input of ``shape`` (exact resize to its fixed size)."""
+        layout = overrides.get("layout")
+        if layout is None:
+            layout = "NHWC" if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3) else "NCHW"
+        if len(shape) == 4:
+            c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
+        else:
+            c, h, w = 3, None, None
+        base: dict[str, Any] = {"layout": layout}
+        if isinstance(c, int):
+            base["channels"] = c
+            if c == 1:
+                base["color"] = "GRAY"
+        if isinstance(h, int) and isinstance(w, int) and overrides.get("resize") is None:
+            if overrides.get("crop") is None:
+                base["resize"] = (h, w)
+            else:
+                base["resize"] = max(h, w)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def apply(self, image: Image.Image) -> np.ndarray:
+        """Turn a decoded image into a float32 tensor in this preprocessing's layout."""
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        if self.resize is not None:
+            image = image.resize(self._resize_to(image.size), Image.Resampling.BILINEAR)
+        if self.crop is not None:
+            image = _center_crop(image, self.crop)
+        array = np.asarray(image, dtype=np.float32)
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if self.color == "BGR":
+            array = array[:, :, ::-1]
+        array = array * np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        array = (array - mean) / std
+        if self.layout == "NCHW":
+            array = array.transpose(2, 0, 1)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    def _resize_to(self, size: tuple[int, int]) -> tuple[int, int]:
+        width, height = size
+        if isinstance(self.resize, int):
+            short = min(width, height)
+            return (round(width * self.resize / short), round(height * self.resize / short))
+        assert self.resize is not None
+        return (self.resize[1], self.resize[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _center_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
+    height, width = crop
+    if image.width < width or image.height < height:
+        raise ConfigError(
+            f"centre crop {height}x{width} is larger than the resized image "
+            f"{image.height}x{image.width}; resize to at least the crop size"
+        )
+    left = (image.width - width) // 2
+    top = (image.height - height) // 2
+    return image.crop((left, top, left + width, top + height))

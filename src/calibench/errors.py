@@ -1,0 +1,38 @@
+"""The errors calibench raises on purpose.
+
+Every message names the thing at fault (model, layer, file) and says what the user can do. The CLI
+prints ``str(error)`` on one line and exits with ``exit_code``; a traceback appears only with
+``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class CalibenchError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+    exit_code = 1
+
+
+class ModelError(CalibenchError):
+    """The model file cannot be read, or is broken."""
+
+    exit_code = 2
+
+
+class NotEligibleError(CalibenchError):
+    """The model can be read but INT8 calibration refuses it (not FP32, NLP, derived)."""
+
+    exit_code = 3
+
+
+class DatasetError(CalibenchError):
+    """The dataset cannot be read or does not fit the model's inputs."""
+
+    exit_code = 4
+
+
+class ConfigError(CalibenchError):
+    """An option is out of range or contradicts another."""
+
+    exit_code = 5

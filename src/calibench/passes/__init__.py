@@ -1,0 +1,1 @@
+"""Graph passes over ``onnx_ir`` models, one rule per module."""

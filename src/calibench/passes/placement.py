@@ -1,0 +1,250 @@
+"""Decide which layers run in INT8 and where the quantizers go.
+
+One decision per layer, with its reason; the layer report shows exactly these reasons, so "why
+did this layer stay FP32?" is answered by the object that decided it.
+
+Rules, in the order they apply:
+1. an INT8-capable op (see ``_ops``) becomes an INT8 layer unless a check below fails;
+2. each float activation input of an INT8 layer is quantized (per tensor, uint8);
+3. the output of an INT8 layer is quantized after an absorbable ReLU/Clip, so ORT can fuse
+   op + activation + QuantizeLinear into one integer kernel (MatMul and Gemm may keep a float
+   output when nothing quantized reads it);
+4. a quantized tensor produced by a data-movement op whose input is quantized shares that
+   input's scale and zero point (ORT then runs the op on uint8);
+5. after statistics, a Concat whose inputs' ranges differ by more than ``CONCAT_RANGE_RATIO``
+   falls back to FP32: one 8-bit scale would erase the smaller inputs (the box/score Concat
+   of a detector is the classic case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx_ir as ir
+
+from calibench.passes import _ops
+
+CONCAT_RANGE_RATIO = 16.0
+
+
+@dataclass
+class LayerDecision:
+    name: str
+    op_type: str
+    int8: bool
+    reason: str | None = None
+    activation_inputs: list[str] = field(default_factory=list)
+    weight_input: int | None = None
+    weight_axis: int = 0
+    output_tensor: str | None = None
+
+
+@dataclass
+class QuantPlan:
+    layers: dict[str, LayerDecision]
+    tensors: list[str]
+    """Every activation tensor that gets a QuantizeLinear, in graph order."""
+    aliases: dict[str, str]
+    """Tensor → the tensor whose quantization parameters it shares."""
+    constants: dict[str, np.ndarray]
+    """Constant (non-weight) inputs of INT8 layers, quantized per tensor from their values."""
+    folded: dict[str, str]
+    """Activation node → the layer whose output quantizer absorbs it."""
+
+    def int8_layers(self) -> list[LayerDecision]:
+        return [d for d in self.layers.values() if d.int8]
+
+
+def ensure_node_names(graph: ir.Graph) -> None:
+    """Give every node a unique name: the report and ORT's optimised graph refer to them."""
+    seen: set[str] = set()
+    for index, node in enumerate(graph):
+        name = node.name or f"{node.op_type}_{index}"
+        while name in seen:
+            name = f"{name}_{index}"
+        node.name = name
+        seen.add(name)
+
+
+def plan_quantization(model: ir.Model) -> QuantPlan:
+    graph = model.graph
+    ensure_node_names(graph)
+    layers: dict[str, LayerDecision] = {}
+    for node in graph:
+        layers[node.name] = _decide(node)
+
+    quantized: set[str] = set()
+    constants: dict[str, np.ndarray] = {}
+    folded: dict[str, str] = {}
+    for node in graph:
+        decision = layers[node.name]
+        if not decision.int8:
+            continue
+        for index, value in enumerate(node.inputs):
+            if value is None or index == decision.weight_input or _is_bias(node, index):
+                continue
+            if value.const_value is not None:
+                constants[value.name] = value.const_value.numpy()
+                decision.activation_inputs.append(value.name)
+                continue
+            quantized.add(value.name)
+            decision.activation_inputs.append(value.name)
+        output = _output_position(node, folded)
+        if output is not None:
+            decision.output_tensor = output.name
+            quantized.add(output.name)
+
+    for node in graph:
+        if node.name in folded:
+            layers[node.name].reason = f"folded into the output quantizer of {folded[node.name]}"
+
+    producers = {o.name: node for node in graph for o in node.outputs if o is not None}
+    aliases: dict[str, str] = {}
+    for name in quantized:
+        node = producers.get(name)
+        if node is not None and node.op_type in _ops.PASS_THROUGH and node.inputs:
+            source = node.inputs[0]
+            if source is not None and source.name in quantized:
+                aliases[name] = source.name
+    for name in list(aliases):
+        root = aliases[name]
+        while root in aliases:
+            root = aliases[root]
+        aliases[name] = root
+
+    order = [v.name for v in graph.inputs] + [o.name for n in graph for o in n.outputs if o]
+    tensors = [t for t in order if t in quantized]
+    return QuantPlan(layers, tensors, aliases, constants, folded)
+
+
+def refine_with_ranges(plan: QuantPlan, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    """Apply rule 5; return the tensors no longer quantized."""
+    dropped: list[str] = []
+    for decision in plan.layers.values():
+        if not decision.int8 or decision.op_type != "Concat":
+            continue
+        inputs = [ranges[t] for t in decision.activation_inputs if t in ranges]
+        spans = [max(abs(lo), abs(hi)) for lo, hi in inputs]
+        spans = [s for s in spans if s > 0]
+        if len(spans) < 2:
+            continue
+        ratio = max(spans) / min(spans)
+        if ratio > CONCAT_RANGE_RATIO:
+            decision.int8 = False
+            decision.reason = (
+                f"inputs' ranges differ {ratio:.0f}×: one 8-bit scale would erase the smaller ones"
+            )
+            if decision.output_tensor is not None:
+                dropped.append(decision.output_tensor)
+                decision.output_tensor = None
+    still_read = {t for d in plan.layers.values() if d.int8 for t in d.activation_inputs}
+    still_read |= {d.output_tensor for d in plan.layers.values() if d.int8 and d.output_tensor}
+    removed = [t for t in plan.tensors if t not in still_read]
+    plan.tensors = [t for t in plan.tensors if t in still_read]
+    plan.aliases = {k: v for k, v in plan.aliases.items() if k in still_read and v in still_read}
+    return removed
+
+
+def _decide(node: ir.Node) -> LayerDecision:
+    op = node.op_type
+    decision = LayerDecision(node.name, op, int8=False)
+    if node.domain not in ("", "ai.onnx"):
+        decision.reason = f"custom-domain op {node.domain}.{op} stays in FP32"
+        return decision
+    if op in _ops.PASS_THROUGH:
+        decision.reason = "moves data only: runs on uint8 when its input is quantized"
+        return decision
+    if op in _ops.KEPT_FP32_REASONS:
+        decision.reason = _ops.KEPT_FP32_REASONS[op]
+        return decision
+    if op not in _ops.INT8_CAPABLE:
+        decision.reason = f"ONNX Runtime's CPU provider has no INT8 kernel for {op}"
+        return decision
+    if any(v is not None and v.dtype not in (None, ir.DataType.FLOAT) for v in _data_inputs(node)):
+        decision.reason = f"{op} reads non-float tensors"
+        return decision
+    if op in _ops.WEIGHTED:
+        problem = _weight_problem(node, decision)
+        if problem:
+            decision.reason = problem
+            return decision
+    elif op in _ops.BINARY | _ops.VARIADIC | _ops.UNARY:
+        outputs = node.outputs
+        if outputs and outputs[0].is_graph_output():
+            decision.reason = "its output is a model output: INT8 here would only add error"
+            return decision
+        if all(v is None or v.const_value is not None for v in node.inputs):
+            decision.reason = "all its inputs are constants"
+            return decision
+    decision.int8 = True
+    return decision
+
+
+def _weight_problem(node: ir.Node, decision: LayerDecision) -> str | None:
+    op = node.op_type
+    weight = node.inputs[1] if len(node.inputs) > 1 else None
+    if weight is None:
+        return f"{op} has no second input"
+    if op == "MatMul" and weight.const_value is None:
+        return None  # activation × activation: both sides quantized per tensor
+    if weight.const_value is None:
+        return f"its weights ({weight.name}) are computed at run time, not constant"
+    shape = weight.const_value.shape
+    if op == "Conv":
+        decision.weight_input, decision.weight_axis = 1, 0
+    elif op == "Gemm":
+        if node.attributes.get_int("transA", 0):
+            return "Gemm with transA=1 has no INT8 kernel"
+        decision.weight_input = 1
+        decision.weight_axis = 0 if node.attributes.get_int("transB", 0) else 1
+    else:
+        if len(shape) != 2:
+            return "MatMul with a weight of rank other than 2 stays in FP32"
+        decision.weight_input, decision.weight_axis = 1, 1
+    return None
+
+
+def _is_bias(node: ir.Node, index: int) -> bool:
+    return node.op_type in ("Conv", "Gemm") and index == 2
+
+
+def _data_inputs(node: ir.Node) -> list[ir.Value | None]:
+    if node.op_type in ("Conv", "Gemm"):
+        return list(node.inputs[:2])
+    return list(node.inputs)
+
+
+def _output_position(node: ir.Node, folded: dict[str, str]) -> ir.Value | None:
+    """Where this INT8 layer's output quantizer goes (after an absorbable activation)."""
+    if not node.outputs:
+        return None
+    value = node.outputs[0]
+    absorbed: ir.Node | None = None
+    uses = value.uses()
+    if len(uses) == 1 and not value.is_graph_output():
+        consumer = uses[0].node
+        if consumer.op_type in _ops.FOLDABLE_ACTIVATIONS and _clip_floor_ok(consumer):
+            absorbed = consumer
+            value = consumer.outputs[0]
+    if node.op_type in ("Gemm", "MatMul") and not _read_by_int8_candidate(value):
+        return None
+    if absorbed is not None:
+        folded[absorbed.name] = node.name
+    return value
+
+
+def _clip_floor_ok(node: ir.Node) -> bool:
+    """A Clip is absorbed only when its floor is 0 (the quantizer's uint8 floor)."""
+    if node.op_type == "Relu":
+        return True
+    floor = node.inputs[1] if len(node.inputs) > 1 else None
+    if floor is None:
+        return node.attributes.get_float("min", -3.4e38) == 0.0
+    if floor.const_value is None:
+        return False
+    return float(floor.const_value.numpy()) == 0.0
+
+
+def _read_by_int8_candidate(value: ir.Value) -> bool:
+    return any(use.node.op_type in _ops.INT8_CAPABLE for use in value.uses())

@@ -1,0 +1,1 @@
+"""Reports: the per-layer table and the calibration report."""

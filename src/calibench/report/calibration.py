@@ -1,0 +1,96 @@
+"""The calibration report: what was quantized, how it runs, and what it cost to make."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from calibench.report.layers import LayerRow
+
+
+@dataclass
+class CalibrationReport:
+    model: str
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    subset_size: int
+    dataset_size: int
+    skipped: list[int]
+    stage_seconds: dict[str, float]
+    layers: list[LayerRow]
+    kernels: dict[str, dict[str, int]]
+    """ORT's optimised graph, kernels counted by precision."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def int8_layers(self) -> int:
+        return sum(1 for row in self.layers if row.precision == "INT8" and row.kernel != "(folded)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "config": self.config,
+            "dataset": self.dataset,
+            "subset": {"size": self.subset_size, "of": self.dataset_size,
+                       "unreadable_skipped": len(self.skipped)},
+            "seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "int8_layers": self.int8_layers,
+            "layers": [row.to_dict() for row in self.layers],
+            "kernels": self.kernels,
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def render(self, console: Console) -> None:
+        console.print(layers_table(self.layers, title=f"Layers of the INT8 model of {self.model}"))
+        counts = self.kernels.get("INT8", {})
+        console.print(
+            f"ONNX Runtime runs {self.int8_layers} of {len(self.layers)} layers in INT8 "
+            f"({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}); "
+            f"{sum(self.kernels.get('FP32', {}).values())} float kernels, "
+            f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."
+        )
+        stages = ", ".join(f"{k} {v:.2f} s" for k, v in self.stage_seconds.items())
+        console.print(f"Subset: {self.subset_size} of {self.dataset_size} samples"
+                      + (f" ({len(self.skipped)} unreadable, skipped)" if self.skipped else "")
+                      + f". Time: {stages}.")
+        for note in self.notes:
+            console.print(f"Note: {note}")
+
+    def __str__(self) -> str:
+        console = Console(width=160, record=True, file=_Null())
+        self.render(console)
+        return console.export_text()
+
+
+def layers_table(rows: list[LayerRow], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    for column in ("layer", "type", "runtime", "kernel", "in", "out", "in scale / zp",
+                   "out scale / zp", "why FP32"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.name, row.op_type, row.precision, row.kernel, row.input_precision,
+            row.output_precision, _qp(row.input_scale, row.input_zero_point),
+            _qp(row.output_scale, row.output_zero_point),
+            row.reason if row.precision != "INT8" else "",
+        )
+    return table
+
+
+def _qp(scale: float | None, zero_point: int | None) -> str:
+    return "" if scale is None else f"{scale:.4g} / {zero_point}"
+
+
+class _Null:
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
