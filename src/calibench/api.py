@@ -90,5 +90,6 @@ def calibrate(
         stage_seconds=outcome.stage_seconds,
         layers=rows,
         kernels=kernel_counts(runtime),
+        notes=outcome.notes,
     )
     return CalibrationResult(int8, report)

@@ -99,3 +99,29 @@ def _with_twins(
         graph.output.append(helper.make_empty_tensor_value_info(f"{stem}::mean"))
         outputs[node.name] = f"{stem}::mean"
     return model, outputs
+
+
+def output_sqnr(
+    reference: list[list[np.ndarray]], session_outputs: list[list[np.ndarray]]
+) -> float:
+    """Signal-to-quantization-noise ratio (dB) of all model outputs against FP32."""
+    signal = noise = 0.0
+    for ref_batch, got_batch in zip(reference, session_outputs, strict=True):
+        for ref, got in zip(ref_batch, got_batch, strict=True):
+            ref64 = ref.astype(np.float64)
+            signal += float((ref64**2).sum())
+            noise += float(((ref64 - got.astype(np.float64)) ** 2).sum())
+    return float(10 * np.log10(max(signal, 1e-30) / max(noise, 1e-30)))
+
+
+def depth_prefixes(shifts: dict[str, np.ndarray], order: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    """Corrections for the first 0, ¼, ½, ¾ and all of the layers in graph order.
+
+    Each layer's correction is exact for FP32 inputs, but deep in a network the inputs carry
+    the error of every layer above, and corrections measured there can add error instead of
+    removing it (seen on MobileNetV2's last blocks). Comparing these five candidates on the
+    model's outputs keeps the correction only as deep as it helps.
+    """
+    layers = [name for name in order if name in shifts]
+    cuts = sorted({round(len(layers) * f) for f in (0, 0.25, 0.5, 0.75, 1.0)})
+    return [{name: shifts[name] for name in layers[:cut]} for cut in cuts]

@@ -15,7 +15,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes import common
 
-from calibench.calibration.bias_correction import bias_shifts
+from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, output_sqnr
 from calibench.calibration.ranges import QuantParams, activation_range, params_for_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
 from calibench.config import CalibrationConfig, RangeEstimator
@@ -24,8 +24,9 @@ from calibench.passes.fold_batchnorm import FoldBatchNormPass
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, plan_quantization, refine_with_ranges
 from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.session import make_session
 
-BIAS_CORRECTION_SAMPLES = 128
+BIAS_CORRECTION_SAMPLES = 64
 
 ProgressCallback = Callable[[str, int, int], None]
 """(stage, done, total)"""
@@ -44,6 +45,7 @@ class DefaultOutcome:
     subset_indices: list[int]
     skipped: list[int]
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
@@ -98,18 +100,57 @@ def run_default(
     seconds["quantization"] = time.perf_counter() - start
 
     shifts: dict[str, np.ndarray] = {}
+    notes: list[str] = []
     if config.bias_correction:
         start = time.perf_counter()
         step = max(1, len(indices) // BIAS_CORRECTION_SAMPLES)
         bc_indices = [i for i in indices[::step] if i not in set(reader.skipped)]
         bc_indices = bc_indices[:BIAS_CORRECTION_SAMPLES]
-        shifts = bias_shifts(fp32, plan, params, reader, bc_indices,
-                             progress=report("bias correction"), threads=threads)
-        int8 = insert_qdq(fp32, plan, params, bias_shifts=shifts)
+        measured = bias_shifts(fp32, plan, params, reader, bc_indices,
+                               progress=report("bias correction"), threads=threads)
+        shifts, int8, bias_notes = _keep_helpful_shifts(
+            fp32, plan, params, measured, reader, bc_indices, threads)
+        notes.extend(bias_notes)
         seconds["bias correction"] = time.perf_counter() - start
 
     return DefaultOutcome(
         fp32=fp32, int8=int8, plan=plan, params=params, ranges=ranges, stats=stats,
         shifts=shifts, subset_indices=indices, skipped=sorted(set(reader.skipped)),
-        stage_seconds=seconds,
+        stage_seconds=seconds, notes=notes,
     )
+
+
+def _keep_helpful_shifts(
+    fp32: onnx.ModelProto,
+    plan: QuantPlan,
+    params: dict[str, QuantParams],
+    measured: dict[str, np.ndarray],
+    reader: BatchReader,
+    indices: list[int],
+    threads: int | None,
+) -> tuple[dict[str, np.ndarray], onnx.ModelProto, list[str]]:
+    """Apply the corrections as deep as they improve the outputs on the calibration data."""
+    batches = list(reader.batches(indices))
+    reference = make_session(fp32, threads=threads)
+    expected = [reference.run(None, feeds) for _, feeds in batches]
+    best: tuple[float, dict[str, np.ndarray], onnx.ModelProto] | None = None
+    scores = []
+    order = [node.name for node in fp32.graph.node]
+    for candidate in depth_prefixes(measured, order):
+        model = insert_qdq(fp32, plan, params, bias_shifts=candidate)
+        session = make_session(model, threads=threads)
+        score = output_sqnr(expected, [session.run(None, feeds) for _, feeds in batches])
+        scores.append((len(candidate), score))
+        if best is None or score > best[0] + 1e-6:
+            best = (score, candidate, model)
+    assert best is not None
+    kept = len(best[1])
+    baseline = scores[0][1]
+    note = (
+        f"bias correction: applied to the first {kept} of {len(measured)} layers "
+        f"(output SQNR {baseline:.1f} → {best[0]:.1f} dB on the calibration samples)"
+        if kept else
+        f"bias correction: measured for {len(measured)} layers but not applied: it did not "
+        f"raise the output SQNR ({baseline:.1f} dB) on the calibration samples"
+    )
+    return best[1], best[2], [note]
