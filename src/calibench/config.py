@@ -109,7 +109,9 @@ class CalibrationConfig:
                     object.__setattr__(self, name, kind(value))
                 except ValueError:
                     choices = ", ".join(v.value for v in kind)
-                    raise ConfigError(f"unknown {name} {value!r}; choose one of: {choices}") from None
+                    raise ConfigError(
+                        f"unknown {name} {value!r}; choose one of: {choices}"
+                    ) from None
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
 

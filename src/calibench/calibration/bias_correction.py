@@ -69,22 +69,29 @@ def _with_twins(
         if x not in params or node.input[1] not in weights:
             continue
         weight = onnx.numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
-        if len(node.input) < 3 or node.input[2] not in weights:
-            if node.op_type == "Gemm":
-                continue  # no bias to correct, and a Gemm without C keeps its float output
+        has_bias = len(node.input) > 2 and node.input[2] in weights
+        if node.op_type == "Gemm" and not has_bias:
+            continue  # no bias to correct, and a Gemm without C keeps its float output
         q, scale = quantize_weights(weight, decision.weight_axis)
         shape = [1] * weight.ndim
         shape[decision.weight_axis] = -1
         stem = f"{node.name}::bc"
-        dequantized = add_constant(graph, f"{stem}::w", (q * scale.reshape(shape)).astype(np.float32))
+        dequantized = add_constant(
+            graph, f"{stem}::w", (q * scale.reshape(shape)).astype(np.float32)
+        )
         p = params[x]
         add_constant(graph, f"{stem}::s", np.float32(p.scale))
         add_constant(graph, f"{stem}::z", np.uint8(p.zero_point))
-        graph.node.extend([
-            helper.make_node("QuantizeLinear", [x, f"{stem}::s", f"{stem}::z"], [f"{stem}::xq"]),
-            helper.make_node("DequantizeLinear", [f"{stem}::xq", f"{stem}::s", f"{stem}::z"],
-                             [f"{stem}::x"]),
-        ])
+        graph.node.extend(
+            [
+                helper.make_node(
+                    "QuantizeLinear", [x, f"{stem}::s", f"{stem}::z"], [f"{stem}::xq"]
+                ),
+                helper.make_node(
+                    "DequantizeLinear", [f"{stem}::xq", f"{stem}::s", f"{stem}::z"], [f"{stem}::x"]
+                ),
+            ]
+        )
         twin = onnx.NodeProto()
         twin.CopyFrom(node)
         twin.name = f"{stem}::twin"
@@ -94,8 +101,17 @@ def _with_twins(
         graph.node.append(twin)
         graph.node.append(helper.make_node("Sub", [node.output[0], f"{stem}::y"], [f"{stem}::d"]))
         axes = [0, *range(2, weight.ndim)] if node.op_type == "Conv" else [0]
-        graph.node.append(reduce_node("ReduceMean", f"{stem}::d", f"{stem}::mean", axes, opset,
-                                      f"calibench::axes{axes}", graph))
+        graph.node.append(
+            reduce_node(
+                "ReduceMean",
+                f"{stem}::d",
+                f"{stem}::mean",
+                axes,
+                opset,
+                f"calibench::axes{axes}",
+                graph,
+            )
+        )
         graph.output.append(helper.make_empty_tensor_value_info(f"{stem}::mean"))
         outputs[node.name] = f"{stem}::mean"
     return model, outputs
@@ -114,7 +130,9 @@ def output_sqnr(
     return float(10 * np.log10(max(signal, 1e-30) / max(noise, 1e-30)))
 
 
-def depth_prefixes(shifts: dict[str, np.ndarray], order: Sequence[str]) -> list[dict[str, np.ndarray]]:
+def depth_prefixes(
+    shifts: dict[str, np.ndarray], order: Sequence[str]
+) -> list[dict[str, np.ndarray]]:
     """Corrections for the first 0, ¼, ½, ¾ and all of the layers in graph order.
 
     Each layer's correction is exact for FP32 inputs, but deep in a network the inputs carry

@@ -81,9 +81,13 @@ def run_default(
 
     start = time.perf_counter()
     stats = collect_statistics(
-        fp32, roots, reader, indices,
+        fp32,
+        roots,
+        reader,
+        indices,
         histograms=config.range_estimator is not RangeEstimator.MINMAX,
-        progress=report("statistics"), threads=threads,
+        progress=report("statistics"),
+        threads=threads,
     )
     seconds["statistics"] = time.perf_counter() - start
 
@@ -106,17 +110,33 @@ def run_default(
         step = max(1, len(indices) // BIAS_CORRECTION_SAMPLES)
         bc_indices = [i for i in indices[::step] if i not in set(reader.skipped)]
         bc_indices = bc_indices[:BIAS_CORRECTION_SAMPLES]
-        measured = bias_shifts(fp32, plan, params, reader, bc_indices,
-                               progress=report("bias correction"), threads=threads)
+        measured = bias_shifts(
+            fp32,
+            plan,
+            params,
+            reader,
+            bc_indices,
+            progress=report("bias correction"),
+            threads=threads,
+        )
         shifts, int8, bias_notes = _keep_helpful_shifts(
-            fp32, plan, params, measured, reader, bc_indices, threads)
+            fp32, plan, params, measured, reader, bc_indices, threads
+        )
         notes.extend(bias_notes)
         seconds["bias correction"] = time.perf_counter() - start
 
     return DefaultOutcome(
-        fp32=fp32, int8=int8, plan=plan, params=params, ranges=ranges, stats=stats,
-        shifts=shifts, subset_indices=indices, skipped=sorted(set(reader.skipped)),
-        stage_seconds=seconds, notes=notes,
+        fp32=fp32,
+        int8=int8,
+        plan=plan,
+        params=params,
+        ranges=ranges,
+        stats=stats,
+        shifts=shifts,
+        subset_indices=indices,
+        skipped=sorted(set(reader.skipped)),
+        stage_seconds=seconds,
+        notes=notes,
     )
 
 
@@ -149,8 +169,8 @@ def _keep_helpful_shifts(
     note = (
         f"bias correction: applied to the first {kept} of {len(measured)} layers "
         f"(output SQNR {baseline:.1f} → {best[0]:.1f} dB on the calibration samples)"
-        if kept else
-        f"bias correction: measured for {len(measured)} layers but not applied: it did not "
+        if kept
+        else f"bias correction: measured for {len(measured)} layers but not applied: it did not "
         f"raise the output SQNR ({baseline:.1f} dB) on the calibration samples"
     )
     return best[1], best[2], [note]

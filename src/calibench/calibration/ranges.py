@@ -104,12 +104,12 @@ def _mse_range(stats: TensorStats, preset: Preset, unsigned: bool) -> tuple[floa
     assert counts is not None
     weights = counts / max(counts.sum(), 1)
     top = max(abs(stats.min_of_min), abs(stats.max_of_max), MIN_SCALE)
-    fractions = np.linspace(0.05, 1.0, 96)
+    fractions = np.geomspace(1e-3, 1.0, 96)
     if unsigned or preset is Preset.PERFORMANCE:
         candidates = [(0.0, f * top) if unsigned else (-f * top, f * top) for f in fractions]
     else:
-        lows = np.linspace(0.05, 1.0, 24) * min(stats.min_of_min, 0.0)
-        highs = np.linspace(0.05, 1.0, 24) * max(stats.max_of_max, 0.0)
+        lows = np.geomspace(1e-3, 1.0, 24) * min(stats.min_of_min, 0.0)
+        highs = np.geomspace(1e-3, 1.0, 24) * max(stats.max_of_max, 0.0)
         candidates = [(lo, hi) for lo in lows for hi in highs]
     best, best_error = candidates[-1], np.inf
     for low, high in candidates:

@@ -63,7 +63,9 @@ class TensorStats:
             quarter = HISTOGRAM_BINS // 4
             self.histogram[quarter : quarter + merged.size] = merged
             self.half_width *= 2
-        counts, _ = np.histogram(values, bins=HISTOGRAM_BINS, range=(-self.half_width, self.half_width))
+        counts, _ = np.histogram(
+            values, bins=HISTOGRAM_BINS, range=(-self.half_width, self.half_width)
+        )
         self.histogram += counts
 
     def histogram_centers(self) -> np.ndarray:
@@ -93,7 +95,9 @@ def collect_statistics(
     threads: int | None = None,
 ) -> dict[str, TensorStats]:
     """Per-sample min/max (and optionally histograms) of ``tensors`` over ``indices``."""
-    augmented, outputs = _with_reductions(model, tensors, histograms, per_sample=reader.batch_size > 1)
+    augmented, outputs = _with_reductions(
+        model, tensors, histograms, per_sample=reader.batch_size > 1
+    )
     session = make_session(augmented, threads=threads)
     stats = {t: TensorStats() for t in tensors}
     done = 0
@@ -102,7 +106,11 @@ def collect_statistics(
         for tensor in tensors:
             if histograms:
                 values = results[tensor]
-                flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(1, -1)
+                flat = (
+                    values.reshape(values.shape[0], -1)
+                    if values.ndim > 1
+                    else values.reshape(1, -1)
+                )
                 stats[tensor].add(flat.min(axis=1), flat.max(axis=1))
                 stats[tensor].add_values(values)
             else:

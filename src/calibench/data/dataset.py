@@ -61,9 +61,7 @@ def as_dataset(source: Any, input_names: Sequence[str], **options: Any) -> Datas
             return NpzDataset(path)
         if not path.exists():
             raise DatasetError(f"dataset not found: {path}")
-        raise DatasetError(
-            f"{path}: calibration data must be a folder of images or an .npz file"
-        )
+        raise DatasetError(f"{path}: calibration data must be a folder of images or an .npz file")
     if isinstance(source, np.ndarray):
         return InMemoryDataset(list(source), input_names)
     if isinstance(source, Dataset) and not isinstance(source, (list, tuple)):

@@ -53,9 +53,17 @@ class Preprocess:
         """Defaults that fit a model input of ``shape`` (exact resize to its fixed size)."""
         layout = overrides.get("layout")
         if layout is None:
-            layout = "NHWC" if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3) else "NCHW"
+            layout = (
+                "NHWC"
+                if len(shape) == 4 and shape[3] in (1, 3) and shape[1] not in (1, 3)
+                else "NCHW"
+            )
         if len(shape) == 4:
-            c, h, w = (shape[1], shape[2], shape[3]) if layout == "NCHW" else (shape[3], shape[1], shape[2])
+            c, h, w = (
+                (shape[1], shape[2], shape[3])
+                if layout == "NCHW"
+                else (shape[3], shape[1], shape[2])
+            )
         else:
             c, h, w = 3, None, None
         base: dict[str, Any] = {"layout": layout}

@@ -9,13 +9,18 @@ import onnx
 from onnx import helper, numpy_helper
 
 
-def add_constant(graph: onnx.GraphProto, name: str, array: np.ndarray) -> str:
+def add_constant(graph: onnx.GraphProto, name: str, array: np.ndarray | np.generic) -> str:
     graph.initializer.append(numpy_helper.from_array(np.asarray(array), name))
     return name
 
 
 def reduce_node(
-    op: str, source: str, output: str, axes: Sequence[int], opset: int, axes_name: str,
+    op: str,
+    source: str,
+    output: str,
+    axes: Sequence[int],
+    opset: int,
+    axes_name: str,
     graph: onnx.GraphProto,
 ) -> onnx.NodeProto:
     """A Reduce* node over ``axes`` without keeping them, in the form ``opset`` wants."""

@@ -30,9 +30,18 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     try:
-        model = onnx.load(str(path), load_external_data=True)
-    except FileNotFoundError as exc:
-        raise ModelError(f"{path}: its external data file is missing ({exc.filename})") from exc
+        model = onnx.load(str(path), load_external_data=False)
+        missing = sorted(
+            {loc for loc in _external_locations(model) if not (path.parent / loc).is_file()}
+        )
+        if missing:
+            raise ModelError(
+                f"{path}: its external data file {', '.join(missing)} is missing "
+                f"(it must lie beside the model, in {path.parent})"
+            )
+        onnx.load_external_data_for_model(model, str(path.parent))
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(
             f"{path} is not a readable ONNX model (corrupt or truncated file: {_first_line(exc)})"
@@ -74,6 +83,14 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
         onnx.save_model(model, str(tmp))
     os.replace(tmp, path)
     return path
+
+
+def _external_locations(model: onnx.ModelProto) -> list[str]:
+    locations = []
+    for tensor in model.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            locations += [e.value for e in tensor.external_data if e.key == "location"]
+    return locations
 
 
 def _first_line(exc: BaseException) -> str:

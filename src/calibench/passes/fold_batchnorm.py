@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_ir as ir
+from onnx_ir.passes import common
 
 
 class FoldBatchNormPass(ir.passes.InPlacePass):
@@ -21,7 +22,7 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
                 continue
             source = bn.inputs[0]
             conv = source.producer() if source is not None else None
-            if conv is None or conv.op_type != "Conv" or len(source.uses()) != 1:
+            if source is None or conv is None or conv.op_type != "Conv" or len(source.uses()) != 1:
                 continue
             params = [_const(v) for v in bn.inputs[1:5]]
             weight = _const(conv.inputs[1])
@@ -52,14 +53,18 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
             model.graph.remove(bn, safe=True)
             folded += 1
         if folded:
-            ir.passes.common.RemoveUnusedNodesPass()(model)
+            common.RemoveUnusedNodesPass()(model)
         return ir.passes.PassResult(model, modified=folded > 0)
 
 
 def _const(value: ir.Value | None) -> np.ndarray | None:
-    if value is None or value.const_value is None:
-        return None
-    return value.const_value.numpy()
+    """The constant behind ``value``, looking through Identity nodes (torch exports them)."""
+    while value is not None and value.const_value is None:
+        producer = value.producer()
+        if producer is None or producer.op_type != "Identity":
+            return None
+        value = producer.inputs[0]
+    return None if value is None or value.const_value is None else value.const_value.numpy()
 
 
 def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:

@@ -40,8 +40,9 @@ def insert_qdq(
     for decision in plan.int8_layers():
         node = nodes[decision.name]
         if decision.weight_input is not None:
-            _quantize_weight_and_bias(graph, node, decision.weight_axis, weights, params,
-                                      bias_shifts.get(node.name))
+            _quantize_weight_and_bias(
+                graph, node, decision.weight_axis, weights, params, bias_shifts.get(node.name)
+            )
         for index, name in enumerate(node.input):
             if name in plan.constants:
                 cp = constant_params(plan.constants[name])
@@ -64,20 +65,32 @@ def insert_qdq(
         zero = add_constant(graph, f"{tensor}::zero_point", np.uint8(p.zero_point))
         quantized = f"{tensor}::q"
         graph.node.append(
-            helper.make_node("QuantizeLinear", [source, scale, zero], [quantized],
-                             name=f"{tensor}::QuantizeLinear")
+            helper.make_node(
+                "QuantizeLinear",
+                [source, scale, zero],
+                [quantized],
+                name=f"{tensor}::QuantizeLinear",
+            )
         )
         for k, node in enumerate(consumers.get(tensor, [])):
             dq = f"{tensor}::dq{k}"
             graph.node.append(
-                helper.make_node("DequantizeLinear", [quantized, scale, zero], [dq],
-                                 name=f"{tensor}::DequantizeLinear{k}")
+                helper.make_node(
+                    "DequantizeLinear",
+                    [quantized, scale, zero],
+                    [dq],
+                    name=f"{tensor}::DequantizeLinear{k}",
+                )
             )
             node.input[:] = [dq if i == tensor else i for i in node.input]
         if tensor in outputs:
             graph.node.append(
-                helper.make_node("DequantizeLinear", [quantized, scale, zero], [tensor],
-                                 name=f"{tensor}::DequantizeLinear_out")
+                helper.make_node(
+                    "DequantizeLinear",
+                    [quantized, scale, zero],
+                    [tensor],
+                    name=f"{tensor}::DequantizeLinear_out",
+                )
             )
     _drop_unused_initializers(graph)
     topological_sort(graph)
@@ -98,17 +111,23 @@ def _quantize_weight_and_bias(
     add_constant(graph, f"{stem}::i8", q)
     add_constant(graph, f"{stem}::scale", w_scale)
     add_constant(graph, f"{stem}::zero_point", np.zeros_like(w_scale, dtype=np.int8))
-    graph.node.append(helper.make_node(
-        "DequantizeLinear", [f"{stem}::i8", f"{stem}::scale", f"{stem}::zero_point"],
-        [f"{stem}::dq"], name=f"{stem}::DequantizeLinear", axis=axis,
-    ))
+    graph.node.append(
+        helper.make_node(
+            "DequantizeLinear",
+            [f"{stem}::i8", f"{stem}::scale", f"{stem}::zero_point"],
+            [f"{stem}::dq"],
+            name=f"{stem}::DequantizeLinear",
+            axis=axis,
+        )
+    )
     node.input[1] = f"{stem}::dq"
     has_bias = len(node.input) > 2 and node.input[2] in weights
     if not has_bias and shift is None:
         return
     bias = (
         onnx.numpy_helper.to_array(weights[node.input[2]]).astype(np.float64)
-        if has_bias else np.zeros(q.shape[axis], dtype=np.float64)
+        if has_bias
+        else np.zeros(q.shape[axis], dtype=np.float64)
     )
     if shift is not None:
         bias = bias + shift
@@ -120,10 +139,15 @@ def _quantize_weight_and_bias(
     bias_scale = (np.float64(input_scale) * w_scale.astype(np.float64)).astype(np.float32)
     add_constant(graph, f"{stem}::scale", bias_scale)
     add_constant(graph, f"{stem}::zero_point", np.zeros(bias.size, dtype=np.int32))
-    graph.node.append(helper.make_node(
-        "DequantizeLinear", [f"{stem}::i32", f"{stem}::scale", f"{stem}::zero_point"],
-        [f"{stem}::dq"], name=f"{stem}::DequantizeLinear", axis=0,
-    ))
+    graph.node.append(
+        helper.make_node(
+            "DequantizeLinear",
+            [f"{stem}::i32", f"{stem}::scale", f"{stem}::zero_point"],
+            [f"{stem}::dq"],
+            name=f"{stem}::DequantizeLinear",
+            axis=0,
+        )
+    )
     if len(node.input) > 2:
         node.input[2] = f"{stem}::dq"
     else:
@@ -133,9 +157,14 @@ def _quantize_weight_and_bias(
 def _dequantize(graph: onnx.GraphProto, stored: str, p: QuantParams, stem: str) -> str:
     scale = add_constant(graph, f"{stem}::scale", np.float32(p.scale))
     zero = add_constant(graph, f"{stem}::zero_point", np.uint8(p.zero_point))
-    graph.node.append(helper.make_node(
-        "DequantizeLinear", [stored, scale, zero], [f"{stem}::dq"], name=f"{stem}::DequantizeLinear"
-    ))
+    graph.node.append(
+        helper.make_node(
+            "DequantizeLinear",
+            [stored, scale, zero],
+            [f"{stem}::dq"],
+            name=f"{stem}::DequantizeLinear",
+        )
+    )
     return f"{stem}::dq"
 
 

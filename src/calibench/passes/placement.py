@@ -72,41 +72,41 @@ def plan_quantization(model: ir.Model) -> QuantPlan:
     ensure_node_names(graph)
     layers: dict[str, LayerDecision] = {}
     for node in graph:
-        layers[node.name] = _decide(node)
+        layers[_n(node)] = _decide(node)
 
     quantized: set[str] = set()
     constants: dict[str, np.ndarray] = {}
     folded: dict[str, str] = {}
     for node in graph:
-        decision = layers[node.name]
+        decision = layers[_n(node)]
         if not decision.int8:
             continue
         for index, value in enumerate(node.inputs):
             if value is None or index == decision.weight_input or _is_bias(node, index):
                 continue
             if value.const_value is not None:
-                constants[value.name] = value.const_value.numpy()
-                decision.activation_inputs.append(value.name)
+                constants[_n(value)] = value.const_value.numpy()
+                decision.activation_inputs.append(_n(value))
                 continue
-            quantized.add(value.name)
-            decision.activation_inputs.append(value.name)
+            quantized.add(_n(value))
+            decision.activation_inputs.append(_n(value))
         output = _output_position(node, folded)
         if output is not None:
-            decision.output_tensor = output.name
-            quantized.add(output.name)
+            decision.output_tensor = _n(output)
+            quantized.add(_n(output))
 
     for node in graph:
-        if node.name in folded:
-            layers[node.name].reason = f"folded into the output quantizer of {folded[node.name]}"
+        if _n(node) in folded:
+            layers[_n(node)].reason = f"folded into the output quantizer of {folded[_n(node)]}"
 
-    producers = {o.name: node for node in graph for o in node.outputs if o is not None}
+    producers = {_n(o): node for node in graph for o in node.outputs if o is not None}
     aliases: dict[str, str] = {}
     for name in quantized:
-        node = producers.get(name)
-        if node is not None and node.op_type in _ops.PASS_THROUGH and node.inputs:
-            source = node.inputs[0]
-            if source is not None and source.name in quantized:
-                aliases[name] = source.name
+        producer = producers.get(name)
+        if producer is not None and producer.op_type in _ops.PASS_THROUGH and producer.inputs:
+            source = producer.inputs[0]
+            if source is not None and _n(source) in quantized:
+                aliases[name] = _n(source)
     for name in list(aliases):
         root = aliases[name]
         while root in aliases:
@@ -146,9 +146,13 @@ def refine_with_ranges(plan: QuantPlan, ranges: dict[str, tuple[float, float]]) 
     return removed
 
 
+def _n(item: ir.Node | ir.Value) -> str:
+    return item.name or ""
+
+
 def _decide(node: ir.Node) -> LayerDecision:
     op = node.op_type
-    decision = LayerDecision(node.name, op, int8=False)
+    decision = LayerDecision(_n(node), op, int8=False)
     if node.domain not in ("", "ai.onnx"):
         decision.reason = f"custom-domain op {node.domain}.{op} stays in FP32"
         return decision
@@ -221,7 +225,7 @@ def _output_position(node: ir.Node, folded: dict[str, str]) -> ir.Value | None:
         return None
     value = node.outputs[0]
     absorbed: ir.Node | None = None
-    uses = value.uses()
+    uses = list(value.uses())
     if len(uses) == 1 and not value.is_graph_output():
         consumer = uses[0].node
         if consumer.op_type in _ops.FOLDABLE_ACTIVATIONS and _clip_floor_ok(consumer):
@@ -230,7 +234,7 @@ def _output_position(node: ir.Node, folded: dict[str, str]) -> ir.Value | None:
     if node.op_type in ("Gemm", "MatMul") and not _read_by_int8_candidate(value):
         return None
     if absorbed is not None:
-        folded[absorbed.name] = node.name
+        folded[_n(absorbed)] = _n(node)
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,8 +36,11 @@ class CalibrationReport:
             "model": self.model,
             "config": self.config,
             "dataset": self.dataset,
-            "subset": {"size": self.subset_size, "of": self.dataset_size,
-                       "unreadable_skipped": len(self.skipped)},
+            "subset": {
+                "size": self.subset_size,
+                "of": self.dataset_size,
+                "unreadable_skipped": len(self.skipped),
+            },
             "seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "int8_layers": self.int8_layers,
             "layers": [row.to_dict() for row in self.layers],
@@ -57,27 +61,43 @@ class CalibrationReport:
             f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."
         )
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in self.stage_seconds.items())
-        console.print(f"Subset: {self.subset_size} of {self.dataset_size} samples"
-                      + (f" ({len(self.skipped)} unreadable, skipped)" if self.skipped else "")
-                      + f". Time: {stages}.")
+        console.print(
+            f"Subset: {self.subset_size} of {self.dataset_size} samples"
+            + (f" ({len(self.skipped)} unreadable, skipped)" if self.skipped else "")
+            + f". Time: {stages}."
+        )
         for note in self.notes:
             console.print(f"Note: {note}")
 
     def __str__(self) -> str:
-        console = Console(width=160, record=True, file=_Null())
+        console = Console(width=160, record=True, file=io.StringIO())
         self.render(console)
         return console.export_text()
 
 
 def layers_table(rows: list[LayerRow], title: str) -> Table:
     table = Table(title=title, show_lines=False)
-    for column in ("layer", "type", "runtime", "kernel", "in", "out", "in scale / zp",
-                   "out scale / zp", "why FP32"):
+    for column in (
+        "layer",
+        "type",
+        "runtime",
+        "kernel",
+        "in",
+        "out",
+        "in scale / zp",
+        "out scale / zp",
+        "why FP32",
+    ):
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            row.name, row.op_type, row.precision, row.kernel, row.input_precision,
-            row.output_precision, _qp(row.input_scale, row.input_zero_point),
+            row.name,
+            row.op_type,
+            row.precision,
+            row.kernel,
+            row.input_precision,
+            row.output_precision,
+            _qp(row.input_scale, row.input_zero_point),
             _qp(row.output_scale, row.output_zero_point),
             row.reason if row.precision != "INT8" else "",
         )
@@ -86,11 +106,3 @@ def layers_table(rows: list[LayerRow], title: str) -> Table:
 
 def _qp(scale: float | None, zero_point: int | None) -> str:
     return "" if scale is None else f"{scale:.4g} / {zero_point}"
-
-
-class _Null:
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

@@ -92,8 +92,10 @@ def layer_table(
             elif reasons and node.name in reasons:
                 row.reason = "ONNX Runtime did not fuse it into an integer kernel"
             else:
-                row.reason = "no quantizer around it" if dq is None else (
-                    "ONNX Runtime did not fuse it into an integer kernel"
+                row.reason = (
+                    "no quantizer around it"
+                    if dq is None
+                    else ("ONNX Runtime did not fuse it into an integer kernel")
                 )
         rows.append(row)
     return rows, runtime
@@ -119,7 +121,9 @@ def _absorbing_layer(
     return producers.get(node.input[0]) if node.input else None
 
 
-def _qparams(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> tuple[float | None, int | None]:
+def _qparams(
+    node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]
+) -> tuple[float | None, int | None]:
     scale = inits.get(node.input[1]) if len(node.input) > 1 else None
     zero = inits.get(node.input[2]) if len(node.input) > 2 else None
     if scale is None or len(scale.dims) > 0:

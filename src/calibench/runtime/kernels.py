@@ -19,23 +19,53 @@ from calibench.runtime.session import make_session
 
 INTEGER_KERNELS = frozenset(
     {
-        "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearConcat",
-        "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearLeakyRelu", "QLinearSigmoid",
-        "QLinearSoftmax", "QLinearWhere", "QGemm", "MatMulIntegerToFloat", "ConvInteger",
-        "MatMulInteger", "DynamicQuantizeMatMul", "QAttention", "NhwcQLinearConv",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+        "QLinearConcat",
+        "QLinearAveragePool",
+        "QLinearGlobalAveragePool",
+        "QLinearLeakyRelu",
+        "QLinearSigmoid",
+        "QLinearSoftmax",
+        "QLinearWhere",
+        "QGemm",
+        "MatMulIntegerToFloat",
+        "ConvInteger",
+        "MatMulInteger",
+        "DynamicQuantizeMatMul",
+        "QAttention",
+        "NhwcQLinearConv",
         "QLinearReduceMean",
     }
 )
 CONVERSIONS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
 DATA_MOVEMENT = frozenset(
     {
-        "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Gather", "Expand",
-        "Tile", "MaxPool", "NhwcMaxPool", "Resize", "Identity", "Split", "Concat",
-        "GatherElements", "ReduceMax", "ReduceMin", "Pad",
+        "Transpose",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Slice",
+        "Gather",
+        "Expand",
+        "Tile",
+        "MaxPool",
+        "NhwcMaxPool",
+        "Resize",
+        "Identity",
+        "Split",
+        "Concat",
+        "GatherElements",
+        "ReduceMax",
+        "ReduceMin",
+        "Pad",
     }
 )
 _TOKEN = re.compile(r"_token_\d+$")
-_INT_TYPES = {onnx.TensorProto.UINT8: "U8", onnx.TensorProto.INT8: "I8"}
+_INT_TYPES: dict[int, str] = {onnx.TensorProto.UINT8: "U8", onnx.TensorProto.INT8: "I8"}
 
 
 @dataclass(frozen=True)
@@ -75,9 +105,9 @@ def runtime_nodes(model: onnx.ModelProto) -> list[RuntimeNode]:
             precision[name] = out
         if node.op_type in CONVERSIONS:
             kind = "CONVERT"
-        elif node.op_type in INTEGER_KERNELS:
-            kind = "INT8"
-        elif node.op_type in DATA_MOVEMENT and first in ("U8", "I8"):
+        elif node.op_type in INTEGER_KERNELS or (
+            node.op_type in DATA_MOVEMENT and first in ("U8", "I8")
+        ):
             kind = "INT8"
         else:
             kind = "FP32"

@@ -1,0 +1,33 @@
+import pytest
+
+from calibench.config import CalibrationConfig, Preset, Subset
+from calibench.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("n", "percent", "expected"),
+    [(1000, 10, 100), (7, 10, 1), (301, 10, 31), (5, 100, 5), (3, 0.1, 1)],
+)
+def test_subset_counts_like_dl_workbench(n: int, percent: float, expected: int) -> None:
+    assert Subset(percent=percent).size(n) == expected
+
+
+def test_subset_parses_percent_count_and_fraction() -> None:
+    assert Subset.parse("10%").percent == 10
+    assert Subset.parse("300").count == 300
+    assert Subset.parse(0.25).percent == 25
+    assert Subset.parse(300).size(100) == 100
+
+
+@pytest.mark.parametrize("bad", ["0%", "150%", "-3", "ten"])
+def test_subset_rejects_nonsense_with_a_message(bad: str) -> None:
+    with pytest.raises(ConfigError, match="subset"):
+        Subset.parse(bad)
+
+
+def test_config_round_trips_and_validates() -> None:
+    config = CalibrationConfig(preset="mixed", subset=Subset(percent=None, count=5))  # type: ignore[arg-type]
+    assert config.preset is Preset.MIXED
+    assert CalibrationConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        CalibrationConfig(preset="fast")  # type: ignore[arg-type]
