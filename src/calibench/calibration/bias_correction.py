@@ -17,7 +17,7 @@ from onnx import helper
 
 from calibench.calibration.ranges import QuantParams, quantize_weights
 from calibench.calibration.statistics import Progress
-from calibench.model.build import add_constant, reduce_node
+from calibench.model.build import add_constant, interleave_added_nodes, reduce_node
 from calibench.model.load import default_opset
 from calibench.passes.placement import QuantPlan
 from calibench.runtime.inputs import BatchReader
@@ -37,7 +37,7 @@ def bias_shifts(
     model, outputs = _with_twins(fp32, plan, params)
     if not outputs:
         return {}
-    session = make_session(model, threads=threads)
+    session = make_session(model, threads=threads, lean=True)
     sums = {layer: np.zeros(0) for layer in outputs}
     seen = 0
     for batch_indices, feeds in reader.batches(indices):
@@ -114,6 +114,7 @@ def _with_twins(
         )
         graph.output.append(helper.make_empty_tensor_value_info(f"{stem}::mean"))
         outputs[node.name] = f"{stem}::mean"
+    interleave_added_nodes(graph, len(fp32.graph.node))
     return model, outputs
 
 

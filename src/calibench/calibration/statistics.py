@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from calibench.model.build import interleave_added_nodes, reduce_node
 from calibench.model.load import default_opset
 from calibench.runtime.inputs import BatchReader
 from calibench.runtime.session import make_session
@@ -98,7 +99,7 @@ def collect_statistics(
     augmented, outputs = _with_reductions(
         model, tensors, histograms, per_sample=reader.batch_size > 1
     )
-    session = make_session(augmented, threads=threads)
+    session = make_session(augmented, threads=threads, lean=True)
     stats = {t: TensorStats() for t in tensors}
     done = 0
     for batch_indices, feeds in reader.batches(indices):
@@ -138,30 +139,21 @@ def _with_reductions(
         return augmented, outputs
     ranks = _ranks(model)
     opset = default_opset(model)
-    graph.initializer.append(
-        onnx.numpy_helper.from_array(np.array([0, -1], dtype=np.int64), "calibench::rows")
-    )
-    graph.initializer.append(
-        onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "calibench::axis1")
-    )
     for tensor in tensors:
-        source = tensor
-        axes: list[int] | None = None
-        if per_sample and ranks.get(tensor, 0) >= 2:
-            source = f"{tensor}::rows"
-            graph.node.append(helper.make_node("Reshape", [tensor, "calibench::rows"], [source]))
-            axes = [1]
+        rank = ranks.get(tensor, 0)
+        # Reduce over every axis but the batch axis: one minimum and one maximum per sample.
+        axes = list(range(1, rank)) if per_sample and rank >= 2 else None
         for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
             out = f"{tensor}::{suffix}"
             if axes is None:
-                node = helper.make_node(op, [source], [out], keepdims=0)
-            elif opset >= 18:
-                node = helper.make_node(op, [source, "calibench::axis1"], [out], keepdims=0)
+                graph.node.append(helper.make_node(op, [tensor], [out], keepdims=0))
             else:
-                node = helper.make_node(op, [source], [out], keepdims=0, axes=axes)
-            graph.node.append(node)
+                graph.node.append(
+                    reduce_node(op, tensor, out, axes, opset, f"calibench::axes{rank}", graph)
+                )
             graph.output.append(helper.make_empty_tensor_value_info(out))
             outputs.append(out)
+    interleave_added_nodes(graph, len(model.graph.node))
     return augmented, outputs
 
 

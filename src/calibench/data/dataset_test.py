@@ -64,3 +64,27 @@ def test_samples_that_do_not_fit_the_model_are_explained(sample: dict, message: 
     reader = BatchReader(InMemoryDataset([sample], ["input"]), SPEC, batch_size=1)
     with pytest.raises(DatasetError, match=message):
         list(reader.batches([0]))
+
+
+def test_npz_is_memory_mapped_when_stored_and_loaded_when_compressed(tmp_path: Path) -> None:
+    from calibench.data.npz import NpzDataset
+
+    x = np.random.default_rng(0).normal(size=(6, 3, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "plain.npz", input=x, labels=np.arange(6))
+    np.savez_compressed(tmp_path / "packed.npz", input=x)
+    plain, packed = NpzDataset(tmp_path / "plain.npz"), NpzDataset(tmp_path / "packed.npz")
+    assert isinstance(plain.arrays["input"], np.memmap) and list(plain.arrays) == ["input"]
+    for dataset in (plain, packed):
+        sample = dataset[4]
+        assert sample is not None and np.array_equal(sample["input"], x[4])
+
+
+def test_npz_problems_are_explained(tmp_path: Path) -> None:
+    from calibench.data.npz import NpzDataset
+
+    (tmp_path / "fake.npz").write_text("not a zip")
+    with pytest.raises(DatasetError, match="not a readable .npz"):
+        NpzDataset(tmp_path / "fake.npz")
+    np.savez(tmp_path / "ragged.npz", a=np.zeros((3, 2)), b=np.zeros((4, 2)))
+    with pytest.raises(DatasetError, match="same number of samples"):
+        NpzDataset(tmp_path / "ragged.npz")

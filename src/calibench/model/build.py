@@ -61,3 +61,41 @@ def topological_sort(graph: onnx.GraphProto) -> None:
         raise ValueError("the graph has a cycle")
     del graph.node[:]
     graph.node.extend(nodes[i] for i in order)
+
+
+def interleave_added_nodes(graph: onnx.GraphProto, original_count: int) -> None:
+    """Move nodes appended after the first ``original_count`` next to what they read.
+
+    ONNX Runtime keeps a tensor alive until its last reader has run. Side branches appended at
+    the end of the graph (statistics, twins) would keep every activation of the batch alive
+    until the very end; placed right after their inputs' producers, each activation is freed as
+    soon as the network has moved past it.
+    """
+    nodes = list(graph.node)
+    originals, added = nodes[:original_count], nodes[original_count:]
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    order: list[onnx.NodeProto] = []
+    waiting = list(added)
+
+    def flush() -> None:
+        progress = True
+        while progress:
+            progress = False
+            still = []
+            for node in waiting:
+                if all(name in ready for name in node.input):
+                    order.append(node)
+                    ready.update(node.output)
+                    progress = True
+                else:
+                    still.append(node)
+            waiting[:] = still
+
+    flush()
+    for node in originals:
+        order.append(node)
+        ready.update(node.output)
+        flush()
+    order.extend(waiting)
+    del graph.node[:]
+    graph.node.extend(order)
