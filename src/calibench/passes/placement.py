@@ -4,7 +4,9 @@ One decision per layer, with its reason; the layer report shows exactly these re
 did this layer stay FP32?" is answered by the object that decided it.
 
 Rules, in the order they apply:
-1. an INT8-capable op (see ``_ops``) becomes an INT8 layer unless a check below fails;
+1. an INT8-capable op (see ``_ops``) becomes an INT8 layer unless a check below fails; the
+   cheap ops between the last weighted layers and the model outputs (a detector's decoding:
+   sigmoids, box/score concatenations) stay FP32, where 8 bits would erase small scores;
 2. each float activation input of an INT8 layer is quantized (per tensor, uint8);
 3. the output of an INT8 layer is quantized after an absorbable ReLU/Clip, so ORT can fuse
    op + activation + QuantizeLinear into one integer kernel (MatMul and Gemm may keep a float
@@ -71,8 +73,9 @@ def plan_quantization(model: ir.Model) -> QuantPlan:
     graph = model.graph
     ensure_node_names(graph)
     layers: dict[str, LayerDecision] = {}
+    tail = _output_tail(graph)
     for node in graph:
-        layers[_n(node)] = _decide(node)
+        layers[_n(node)] = _decide(node, tail)
 
     quantized: set[str] = set()
     constants: dict[str, np.ndarray] = {}
@@ -150,7 +153,24 @@ def _n(item: ir.Node | ir.Value) -> str:
     return item.name or ""
 
 
-def _decide(node: ir.Node) -> LayerDecision:
+def _output_tail(graph: ir.Graph) -> set[str]:
+    """Nodes between the last weighted layers and the model outputs: a detector's decoding
+    (sigmoids, concatenations of boxes and scores, reshapes). They are cheap, and 8 bits there
+    erase small scores, so they stay in FP32."""
+    tail: set[str] = set()
+    frontier = [v.producer() for v in graph.outputs]
+    while frontier:
+        node = frontier.pop()
+        if node is None or _n(node) in tail or node.op_type in _ops.WEIGHTED:
+            continue
+        tail.add(_n(node))
+        frontier.extend(v.producer() for v in node.inputs if v is not None)
+    return tail
+
+
+def _decide(node: ir.Node, tail: set[str] | None = None) -> LayerDecision:
+    tail = tail or set()
+    in_tail = _n(node) in tail
     op = node.op_type
     decision = LayerDecision(_n(node), op, int8=False)
     if node.domain not in ("", "ai.onnx"):
@@ -173,10 +193,13 @@ def _decide(node: ir.Node) -> LayerDecision:
         if problem:
             decision.reason = problem
             return decision
+
     elif op in _ops.BINARY | _ops.VARIADIC | _ops.UNARY:
-        outputs = node.outputs
-        if outputs and outputs[0].is_graph_output():
-            decision.reason = "its output is a model output: INT8 here would only add error"
+        if in_tail:
+            decision.reason = (
+                "decodes the model output after the last weighted layer: INT8 here would "
+                "erase small values for no speed gain"
+            )
             return decision
         if all(v is None or v.const_value is not None for v in node.inputs):
             decision.reason = "all its inputs are constants"

@@ -33,6 +33,22 @@ def test_relu_is_folded_and_maxpool_shares_its_input_scale() -> None:
     assert set(plan.tensors) == {"x", "b", "c", "y"}
 
 
+def test_decoding_after_the_last_weighted_layer_stays_fp32() -> None:
+    plan = _plan("""
+g (float[N,2] x) => (float[N,4] y)
+<float[2,2] w = {1,1,1,1}>
+{
+  boxes = MatMul(x, w)
+  logits = MatMul(x, w)
+  scores = Sigmoid(logits)
+  y = Concat <axis=1> (boxes, scores)
+}""")
+    by_op = {d.op_type: d for d in plan.layers.values()}
+    assert by_op["MatMul"].int8
+    for op in ("Sigmoid", "Concat"):
+        assert not by_op[op].int8 and "decodes the model output" in (by_op[op].reason or "")
+
+
 def test_softmax_and_model_output_add_stay_fp32_with_reasons() -> None:
     plan = _plan("""
 g (float[N,4] x, float[N,4] z) => (float[N,4] y, float[N,4] s)
@@ -42,7 +58,7 @@ g (float[N,4] x, float[N,4] z) => (float[N,4] y, float[N,4] s)
 }""")
     add = next(d for d in plan.layers.values() if d.op_type == "Add")
     softmax = next(d for d in plan.layers.values() if d.op_type == "Softmax")
-    assert not add.int8 and add.reason is not None and "model output" in add.reason
+    assert not add.int8 and add.reason is not None and "decodes the model output" in add.reason
     assert not softmax.int8 and softmax.reason is not None and "softmax" in softmax.reason
     assert plan.tensors == []
 

@@ -99,7 +99,8 @@ def runtime_nodes(model: onnx.ModelProto) -> list[RuntimeNode]:
         precision[tensor.name] = _type_name(tensor.data_type)
     nodes = []
     for node in graph.node:
-        first = precision.get(node.input[0], "FP32") if node.input else "FP32"
+        data = _data_input(node)
+        first = precision.get(data, "FP32") if data else "FP32"
         out = _output_precision(node, first, precision)
         for name in node.output:
             precision[name] = out
@@ -123,12 +124,21 @@ def kernel_counts(nodes: list[RuntimeNode]) -> dict[str, dict[str, int]]:
     return {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}
 
 
+def _data_input(node: onnx.NodeProto) -> str | None:
+    """The first tensor a node computes on (QLinearConcat lists its output scale first)."""
+    if node.op_type == "QLinearConcat":
+        return node.input[2] if len(node.input) > 2 else None
+    return node.input[0] if node.input else None
+
+
 def _output_precision(node: onnx.NodeProto, first: str, known: dict[str, str]) -> str:
     op = node.op_type
     if op == "QuantizeLinear":
         return known.get(node.input[2], "U8") if len(node.input) > 2 else "U8"
     if op == "DequantizeLinear":
         return "FP32"
+    if op == "QLinearConcat":
+        return known.get(node.input[1], first)
     if op == "QGemm":
         return known.get(node.input[8], first) if len(node.input) > 8 and node.input[8] else "FP32"
     if op in ("MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QAttention"):
