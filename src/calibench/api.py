@@ -11,10 +11,8 @@ import onnx
 
 from calibench.calibration.default import ProgressCallback, run_default
 from calibench.config import CalibrationConfig, Subset
-from calibench.data.dataset import as_dataset
-from calibench.data.images import ImageFolder
+from calibench.data.binding import open_for_model
 from calibench.data.preprocess import Preprocess
-from calibench.errors import DatasetError
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model, save_model
 from calibench.report.calibration import CalibrationReport
@@ -57,16 +55,7 @@ def calibrate(
     else:
         proto, name = load_model(model), Path(model).name
     check_eligible(proto, name)
-    specs = input_specs(proto)
-    data = as_dataset(dataset, [s.name for s in specs])
-    if isinstance(data, ImageFolder):
-        if len(specs) != 1:
-            raise DatasetError(
-                f"{name} has {len(specs)} inputs; a folder of images can feed only a "
-                "single-input model (use an .npz file with one array per input)"
-            )
-        options = preprocess.to_dict() if isinstance(preprocess, Preprocess) else (preprocess or {})
-        data.bind(specs[0].name, Preprocess.for_input_shape(list(specs[0].shape), **options))
+    data, bound = open_for_model(dataset, input_specs(proto), preprocess, name)
 
     outcome = run_default(proto, data, config, progress=progress, threads=threads)
     int8 = outcome.int8
@@ -91,5 +80,6 @@ def calibrate(
         layers=rows,
         kernels=kernel_counts(runtime),
         notes=outcome.notes,
+        preprocess=bound.to_dict() if bound else None,
     )
     return CalibrationResult(int8, report)

@@ -5,7 +5,9 @@ The pipeline is fixed: decode → colour order → resize → centre crop → sc
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,3 +123,23 @@ def _center_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
     left = (image.width - width) // 2
     top = (image.height - height) // 2
     return image.crop((left, top, left + width, top + height))
+
+
+def save_preprocess(preprocess: Preprocess, path: Path) -> Path:
+    """Write the preprocessing of a model–dataset pair as a small JSON file."""
+    path.write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
+    return path
+
+
+def load_preprocess(path: Path) -> Preprocess:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the preprocessing file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a preprocessing file holds one JSON object")
+    known = {f.name for f in fields(Preprocess)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown preprocessing keys {unknown}; known: {sorted(known)}")
+    return Preprocess(**data)

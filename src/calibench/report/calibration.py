@@ -26,6 +26,8 @@ class CalibrationReport:
     kernels: dict[str, dict[str, int]]
     """ORT's optimised graph, kernels counted by precision."""
     notes: list[str] = field(default_factory=list)
+    preprocess: dict[str, Any] | None = None
+    """The image preprocessing calibration used (None for tensor data)."""
 
     @property
     def int8_layers(self) -> int:
@@ -46,6 +48,7 @@ class CalibrationReport:
             "layers": [row.to_dict() for row in self.layers],
             "kernels": self.kernels,
             "notes": self.notes,
+            "preprocess": self.preprocess,
         }
 
     def to_json(self) -> str:

@@ -1,0 +1,61 @@
+"""The ``calibench`` command line.
+
+Errors are one line (``calibench: error: …``) with a non-zero exit code; ``--debug`` shows the
+traceback. Progress goes to stderr, results to stdout, so ``--json`` output can be piped.
+Ctrl-C stops at once; results are only ever written whole, so nothing half-written remains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from calibench.cli import calibrate, datasets, workflow
+from calibench.errors import CalibenchError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        return int(args.run(args))
+    except CalibenchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        err.print(f"calibench: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("calibench: interrupted; nothing was written")
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        err.print(
+            f"calibench: internal error: {type(exc).__name__}: {exc} "
+            "(run again with --debug for the traceback)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 70
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calibench", description="INT8 calibration of FP32 ONNX models for ONNX Runtime."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    calibrate.register(sub)
+    datasets.register(sub)
+    workflow.register(sub)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

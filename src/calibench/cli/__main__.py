@@ -1,0 +1,5 @@
+import sys
+
+from calibench.cli import main
+
+sys.exit(main())

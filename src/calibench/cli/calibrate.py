@@ -1,0 +1,141 @@
+"""``calibench calibrate`` and ``calibench layers``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from calibench.cli.common import (
+    add_preprocess_options,
+    preprocess_options,
+    progress_bars,
+    wide_console,
+)
+from calibench.config import CalibrationConfig, Subset
+from calibench.data.preprocess import Preprocess, save_preprocess
+from calibench.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    cal = sub.add_parser("calibrate", help="FP32 ONNX model → INT8 QDQ ONNX model")
+    cal.add_argument("model", type=Path, help="the FP32 .onnx model")
+    cal.add_argument(
+        "--dataset",
+        "-d",
+        required=True,
+        help="an imported dataset (folder or name), a folder of images or an .npz",
+    )
+    cal.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        help="where to write the INT8 model (default: MODEL-int8.onnx beside the model)",
+    )
+    cal.add_argument(
+        "--subset",
+        default="100%",
+        help="calibration subset: a percentage (10%%) or a count (300); default 100%%",
+    )
+    cal.add_argument("--seed", type=int, default=0, help="seed of the subset choice")
+    cal.add_argument(
+        "--preset",
+        choices=["performance", "mixed"],
+        default="performance",
+        help="performance: symmetric activations (default); "
+        "mixed: asymmetric activations, for signed non-ReLU activations",
+    )
+    cal.add_argument(
+        "--range-estimator",
+        choices=["minmax", "percentile", "mse"],
+        default="minmax",
+        help="how activation ranges are taken (default minmax)",
+    )
+    cal.add_argument(
+        "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"
+    )
+    cal.add_argument("--batch-size", type=int, default=8, help="batch size of the passes")
+    cal.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    cal.add_argument(
+        "--workspace",
+        type=Path,
+        help="where imported datasets live (default: $CALIBENCH_WORKSPACE or ~/.calibench)",
+    )
+    add_preprocess_options(cal)
+    cal.add_argument("--json", action="store_true", help="print the report as JSON")
+    cal.add_argument("--report", type=Path, help="also write the JSON report to this file")
+    cal.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    cal.set_defaults(run=calibrate_command)
+
+    lay = sub.add_parser("layers", help="the layer table of any model, FP32 or INT8")
+    lay.add_argument("model", type=Path)
+    lay.add_argument("--json", action="store_true", help="print the table as JSON")
+    lay.set_defaults(run=layers_command)
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    from calibench.api import calibrate
+    from calibench.cli.datasets import resolve_dataset
+
+    config = CalibrationConfig(
+        preset=args.preset,
+        subset=Subset.parse(args.subset, seed=args.seed),
+        range_estimator=args.range_estimator,
+        bias_correction=not args.no_bias_correction,
+        batch_size=args.batch_size,
+    )
+    output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
+    if output.resolve() == args.model.resolve():
+        raise ConfigError("the output path is the input model; choose another with -o")
+    dataset = resolve_dataset(args.dataset, args.workspace)
+    with progress_bars(quiet=args.quiet) as on_progress:
+        result = calibrate(
+            args.model,
+            dataset,
+            config=config,
+            preprocess=preprocess_options(args),
+            progress=on_progress,
+            threads=args.threads,
+        )
+    path = result.save(output)
+    if args.save_preprocess and result.report.preprocess:
+        save_preprocess(Preprocess(**result.report.preprocess), args.save_preprocess)
+    if args.report:
+        args.report.write_text(result.report.to_json())
+    if args.json:
+        data = result.report.to_dict()
+        data["output"] = str(path)
+        print(json.dumps(data, indent=2))
+    else:
+        console = wide_console()
+        result.report.render(console)
+        console.print(f"INT8 model written to {path}")
+    return 0
+
+
+def layers_command(args: argparse.Namespace) -> int:
+    from calibench.model.load import load_model
+    from calibench.report.calibration import layers_table
+    from calibench.report.layers import layer_table
+    from calibench.runtime.kernels import kernel_counts
+
+    model = load_model(args.model)
+    rows, runtime = layer_table(model)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "model": str(args.model),
+                    "layers": [r.to_dict() for r in rows],
+                    "kernels": kernel_counts(runtime),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    console = wide_console()
+    console.print(layers_table(rows, title=f"Layers of {args.model.name}"))
+    int8 = sum(1 for r in rows if r.precision == "INT8")
+    console.print(f"{int8} of {len(rows)} layers run in INT8 in ONNX Runtime.")
+    return 0

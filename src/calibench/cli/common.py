@@ -1,0 +1,120 @@
+"""What every command shares: preprocessing options, progress bars, wide tables."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from calibench.calibration.default import ProgressCallback
+from calibench.data.preprocess import Preprocess, load_preprocess
+from calibench.errors import ConfigError
+
+
+def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
+    pre = parser.add_argument_group("image preprocessing (image datasets only)")
+    pre.add_argument(
+        "--preprocess",
+        type=Path,
+        metavar="FILE",
+        help="read the preprocessing from this JSON file (options below override it)",
+    )
+    pre.add_argument(
+        "--save-preprocess",
+        type=Path,
+        metavar="FILE",
+        help="write the preprocessing used to this JSON file, to reuse it",
+    )
+    pre.add_argument(
+        "--resize", help="short side (256) or exact size (224x224); default: the model's input size"
+    )
+    pre.add_argument("--crop", help="centre crop (224 or 224x224) after the resize")
+    pre.add_argument("--scale", type=float, help="multiply pixels by this first (default 1/255)")
+    pre.add_argument(
+        "--mean", help="per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406"
+    )
+    pre.add_argument("--std", help="per-channel std divided by, e.g. 0.229,0.224,0.225")
+    pre.add_argument("--bgr", action="store_true", help="feed channels in BGR order")
+    pre.add_argument("--layout", choices=["NCHW", "NHWC"], help="default: guessed from the model")
+
+
+def preprocess_options(args: argparse.Namespace) -> dict[str, object]:
+    """The preprocessing the user asked for: the file's settings, then the options on top."""
+    options: dict[str, object] = {}
+    if args.preprocess:
+        options.update(load_preprocess(args.preprocess).to_dict())
+    if args.resize:
+        options["resize"] = _size(args.resize)
+    if args.crop:
+        crop = _size(args.crop)
+        options["crop"] = (crop, crop) if isinstance(crop, int) else crop
+    if args.scale is not None:
+        options["scale"] = args.scale
+    if args.mean:
+        options["mean"] = _floats(args.mean, "--mean")
+    if args.std:
+        options["std"] = _floats(args.std, "--std")
+    if args.bgr:
+        options["color"] = "BGR"
+    if args.layout:
+        options["layout"] = args.layout
+    Preprocess(**{k: v for k, v in options.items() if k != "resize"})  # type: ignore[arg-type]
+    return options
+
+
+def wide_console() -> Console:
+    """Layer tables need room: never narrower than 150 columns, even in a pipe."""
+    return Console(width=max(Console().width, 150))
+
+
+def _size(text: str) -> int | tuple[int, int]:
+    try:
+        if "x" in text:
+            h, w = text.lower().split("x")
+            return int(h), int(w)
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"not a size: {text!r} (write 256 or 224x224)") from None
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+@contextmanager
+def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
+    """A bar per stage on stderr, fed by ``(stage, done, total)`` events."""
+    if quiet:
+        yield None
+        return
+    bars = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total)
+        bars.update(tasks[stage], completed=done, total=total)
+
+    with bars:
+        yield on_progress

@@ -1,0 +1,121 @@
+"""``calibench infer`` and ``calibench compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from calibench.cli.common import (
+    add_preprocess_options,
+    preprocess_options,
+    progress_bars,
+    wide_console,
+)
+from calibench.config import Subset
+from calibench.data.preprocess import Preprocess, save_preprocess
+from calibench.workflow.cache import default_workspace
+from calibench.workflow.performance import PerfSettings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset",
+        "-d",
+        required=True,
+        help="an imported dataset (folder or name), a folder of images or an .npz",
+    )
+    parser.add_argument(
+        "--metric",
+        help="top1 (classification), map:yolox|yolov5|yolov8|ssd "
+        "(detection) or package.module:function (your own)",
+    )
+    parser.add_argument("--subset", help="evaluate on a subset: 10%% or a count")
+    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    parser.add_argument("--streams", type=int, default=1, help="parallel streams (default 1)")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="how long to measure performance (default 3)"
+    )
+    parser.add_argument(
+        "--workspace", type=Path, help="datasets and cached results (default: ~/.calibench)"
+    )
+    parser.add_argument("--no-cache", action="store_true", help="recompute, do not reuse")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_preprocess_options(parser)
+
+
+def register(sub: Any) -> None:
+    infer = sub.add_parser("infer", help="accuracy and performance of a model on a dataset")
+    infer.add_argument("model", type=Path)
+    _common(infer)
+    infer.set_defaults(run=infer_command)
+    compare = sub.add_parser("compare", help="an INT8 model beside its FP32 parent")
+    compare.add_argument("fp32", type=Path)
+    compare.add_argument("int8", type=Path)
+    _common(compare)
+    compare.add_argument("--html", type=Path, help="write a self-contained HTML report")
+    compare.add_argument(
+        "--samples", type=int, default=8, help="samples for the per-layer error (default 8)"
+    )
+    compare.set_defaults(run=compare_command)
+
+
+def _run(model: Path, args: argparse.Namespace, on_progress: Any) -> Any:
+    from calibench.cli.datasets import resolve_dataset
+    from calibench.workflow.infer import run_inference
+
+    return run_inference(
+        model,
+        resolve_dataset(args.dataset, args.workspace),
+        metric=args.metric,
+        perf=PerfSettings(batch=args.batch, streams=args.streams, seconds=args.seconds),
+        preprocess=preprocess_options(args),
+        subset=Subset.parse(args.subset) if args.subset else None,
+        workspace=args.workspace or default_workspace(),
+        use_cache=not args.no_cache,
+        progress=on_progress,
+    )
+
+
+def infer_command(args: argparse.Namespace) -> int:
+    with progress_bars(args.quiet) as on_progress:
+        report = _run(args.model, args, on_progress)
+    if args.save_preprocess and report.preprocess:
+        save_preprocess(Preprocess(**report.preprocess), args.save_preprocess)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        report.render(wide_console())
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from calibench.cli.datasets import resolve_dataset
+    from calibench.workflow.compare import run_compare
+
+    with progress_bars(args.quiet) as on_progress:
+        fp32 = _run(args.fp32, args, on_progress)
+        int8 = _run(args.int8, args, on_progress)
+        comparison = run_compare(
+            args.fp32,
+            args.int8,
+            fp32,
+            int8,
+            resolve_dataset(args.dataset, args.workspace),
+            preprocess=preprocess_options(args),
+            samples=args.samples,
+        )
+    if args.html:
+        from calibench.report.html import write_html
+
+        write_html(comparison, args.html)
+    if args.json:
+        print(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        console = wide_console()
+        comparison.render(console)
+        if args.html:
+            console.print(f"HTML report written to {args.html}")
+    return 0

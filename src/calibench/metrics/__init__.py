@@ -1,0 +1,1 @@
+"""Accuracy metrics: built-in classification and detection metrics, and custom ones."""

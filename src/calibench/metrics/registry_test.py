@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from calibench.data.annotations import Task
+from calibench.errors import ConfigError
+from calibench.metrics.classification import TopK
+from calibench.metrics.custom import CallableMetric
+from calibench.metrics.detection.decoders import YOLOXDecoder
+from calibench.metrics.detection.mean_ap import DetectionMAP
+from calibench.metrics.registry import metric_for
+
+
+def test_defaults_follow_the_task() -> None:
+    assert isinstance(metric_for(Task.CLASSIFICATION, ["a", "b"], None), TopK)
+    assert isinstance(metric_for(Task.TENSORS, [], None, output="logits"), TopK)
+    detection = metric_for(Task.DETECTION, ["text"], None, decoder="yolox", input_size=None)
+    assert isinstance(detection, DetectionMAP)
+
+
+def test_map_spec_names_the_decoder_and_passes_its_options() -> None:
+    metric = metric_for(Task.DETECTION, ["text"], "map:yolox", score_threshold=0.25)
+    assert isinstance(metric, DetectionMAP) and isinstance(metric.decoder, YOLOXDecoder)
+    assert metric.decoder.score_threshold == 0.25
+    assert metric.name == "mAP@0.5"
+
+
+def test_custom_spec_loads_the_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "registry_user_metric.py").write_text(
+        "def score(outputs, annotation):\n    return 1\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    metric = metric_for(Task.DETECTION, [], "registry_user_metric:score")
+    assert isinstance(metric, CallableMetric) and metric.name == "score"
+
+
+@pytest.mark.parametrize(
+    ("task", "spec", "options", "message"),
+    [
+        (Task.NOT_ANNOTATED, None, {}, "needs an annotated dataset"),
+        (Task.NOT_ANNOTATED, "map:yolox", {}, "needs an annotated dataset"),
+        (Task.DETECTION, None, {}, "needs the model's output decoder: map:yolov5"),
+        (Task.DETECTION, "map:retina", {}, "unknown detection decoder 'retina'"),
+        (Task.DETECTION, "map:ssd", {"stride": 8}, "has no option 'stride'"),
+        (Task.DETECTION, "topk", {}, "needs class labels"),
+        (Task.CLASSIFICATION, "map:yolov8", {}, "needs a detection dataset"),
+        (Task.CLASSIFICATION, "topk", {"decoder": "ssd"}, "has no option 'decoder'"),
+        (Task.CLASSIFICATION, "f1", {}, "unknown metric 'f1'"),
+        (Task.CLASSIFICATION, "mymod:fn", {"k": 3}, "takes no options"),
+    ],
+)
+def test_bad_choices_are_config_errors(
+    task: Task, spec: str | None, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        metric_for(task, ["a"], spec, **options)

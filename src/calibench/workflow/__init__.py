@@ -1,0 +1,1 @@
+"""The workflow around calibration: baseline and INT8 inference, accuracy, performance."""
