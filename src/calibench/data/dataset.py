@@ -50,17 +50,27 @@ class InMemoryDataset:
 
 def as_dataset(source: Any, input_names: Sequence[str], **options: Any) -> Dataset:
     """Turn what the user gave (a path, a dataset, an iterable) into a :class:`Dataset`."""
+    from calibench.data.annotated import open_dataset
+    from calibench.data.archive import is_archive
     from calibench.data.images import ImageFolder
+    from calibench.data.manifest import MANIFEST_NAME
     from calibench.data.npz import NpzDataset
 
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if (path / MANIFEST_NAME).is_file() or (path.name == MANIFEST_NAME and path.is_file()):
+            return open_dataset(path, **options)
         if path.is_dir():
             return ImageFolder(path, **options)
         if path.suffix == ".npz":
             return NpzDataset(path)
         if not path.exists():
             raise DatasetError(f"dataset not found: {path}")
+        if is_archive(path):
+            raise DatasetError(
+                f"{path} is an archive; import it first with `calibench dataset import {path}` "
+                "and use the imported dataset"
+            )
         raise DatasetError(f"{path}: calibration data must be a folder of images or an .npz file")
     if isinstance(source, np.ndarray):
         return InMemoryDataset(list(source), input_names)

@@ -45,8 +45,9 @@ class Top1:
     def reset(self) -> None:
         self.scores: list[float] = []
 
-    def update(self, outputs: dict[str, np.ndarray], annotation: Annotation,
-               info: SampleInfo) -> float | None:
+    def update(
+        self, outputs: dict[str, np.ndarray], annotation: Annotation, info: SampleInfo
+    ) -> float | None:
         score = 100.0 * (int(outputs["logits"].argmax()) == annotation)
         self.scores.append(score)
         return score
@@ -64,28 +65,32 @@ def test_accuracy_counts_every_sample_with_per_sample_scores(tiny_cnn_path: Path
 
 def test_performance_reports_latency_percentiles_and_throughput(tiny_cnn_path: Path) -> None:
     feeds = {"input": np.zeros((1, 3, 32, 32), np.float32)}
-    result = measure_performance(tiny_cnn_path, feeds,
-                                 PerfSettings(batch=4, streams=2, seconds=0.3))
+    result = measure_performance(
+        tiny_cnn_path, feeds, PerfSettings(batch=4, streams=2, seconds=0.3)
+    )
     assert result.requests > 2
     assert result.latency_ms_median <= result.latency_ms_p90 <= result.latency_ms_p99
     assert result.throughput > 0 and result.settings["streams"] == 2
     assert result.settings["threads"] >= 1
 
 
-def test_baseline_is_computed_once_and_reused(tiny_cnn_path: Path, tiny_data: Path,
-                                              tmp_path: Path) -> None:
+def test_baseline_is_computed_once_and_reused(
+    tiny_cnn_path: Path, tiny_data: Path, tmp_path: Path
+) -> None:
     settings = PerfSettings(seconds=0.2)
     first = run_inference(tiny_cnn_path, tiny_data, perf=settings, workspace=tmp_path)
     again = run_inference(tiny_cnn_path, tiny_data, perf=settings, workspace=tmp_path)
-    other = run_inference(tiny_cnn_path, tiny_data, perf=PerfSettings(seconds=0.2, batch=2),
-                          workspace=tmp_path)
+    other = run_inference(
+        tiny_cnn_path, tiny_data, perf=PerfSettings(seconds=0.2, batch=2), workspace=tmp_path
+    )
     assert not first.cached and again.cached and not other.cached
     assert again.performance == first.performance
     assert first.accuracy is None  # an .npz without labels: performance only
 
 
-def test_a_metric_on_data_without_annotations_is_refused(tiny_cnn_path: Path,
-                                                          tiny_data: Path) -> None:
+def test_a_metric_on_data_without_annotations_is_refused(
+    tiny_cnn_path: Path, tiny_data: Path
+) -> None:
     from calibench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="needs an annotated dataset"):
