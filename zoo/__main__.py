@@ -61,6 +61,20 @@ def _cmd_fashion_npz(args: argparse.Namespace) -> None:
     print(f"wrote {n} {args.split} samples to {args.out} (keys: input, labels)")
 
 
+def _cmd_fashion_folder(args: argparse.Namespace) -> None:
+    from zoo.fashion_folder import write_fashion_imagenet_folder
+
+    path = write_fashion_imagenet_folder(args.out, args.split, args.per_class)
+    print(f"wrote Fashion-MNIST {args.split} as class folders under {path}")
+
+
+def _cmd_text_coco(args: argparse.Namespace) -> None:
+    from zoo.text_detection import write_text_coco
+
+    path = write_text_coco(args.out, args.n, seed=args.seed)
+    print(f"wrote {args.n} images of characters with COCO boxes ({path})")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +90,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     images.add_argument("--size", type=int, default=256)
     images.add_argument("--seed", type=int, default=0)
     images.set_defaults(func=_cmd_images)
+
+    folder = sub.add_parser("fashion-folder", help="write Fashion-MNIST as class folders")
+    folder.add_argument("out", type=Path)
+    folder.add_argument("--split", choices=["train", "test"], default="test")
+    folder.add_argument("--per-class", type=int, help="images per class (default: all)")
+    folder.set_defaults(func=_cmd_fashion_folder)
+
+    text = sub.add_parser("text-coco", help="write rendered characters as a COCO dataset")
+    text.add_argument("out", type=Path)
+    text.add_argument("--n", type=int, default=40)
+    text.add_argument("--seed", type=int, default=0)
+    text.set_defaults(func=_cmd_text_coco)
 
     npz = sub.add_parser("fashion-npz", help="write Fashion-MNIST as model-ready .npz")
     npz.add_argument("out", type=Path)

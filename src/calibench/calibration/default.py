@@ -18,7 +18,7 @@ from onnx_ir.passes import common
 from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, output_sqnr
 from calibench.calibration.ranges import QuantParams, activation_range, params_for_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
-from calibench.config import CalibrationConfig, RangeEstimator
+from calibench.config import CalibrationConfig, Preset, RangeEstimator
 from calibench.data.dataset import Dataset, select_subset
 from calibench.passes.fold_batchnorm import FoldBatchNormPass
 from calibench.passes.insert_qdq import insert_qdq
@@ -98,13 +98,13 @@ def run_default(
     ranges.update({t: ranges[root] for t, root in plan.aliases.items()})
     refine_with_ranges(plan, ranges)
     params = {t: params_for_range(*ranges[t], config.preset) for t in plan.tensors}
+    notes: list[str] = _preset_hints(config, stats)
     int8 = insert_qdq(fp32, plan, params)
     if progress:
         progress("quantization", 1, 1)
     seconds["quantization"] = time.perf_counter() - start
 
     shifts: dict[str, np.ndarray] = {}
-    notes: list[str] = []
     if config.bias_correction:
         start = time.perf_counter()
         step = max(1, len(indices) // BIAS_CORRECTION_SAMPLES)
@@ -138,6 +138,23 @@ def run_default(
         stage_seconds=seconds,
         notes=notes,
     )
+
+
+def _preset_hints(config: CalibrationConfig, stats: dict[str, TensorStats]) -> list[str]:
+    """Say so when the model's activations suit the other preset better."""
+    if config.preset is not Preset.PERFORMANCE or not stats:
+        return []
+    lopsided = [
+        s
+        for s in stats.values()
+        if s.min_of_min < 0 and s.mean_max > 0 and -s.mean_min < 0.25 * s.mean_max
+    ]
+    if len(lopsided) < 0.25 * len(stats):
+        return []
+    return [
+        f"{len(lopsided)} of {len(stats)} quantized tensors are signed but lopsided (like "
+        "SiLU/Swish outputs): the mixed preset (asymmetric activations) may lose less accuracy"
+    ]
 
 
 def _keep_helpful_shifts(

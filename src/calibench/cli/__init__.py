@@ -32,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("calibench: interrupted; nothing was written")
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`| head`): nothing left to say to it.
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
