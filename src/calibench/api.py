@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import onnx
 
+from calibench.calibration.accuracy_aware import AccuracyAwareOutcome, run_accuracy_aware
 from calibench.calibration.default import ProgressCallback, run_default
-from calibench.config import CalibrationConfig, Subset
+from calibench.config import CalibrationConfig, Method, Preset, Subset
+from calibench.data.annotations import AnnotatedDataset, Task
 from calibench.data.binding import open_for_model
 from calibench.data.preprocess import Preprocess
+from calibench.errors import ConfigError
+from calibench.metrics.base import Metric
+from calibench.metrics.custom import CallableMetric
+from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model, save_model
 from calibench.report.calibration import CalibrationReport
@@ -36,29 +43,60 @@ def calibrate(
     *,
     preset: str = "performance",
     subset: str | float | int | Subset = "100%",
+    method: str = "default",
+    max_drop: float | None = None,
+    validation: Any = None,
+    metric: str | Metric | Callable[..., float] | None = None,
     config: CalibrationConfig | None = None,
     preprocess: Preprocess | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     threads: int | None = None,
 ) -> CalibrationResult:
-    """Calibrate an FP32 ONNX model into an INT8 QDQ model with the Default method.
+    """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
-    ``dataset`` is a folder of images, an ``.npz`` file, a :class:`~calibench.data.Dataset`, or
-    any iterable of input dicts or arrays. ``subset`` is a percentage (``"10%"``), a fraction
-    (``0.1``) or a count (``300``). ``config``, when given, overrides ``preset`` and ``subset``.
+    ``dataset`` is an imported dataset folder, a folder of images, an ``.npz`` file, a
+    :class:`~calibench.data.Dataset`, or any iterable of input dicts or arrays. ``subset`` is a
+    percentage (``"10%"``), a fraction (``0.1``) or a count (``300``).
+
+    ``method="accuracy-aware"`` returns the fastest model found whose accuracy on ``validation``
+    (default: ``dataset``; it must be annotated) is at most ``max_drop`` points below FP32's.
+    ``metric`` is a spec (``"top1"``, ``"map:yolox"``, ``"module:function"``), a
+    :class:`~calibench.metrics.base.Metric`, or any callable scoring one sample
+    ``f(outputs, annotation) -> float``. ``config``, when given, overrides the other settings.
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
-        config = CalibrationConfig(preset=preset, subset=chosen)  # type: ignore[arg-type]
+        config = CalibrationConfig(
+            preset=Preset(preset) if preset in {p.value for p in Preset} else preset,  # type: ignore[arg-type]
+            subset=chosen,
+            method=Method(method) if method in {m.value for m in Method} else method,  # type: ignore[arg-type]
+            max_drop=max_drop,
+            metric=metric if isinstance(metric, str) else None,
+        )
     if isinstance(model, onnx.ModelProto):
         proto, name = model, model.graph.name or "model"
     else:
         proto, name = load_model(model), Path(model).name
     check_eligible(proto, name)
-    data, bound = open_for_model(dataset, input_specs(proto), preprocess, name)
+    specs = input_specs(proto)
+    data, bound = open_for_model(dataset, specs, preprocess, name)
 
-    outcome = run_default(proto, data, config, progress=progress, threads=threads)
-    int8 = outcome.int8
+    accuracy_aware: AccuracyAwareOutcome | None = None
+    if config.method is Method.ACCURACY_AWARE:
+        val_data, _ = (
+            (data, bound)
+            if validation is None
+            else open_for_model(validation, specs, preprocess, name)
+        )
+        chosen_metric = _metric_for(val_data, metric if metric is not None else config.metric)
+        assert isinstance(val_data, AnnotatedDataset)
+        accuracy_aware = run_accuracy_aware(
+            proto, data, val_data, chosen_metric, config, progress=progress, threads=threads
+        )
+        outcome, int8, plan = accuracy_aware.default, accuracy_aware.int8, accuracy_aware.plan
+    else:
+        outcome = run_default(proto, data, config, progress=progress, threads=threads)
+        int8, plan = outcome.int8, outcome.plan
     int8.producer_name = "calibench"
     meta = {p.key: p.value for p in int8.metadata_props}
     meta[DERIVED_KEY] = name
@@ -66,7 +104,7 @@ def calibrate(
     onnx.helper.set_model_props(int8, meta)
     onnx.checker.check_model(int8)
 
-    reasons = {d.name: d.reason for d in outcome.plan.layers.values()}
+    reasons = {d.name: d.reason for d in plan.layers.values()}
     rows, runtime = layer_table(int8, reasons)
     describe = getattr(data, "describe", None)
     report = CalibrationReport(
@@ -81,5 +119,20 @@ def calibrate(
         kernels=kernel_counts(runtime),
         notes=outcome.notes,
         preprocess=bound.to_dict() if bound else None,
+        accuracy_aware=accuracy_aware.to_dict() if accuracy_aware else None,
     )
     return CalibrationResult(int8, report)
+
+
+def _metric_for(data: Any, metric: str | Metric | Callable[..., float] | None) -> Metric:
+    """The metric AccuracyAware optimises; refuses data it cannot score."""
+    if not isinstance(data, AnnotatedDataset) or data.task is Task.NOT_ANNOTATED:
+        raise ConfigError(
+            "the AccuracyAware method needs an annotated dataset (import one with labels or "
+            "boxes: calibench dataset import); this one has no annotations"
+        )
+    if isinstance(metric, Metric):
+        return metric
+    if callable(metric):
+        return CallableMetric(metric, name=getattr(metric, "__name__", "custom"))
+    return metric_for(data.task, data.classes, metric)

@@ -25,6 +25,16 @@ class Preset(str, Enum):
 
 class Method(str, Enum):
     DEFAULT = "default"
+    """Every layer the runtime can execute in INT8 goes to INT8."""
+    ACCURACY_AWARE = "accuracy-aware"
+    """The fastest model found whose accuracy drop stays within ``max_drop``."""
+
+
+class DropType(str, Enum):
+    ABSOLUTE = "absolute"
+    """``max_drop`` in metric points: 0.5 allows 76.0 → 75.5."""
+    RELATIVE = "relative"
+    """``max_drop`` in percent of the FP32 figure: 1 allows 76.0 → 75.24."""
 
 
 class RangeEstimator(str, Enum):
@@ -96,12 +106,21 @@ class CalibrationConfig:
     range_estimator: RangeEstimator = RangeEstimator.MINMAX
     bias_correction: bool = True
     batch_size: int = 8
+    max_drop: float | None = None
+    """AccuracyAware: the largest accuracy drop accepted (see ``drop_type``)."""
+    drop_type: DropType = DropType.ABSOLUTE
+    validation_subset: Subset | None = None
+    """AccuracyAware: the validation samples accuracy is measured on (default: all)."""
+    metric: str | None = None
+    """AccuracyAware: a metric spec (``top1``, ``map:yolox``, ``module:function``); default:
+    the dataset type's own."""
 
     def __post_init__(self) -> None:
         for name, kind in (
             ("method", Method),
             ("preset", Preset),
             ("range_estimator", RangeEstimator),
+            ("drop_type", DropType),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind):
@@ -114,16 +133,30 @@ class CalibrationConfig:
                     ) from None
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.method is Method.ACCURACY_AWARE:
+            if self.max_drop is None:
+                raise ConfigError("the AccuracyAware method needs a maximum accuracy drop")
+            if not math.isfinite(self.max_drop) or self.max_drop < 0:
+                raise ConfigError(
+                    f"the maximum accuracy drop must be 0 or more, got {self.max_drop}"
+                )
+            if self.max_drop >= 100:
+                raise ConfigError(
+                    f"a maximum accuracy drop of {self.max_drop} "
+                    f"{'points' if self.drop_type is DropType.ABSOLUTE else '%'} accepts any "
+                    "model; give the drop in points of the metric (0.5 = half a point)"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("method", "preset", "range_estimator"):
+        for name in ("method", "preset", "range_estimator", "drop_type"):
             data[name] = getattr(self, name).value
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibrationConfig:
         data = dict(data)
-        if isinstance(data.get("subset"), dict):
-            data["subset"] = Subset(**data["subset"])
+        for key in ("subset", "validation_subset"):
+            if isinstance(data.get(key), dict):
+                data[key] = Subset(**data[key])
         return cls(**data)

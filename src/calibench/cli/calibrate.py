@@ -53,6 +53,35 @@ def register(sub: Any) -> None:
         help="how activation ranges are taken (default minmax)",
     )
     cal.add_argument(
+        "--method",
+        choices=["default", "accuracy-aware"],
+        default="default",
+        help="default: every layer that can run in INT8 does; accuracy-aware: the "
+        "fastest model within --max-drop of FP32's accuracy",
+    )
+    cal.add_argument(
+        "--max-drop",
+        type=float,
+        help="accuracy-aware: the largest accuracy drop you accept, in points of "
+        "the metric (0.5 = half a point of top-1)",
+    )
+    cal.add_argument(
+        "--drop-type",
+        choices=["absolute", "relative"],
+        default="absolute",
+        help="relative: --max-drop in percent of the FP32 figure",
+    )
+    cal.add_argument(
+        "--validation-dataset",
+        help="accuracy-aware: annotated data accuracy is measured on "
+        "(default: --dataset; separate data avoids overfitting)",
+    )
+    cal.add_argument("--validation-subset", help="accuracy-aware: 10%% or a count (default all)")
+    cal.add_argument(
+        "--metric",
+        help="accuracy-aware: top1, map:yolox|yolov5|yolov8|ssd, or package.module:function",
+    )
+    cal.add_argument(
         "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"
     )
     cal.add_argument("--batch-size", type=int, default=8, help="batch size of the passes")
@@ -84,6 +113,13 @@ def calibrate_command(args: argparse.Namespace) -> int:
         range_estimator=args.range_estimator,
         bias_correction=not args.no_bias_correction,
         batch_size=args.batch_size,
+        method=args.method,
+        max_drop=args.max_drop,
+        drop_type=args.drop_type,
+        validation_subset=Subset.parse(args.validation_subset, seed=args.seed)
+        if args.validation_subset
+        else None,
+        metric=args.metric,
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():
@@ -94,6 +130,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
             args.model,
             dataset,
             config=config,
+            validation=resolve_dataset(args.validation_dataset, args.workspace)
+            if args.validation_dataset
+            else None,
             preprocess=preprocess_options(args),
             progress=on_progress,
             threads=args.threads,

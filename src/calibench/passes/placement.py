@@ -20,7 +20,7 @@ Rules, in the order they apply:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx_ir as ir
@@ -141,12 +141,50 @@ def refine_with_ranges(plan: QuantPlan, ranges: dict[str, tuple[float, float]]) 
             if decision.output_tensor is not None:
                 dropped.append(decision.output_tensor)
                 decision.output_tensor = None
+    return prune_quantizers(plan)
+
+
+def prune_quantizers(plan: QuantPlan) -> list[str]:
+    """Drop the quantizers no INT8 layer reads or writes any more; return their tensors."""
     still_read = {t for d in plan.layers.values() if d.int8 for t in d.activation_inputs}
     still_read |= {d.output_tensor for d in plan.layers.values() if d.int8 and d.output_tensor}
     removed = [t for t in plan.tensors if t not in still_read]
     plan.tensors = [t for t in plan.tensors if t in still_read]
     plan.aliases = {k: v for k, v in plan.aliases.items() if k in still_read and v in still_read}
     return removed
+
+
+def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
+    """A copy of ``plan`` with the named layers back in FP32, each with its reason.
+
+    A reverted layer loses its weight and output quantizers. Its input quantizer may stay (its
+    producer still needs it), but an INT8 layer reading its output loses its input and goes to
+    FP32 too: ONNX Runtime re-quantizes (per tensor) any Conv or Gemm that sits between a
+    DequantizeLinear and a QuantizeLinear, so a layer is truly FP32 only with no quantizer
+    right after it. The readers keep their own output quantizers, so INT8 resumes after them.
+    """
+    layers = {name: replace(d) for name, d in plan.layers.items()}
+    released: dict[str, str] = {}
+    for name, reason in reasons.items():
+        decision = layers[name]
+        decision.int8, decision.reason = False, reason
+        if decision.output_tensor is not None:
+            released[decision.output_tensor] = name
+        decision.output_tensor = None
+    for decision in layers.values():
+        source = next((released[t] for t in decision.activation_inputs if t in released), None)
+        if decision.int8 and source is not None:
+            decision.int8 = False
+            decision.reason = f"reads the output of {source}, reverted to FP32"
+    for decision in layers.values():
+        folded_into = (decision.reason or "").removeprefix("folded into the output quantizer of ")
+        if folded_into in reasons:
+            decision.reason = f"follows {folded_into}, reverted to FP32"
+    reverted = QuantPlan(
+        layers, list(plan.tensors), dict(plan.aliases), dict(plan.constants), dict(plan.folded)
+    )
+    prune_quantizers(reverted)
+    return reverted
 
 
 def _n(item: ir.Node | ir.Value) -> str:

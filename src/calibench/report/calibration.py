@@ -28,6 +28,8 @@ class CalibrationReport:
     notes: list[str] = field(default_factory=list)
     preprocess: dict[str, Any] | None = None
     """The image preprocessing calibration used (None for tensor data)."""
+    accuracy_aware: dict[str, Any] | None = None
+    """The AccuracyAware method's figures, iterations and reverted layers."""
 
     @property
     def int8_layers(self) -> int:
@@ -49,6 +51,7 @@ class CalibrationReport:
             "kernels": self.kernels,
             "notes": self.notes,
             "preprocess": self.preprocess,
+            "accuracy_aware": self.accuracy_aware,
         }
 
     def to_json(self) -> str:
@@ -71,11 +74,36 @@ class CalibrationReport:
         )
         for note in self.notes:
             console.print(f"Note: {note}")
+        if self.accuracy_aware:
+            render_accuracy_aware(self.accuracy_aware, console)
 
     def __str__(self) -> str:
         console = Console(width=160, record=True, file=io.StringIO())
         self.render(console)
         return console.export_text()
+
+
+def render_accuracy_aware(data: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"AccuracyAware: {data['metric']}, maximum drop {data['allowed_drop']:.3g}")
+    for column in ("step", "layers in FP32", "accuracy", "drop", "full evaluations"):
+        table.add_column(column)
+    for step in data["iterations"]:
+        table.add_row(
+            step["step"],
+            str(len(step["reverted"])),
+            f"{step['accuracy']:.3f}",
+            f"{step['drop']:.3f}",
+            str(step["evaluations"]),
+        )
+    console.print(table)
+    verdict = "met" if data["met"] else "NOT met: the best model found is kept"
+    console.print(
+        f"FP32 {data['fp32']:.3f}, Default method {data['default']:.3f}, final "
+        f"{data['final']:.3f} (drop {data['drop']:.3f}, allowed {data['allowed_drop']:.3f}): "
+        f"target {verdict}. Layers reverted to FP32: {len(data['reverted'])}; "
+        f"{data['evaluations']['full']} full evaluations, {data['evaluations']['ranking']} on the "
+        f"ranking subset; {data['seconds']:.1f} s."
+    )
 
 
 def layers_table(rows: list[LayerRow], title: str) -> Table:
