@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model, save_model
 from calibench.report.calibration import CalibrationReport
-from calibench.report.layers import layer_table
+from calibench.report.layers import REASONS_KEY, layer_table
 from calibench.runtime.inputs import input_specs
 from calibench.runtime.kernels import kernel_counts
 
@@ -100,7 +101,8 @@ def calibrate(
     int8.producer_name = "calibench"
     meta = {p.key: p.value for p in int8.metadata_props}
     meta[DERIVED_KEY] = name
-    meta["calibench.config"] = str(config.to_dict())
+    meta["calibench.config"] = json.dumps(config.to_dict())
+    meta[REASONS_KEY] = json.dumps({d.name: d.reason for d in plan.layers.values()})
     onnx.helper.set_model_props(int8, meta)
     onnx.checker.check_model(int8)
 

@@ -8,6 +8,7 @@ calibench made the model, else from what ORT did.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from calibench.runtime.kernels import CONVERSIONS, RuntimeNode, runtime_nodes
+from calibench.runtime.profiling import LayerResolver
 
 HIDDEN = CONVERSIONS | {"Constant", "Identity"}
 ACTIVATIONS = frozenset({"Relu", "Clip"})
@@ -40,14 +42,35 @@ class LayerRow:
         return asdict(self)
 
 
+REASONS_KEY = "calibench.reasons"
+
+
+def saved_reasons(model: onnx.ModelProto) -> dict[str, str | None]:
+    """The placement reasons calibench stored in a model it wrote (empty for other models)."""
+    for prop in model.metadata_props:
+        if prop.key == REASONS_KEY:
+            try:
+                loaded = json.loads(prop.value)
+            except ValueError:
+                return {}
+            return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
 def layer_table(
     model: onnx.ModelProto, reasons: dict[str, str | None] | None = None
 ) -> tuple[list[LayerRow], list[RuntimeNode]]:
-    reasons = reasons or {}
+    reasons = reasons or saved_reasons(model)
     runtime = runtime_nodes(model)
     by_name: dict[str, RuntimeNode] = {}
     for node in runtime:
         by_name.setdefault(node.name, node)
+    # Kernels ORT renamed while fusing (FusedConv named after its output, NCHWc variants) are
+    # traced back to the layer they execute; a name match above wins over this.
+    resolver = LayerResolver(model)
+    for node in runtime:
+        if node.precision != "CONVERT":
+            by_name.setdefault(resolver.layer_of(node.name, node.kernel), node)
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
@@ -92,10 +115,11 @@ def layer_table(
             elif reasons and node.name in reasons:
                 row.reason = "ONNX Runtime did not fuse it into an integer kernel"
             else:
+                reads_dq = dq is not None and dq.op_type == "DequantizeLinear"
                 row.reason = (
-                    "no quantizer around it"
-                    if dq is None
-                    else ("ONNX Runtime did not fuse it into an integer kernel")
+                    "ONNX Runtime did not fuse it into an integer kernel"
+                    if reads_dq
+                    else "no quantizer around it"
                 )
         rows.append(row)
     return rows, runtime
