@@ -1,0 +1,235 @@
+"""The quantizers under comparison, each run alone in a fresh subprocess.
+
+Every quantizer gets the same FP32 model and the same calibration ``.npz`` (one float32 array
+per model input, samples along axis 0, already preprocessed) and writes an INT8 QDQ ``.onnx``.
+The measured window of each one covers the same work: reading the calibration data, calibrating
+and writing the INT8 model. Imports and loading the FP32 model happen before it, so that their
+memory is the baseline (see :mod:`bench.quantize_one`).
+
+Heavy libraries are imported inside the functions: a calibench run must not pay for (or carry
+the memory of) importing NNCF, and the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+LABEL_KEYS = frozenset({"labels", "label", "targets"})
+ORT_CALIBRATION_BATCH = 8
+"""Batch size of the data reader fed to ORT's calibrator: calibench's default batch size, so
+neither pays for a smaller batch than the other (ORT's MinMax result does not depend on it)."""
+
+ImagePreprocess = dict[str, Any]
+StageSeconds = dict[str, float]
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    name: str
+    label: str
+    preload: Callable[[], None]
+    """Import what the quantizer needs, before the memory baseline is taken."""
+    run: Callable[[onnx.ModelProto, Path, Path, int, ImagePreprocess | None], StageSeconds]
+    """(FP32 model, calibration data, INT8 output path, subset size, image preprocessing for a
+    folder dataset) -> seconds per stage, as far as the quantizer reports them."""
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The input arrays of a calibration ``.npz`` (label arrays left out)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files if k not in LABEL_KEYS}
+
+
+# --- calibench -------------------------------------------------------------------------------
+
+
+def _preload_calibench() -> None:
+    import calibench  # noqa: F401
+
+
+def _calibench(preset: str) -> Callable[..., StageSeconds]:
+    def run(
+        model: onnx.ModelProto,
+        data: Path,
+        out: Path,
+        subset: int,
+        preprocess: ImagePreprocess | None,
+    ) -> StageSeconds:
+        import calibench
+
+        result = calibench.calibrate(
+            model, str(data), preset=preset, subset=subset, preprocess=preprocess
+        )
+        result.save(out)
+        if result.report.subset_size != min(subset, result.report.dataset_size):
+            raise RuntimeError(f"calibench used {result.report.subset_size} samples, not {subset}")
+        return dict(result.report.to_dict()["seconds"])
+
+    return run
+
+
+# --- ONNX Runtime quantize_static ------------------------------------------------------------
+
+
+def _preload_ort() -> None:
+    import onnxruntime.quantization
+    import onnxruntime.quantization.shape_inference  # noqa: F401
+
+
+def _ort_static(
+    model: onnx.ModelProto,
+    data: Path,
+    out: Path,
+    subset: int,
+    preprocess: ImagePreprocess | None,
+) -> StageSeconds:
+    """ORT's documented flow: ``quant_pre_process`` then ``quantize_static`` (QDQ, per-channel
+    MinMax, activations uint8, weights int8: the u8s8 configuration ORT's CPU kernels favour)."""
+    import time
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if preprocess is not None:
+        raise ValueError("the ORT peer reads .npz calibration data only")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, arrays: dict[str, np.ndarray], batch: int) -> None:
+            n = min(subset, len(next(iter(arrays.values()))))
+            self._batches: Iterator[dict[str, np.ndarray]] = iter(
+                [{k: v[i : i + batch] for k, v in arrays.items()} for i in range(0, n, batch)]
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    seconds: StageSeconds = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ort-") as tmp:
+        start = time.perf_counter()
+        prepared = Path(tmp) / "preprocessed.onnx"
+        quant_pre_process(model, str(prepared))
+        seconds["quant_pre_process"] = time.perf_counter() - start
+        start = time.perf_counter()
+        reader = Reader(load_arrays(data), ORT_CALIBRATION_BATCH)
+        quantize_static(
+            str(prepared),
+            str(out),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+        seconds["quantize_static"] = time.perf_counter() - start
+    return seconds
+
+
+# --- NNCF ------------------------------------------------------------------------------------
+
+
+def _preload_nncf() -> None:
+    # NNCF's telemetry forks helper processes that try to reach the network: off, as in CI.
+    os.environ.setdefault("NNCF_CI", "1")
+    import nncf  # noqa: F401
+
+
+def _nncf(preset: str) -> Callable[..., StageSeconds]:
+    def run(
+        model: onnx.ModelProto,
+        data: Path,
+        out: Path,
+        subset: int,
+        preprocess: ImagePreprocess | None,
+    ) -> StageSeconds:
+        """``nncf.quantize`` on the ONNX backend; items are single samples (batch axis 1), as
+        in NNCF's own examples, so ``subset_size`` counts samples like the others do."""
+        import nncf
+
+        if preprocess is not None:
+            raise ValueError("the NNCF peer reads .npz calibration data only")
+        arrays = load_arrays(data)
+        n = len(next(iter(arrays.values())))
+        items = [{k: v[i : i + 1] for k, v in arrays.items()} for i in range(n)]
+        chosen = {
+            "performance": nncf.QuantizationPreset.PERFORMANCE,
+            "mixed": nncf.QuantizationPreset.MIXED,
+        }[preset]
+        quantized = nncf.quantize(
+            model, nncf.Dataset(items), preset=chosen, subset_size=min(subset, n)
+        )
+        onnx.save(quantized, str(out))
+        return {}
+
+    return run
+
+
+QUANTIZERS: dict[str, Quantizer] = {
+    q.name: q
+    for q in (
+        Quantizer("calibench-performance", "calibench performance", _preload_calibench,
+                  _calibench("performance")),
+        Quantizer("calibench-mixed", "calibench mixed", _preload_calibench,
+                  _calibench("mixed")),
+        Quantizer("ort", "ORT quantize_static", _preload_ort, _ort_static),
+        Quantizer("nncf-performance", "NNCF performance", _preload_nncf,
+                  _nncf("performance")),
+        Quantizer("nncf-mixed", "NNCF mixed", _preload_nncf, _nncf("mixed")),
+    )
+}  # fmt: skip
+
+
+def quantize_in_subprocess(
+    quantizer: str,
+    model: Path,
+    data: Path,
+    out: Path,
+    subset: int,
+    preprocess: str | None = None,
+    timeout_s: float = 1800,
+) -> dict[str, Any]:
+    """Run ``python -m bench.quantize_one`` and return its JSON, or ``{"error": ...}``."""
+    command = [sys.executable, "-m", "bench.quantize_one", quantizer, str(model), str(data),
+               str(out), "--subset", str(subset)]  # fmt: skip
+    if preprocess:
+        command += ["--preprocess", preprocess]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    )
+    try:
+        done = subprocess.run(
+            command,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"quantizer": quantizer, "error": f"timed out after {timeout_s:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-12:]
+        return {"quantizer": quantizer, "error": f"exit {done.returncode}", "log": tail}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result

@@ -1,0 +1,484 @@
+"""Run the benchmark: ``python -m bench.run [--models mobilenet_v2,fashion] [--quick]``.
+
+For each model, every quantizer calibrates the same FP32 model on the same calibration data in
+its own fresh subprocess (:mod:`bench.quantize_one`), then all INT8 models are timed interleaved
+with FP32 (:mod:`bench.timing`), evaluated for quality and inspected for the kernels the runtime
+picks. A memory check calibrates MobileNetV2 from an image folder with a large and a small
+subset. Raw figures go to ``bench/results.json``, the report to ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.data import PREPARERS, Prepared, image_folder, save_npz
+from bench.machine import QUIET_CORES, CpuMonitor, QuietWaiter
+from bench.peers import QUANTIZERS, quantize_in_subprocess
+from bench.quality import (
+    openvino_kernels,
+    ort_kernels,
+    predict_openvino,
+    predict_ort,
+    softmax_top1,
+)
+from bench.report import process_peak, targets, write_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS: dict[str, tuple[int, int]] = {"b1t1": (1, 1), "b8t2": (8, 2)}
+"""timing configuration -> (batch, threads)"""
+OPENVINO_QUANTIZERS = ("nncf-performance", "nncf-mixed")
+TIMING_ATTEMPTS = 3
+"""A timing phase disturbed by other processes is rerun, up to this many times in all."""
+QUIET_WAIT_BUDGET_S = 300.0
+"""Longest the whole run waits, in all, for other processes to leave the CPU."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    calibration_samples: int
+    eval_samples: dict[str, int]
+    memory_subsets: tuple[int, int]
+    calibration_repeats: int
+    block: int
+    discard: int
+    budget_s: float
+    min_rounds: int
+    max_rounds: int
+
+
+FULL = Settings(
+    calibration_samples=300, eval_samples={"mobilenet_v2": 500, "fashion": 10000},
+    memory_subsets=(1000, 100), calibration_repeats=3, block=10, discard=3, budget_s=30.0,
+    min_rounds=10, max_rounds=500,
+)  # fmt: skip
+QUICK = Settings(
+    calibration_samples=64, eval_samples={"mobilenet_v2": 100, "fashion": 1000},
+    memory_subsets=(200, 20), calibration_repeats=1, block=5, discard=2, budget_s=2.0,
+    min_rounds=3, max_rounds=50,
+)  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+WAITER = QuietWaiter(QUIET_WAIT_BUDGET_S, log)
+
+
+def _command(*args: str) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine_info() -> dict[str, Any]:
+    lscpu = _command("lscpu")
+    fields = {}
+    for line in lscpu.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    flags = set(fields.get("Flags", "").split())
+    mem_kb = 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {
+        "cpu": fields.get("Model name", platform.processor()),
+        "cpus": os.cpu_count(),
+        "threads_per_core": fields.get("Thread(s) per core"),
+        "hypervisor": fields.get("Hypervisor vendor"),
+        "vnni": bool(flags & {"avx512_vnni", "avx_vnni"}),
+        "vnni_flags": sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16"}),
+        "memory_gb": round(mem_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("calibench", "onnxruntime", "onnx", "nncf", "openvino", "numpy", "torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    rev = _command("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    dirty = _command("git", "-C", str(ROOT), "status", "--porcelain", "--", "src")
+    out["calibench_git"] = rev + (" (+ uncommitted changes in src/)" if dirty else "")
+    out["calibench_src_sha256"] = src_digest()
+    return out
+
+
+def src_digest() -> str:
+    """Digest of every file under src/calibench (path and bytes): names the exact code run,
+    committed or not."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src" / "calibench").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _module(module: str, *args: str, timeout_s: float = 1800) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"python -m {module} failed ({done.returncode}):\n{tail}")
+
+
+def combine_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Repeated calibrations of one quantizer: the median-time run's figures, with memory from
+    the run that used the most (worst case), and every run's time and memory listed."""
+    if "error" in runs[0]:
+        return runs[0]
+    by_time = sorted(runs, key=lambda r: r["seconds"])
+    combined = dict(by_time[(len(by_time) - 1) // 2])
+    worst = max(runs, key=lambda r: r["rss_delta_mb"])
+    for key in ("rss_baseline_mb", "rss_peak_mb", "rss_delta_mb", "rss_import_peak_mb"):
+        combined[key] = worst[key]
+    combined["seconds_runs"] = [r["seconds"] for r in runs]
+    combined["rss_delta_mb_runs"] = [r["rss_delta_mb"] for r in runs]
+    combined["foreign_cores_runs"] = [r.get("foreign_cores") for r in runs]
+    return combined
+
+
+def _variants(prep: Prepared, calibrations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every (model, runtime) pair measured: FP32 and each successful INT8 model on ORT, plus
+    FP32 and NNCF's models on OpenVINO."""
+    fp32_size = round(prep.model.stat().st_size / 1e6, 3)
+    variants: dict[str, Any] = {
+        "fp32@ort": {"label": "FP32", "runtime": "ort", "quantizer": None,
+                     "path": str(prep.model), "size_mb": fp32_size},
+    }  # fmt: skip
+    for name, result in calibrations.items():
+        variants[f"{name}@ort"] = {
+            "label": QUANTIZERS[name].label, "runtime": "ort", "quantizer": name,
+            "path": result.get("output"), "size_mb": result.get("size_mb"),
+            "error": result.get("error"),
+        }  # fmt: skip
+    variants["fp32@openvino"] = {"label": "FP32", "runtime": "openvino", "quantizer": None,
+                                 "path": str(prep.model), "size_mb": fp32_size}  # fmt: skip
+    for name in OPENVINO_QUANTIZERS:
+        result = calibrations.get(name, {})
+        variants[f"{name}@openvino"] = {
+            "label": QUANTIZERS[name].label, "runtime": "openvino", "quantizer": name,
+            "path": result.get("output"), "size_mb": result.get("size_mb"),
+            "error": result.get("error"),
+        }  # fmt: skip
+    return variants
+
+
+CONFIDENT = 0.5
+"""FP32 top-1 probability from which a prediction counts as confident (agreement models)."""
+
+
+def _quality(prep: Prepared, variants: dict[str, Any]) -> None:
+    """Quality of every variant; for agreement, "right" means "same top-1 as FP32 on ORT".
+
+    Also counts, for each calibench model against each peer model, the samples only one of the
+    two gets right: the paired (McNemar) view of whether a difference is more than noise.
+    """
+    right: dict[str, np.ndarray] = {}
+    reference: np.ndarray | None = None
+    confident: np.ndarray | None = None
+    for key, variant in variants.items():
+        if variant.get("error"):
+            continue
+        path = Path(variant["path"])
+        predict = predict_ort if variant["runtime"] == "ort" else predict_openvino
+        try:
+            logits = predict(path, prep.eval_inputs, prep.input_name, prep.eval_batch)
+        except Exception as exc:
+            variant["error"] = f"{variant['runtime']} could not run it: {exc}"
+            continue
+        pred = logits.argmax(axis=1)
+        if key == "fp32@ort":
+            reference = pred
+            confident = softmax_top1(logits) >= CONFIDENT
+        assert reference is not None and confident is not None, "FP32 on ORT is evaluated first"
+        agree = pred == reference
+        quality: dict[str, Any] = {
+            "samples": len(pred),
+            "agreement_pct": round(100 * float(np.mean(agree)), 2),
+            "confident_samples": int(confident.sum()),
+            "agreement_confident_pct": (
+                round(100 * float(np.mean(agree[confident])), 2) if confident.any() else None
+            ),
+        }
+        if prep.eval_labels is not None:
+            right[key] = pred == prep.eval_labels
+            quality["accuracy_pct"] = round(100 * float(np.mean(right[key])), 2)
+        else:
+            right[key] = agree
+        variant["quality"] = quality
+    fp32 = variants["fp32@ort"]["quality"]
+    for key, variant in variants.items():
+        if "quality" not in variant:
+            continue
+        q = variant["quality"]
+        if prep.quality == "accuracy":
+            q["drop_pts"] = round(fp32["accuracy_pct"] - q["accuracy_pct"], 2)
+        else:
+            q["drop_pts"] = round(100 - q["agreement_pct"], 2)
+        if key.startswith("calibench-"):
+            q["paired"] = {
+                other: {
+                    "only_this_right": int(np.sum(right[key] & ~right[other])),
+                    "only_other_right": int(np.sum(~right[key] & right[other])),
+                }
+                for other, theirs in variants.items()
+                if other in right and theirs["quantizer"] and other != key
+            }
+
+
+def _kernels(prep: Prepared, variants: dict[str, Any]) -> None:
+    shape = (1, *prep.eval_inputs.shape[1:])
+    for variant in variants.values():
+        if variant.get("error"):
+            continue
+        path = Path(variant["path"])
+        try:
+            if variant["runtime"] == "ort":
+                variant["kernels"] = ort_kernels(path)
+            else:
+                variant["kernels"] = openvino_kernels(path, prep.input_name, shape)
+        except Exception as exc:
+            variant["kernels"] = {"error": str(exc).splitlines()[0][:300]}
+
+
+def _timing(
+    prep: Prepared, variants: dict[str, Any], settings: Settings, work: Path
+) -> dict[str, Any]:
+    """Time every variant; return the per-phase record (foreign load, attempts)."""
+    phases: dict[str, Any] = {}
+    feeds = work / "timing-inputs.npz"
+    save_npz(feeds, **{prep.input_name: prep.eval_inputs[: max(b for b, _ in CONFIGS.values())]})
+    for config, (batch, threads) in CONFIGS.items():
+        for runtime in ("ort", "openvino"):
+            keys = [k for k, v in variants.items()
+                    if v["runtime"] == runtime and not v.get("error")]  # fmt: skip
+            spec = {
+                "runtime": runtime, "batch": batch, "threads": threads, "inputs": str(feeds),
+                "block": settings.block, "discard": settings.discard,
+                "budget_s": settings.budget_s,
+                "min_rounds": settings.min_rounds, "max_rounds": settings.max_rounds,
+                "models": {k: variants[k]["path"] for k in keys},
+            }  # fmt: skip
+            spec_path = work / f"timing-{config}-{runtime}.json"
+            out_path = work / f"timing-{config}-{runtime}.out.json"
+            spec_path.write_text(json.dumps(spec, indent=2))
+            log(f"  timing {runtime} batch {batch}, {threads} thread(s): {len(keys)} models")
+            attempts: list[tuple[float, dict[str, Any]]] = []
+            for attempt in range(TIMING_ATTEMPTS):
+                WAITER.wait()
+                with CpuMonitor() as monitor:
+                    _module("bench.timing", str(spec_path), str(out_path))
+                attempts.append((monitor.foreign_cores, json.loads(out_path.read_text())))
+                if monitor.foreign_cores < QUIET_CORES:
+                    break
+                log(
+                    f"    disturbed: other processes used {monitor.foreign_cores:.2f} cores "
+                    f"(attempt {attempt + 1}/{TIMING_ATTEMPTS})"
+                )
+            foreign, result = min(attempts, key=lambda a: a[0])
+            phases[f"{config}@{runtime}"] = {
+                "foreign_cores": round(foreign, 3),
+                "attempts_foreign_cores": [round(a[0], 3) for a in attempts],
+                "rounds": result["rounds"],
+                "seconds": result["seconds"],
+            }
+            for key in keys:
+                entry = result.get(key)
+                if entry is None:
+                    variants[key].setdefault("latency", {})[config] = {
+                        "error": result["errors"].get(key, "not timed")
+                    }
+                    continue
+                entry["rounds"] = result["rounds"]
+                variants[key].setdefault("latency", {})[config] = entry
+    for config in CONFIGS:
+        ort_fp32 = variants["fp32@ort"]["latency"][config]["median_ms"]
+        for variant in variants.values():
+            entry = variant.get("latency", {}).get(config)
+            if not entry or "median_ms" not in entry:
+                continue
+            same = variants[f"fp32@{variant['runtime']}"]["latency"][config]["median_ms"]
+            entry["speedup"] = same / entry["median_ms"]
+            entry["speedup_vs_ort_fp32"] = ort_fp32 / entry["median_ms"]
+    return phases
+
+
+def bench_model(name: str, settings: Settings, root: Path) -> dict[str, Any]:
+    log(f"{name}: preparing model and data")
+    prep = PREPARERS[name](root, settings.calibration_samples, settings.eval_samples[name])
+    work = root / name / f"run-{settings.calibration_samples}"
+    work.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[dict[str, Any]]] = {q: [] for q in QUANTIZERS}
+    for repeat in range(settings.calibration_repeats):
+        WAITER.wait()
+        for quantizer in QUANTIZERS:  # round-robin, so drifts hit every quantizer alike
+            if runs[quantizer] and "error" in runs[quantizer][0]:
+                continue
+            with CpuMonitor() as monitor:
+                result = quantize_in_subprocess(
+                    quantizer,
+                    prep.model,
+                    prep.calibration,
+                    work / f"{quantizer}.onnx",
+                    settings.calibration_samples,
+                )
+            result["foreign_cores"] = round(monitor.foreign_cores, 3)
+            if "error" in result:
+                log(f"  {quantizer} FAILED: {result['error']} {result.get('log', '')}")
+            else:
+                log(
+                    f"  {quantizer} (run {repeat + 1}/{settings.calibration_repeats}): "
+                    f"{result['seconds']:.1f} s, peak RSS +{result['rss_delta_mb']} MB"
+                )
+            runs[quantizer].append(result)
+    calibrations = {q: combine_runs(r) for q, r in runs.items()}
+    variants = _variants(prep, calibrations)
+    log("  quality")
+    _quality(prep, variants)
+    log("  kernels")
+    _kernels(prep, variants)
+    phases = _timing(prep, variants, settings, work)
+    return {
+        "timing_phases": phases,
+        "label": prep.label,
+        "description": prep.description,
+        "quality_kind": prep.quality,
+        "calibration_samples": settings.calibration_samples,
+        "calibrations": calibrations,
+        "variants": variants,
+    }
+
+
+def memory_check(settings: Settings, root: Path) -> dict[str, Any]:
+    """calibench (performance) on MobileNetV2 from an image folder: large vs small subset."""
+    from zoo.mobilenet_v2 import build_mobilenet_v2
+
+    large, small = settings.memory_subsets
+    model = build_mobilenet_v2(root / "mobilenet_v2" / "mobilenet_v2.onnx")
+    log(f"memory check: image folder of {large} crops")
+    folder = image_folder(root, large)
+    runs: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        for subset in (large, small):
+            log(f"  calibench performance, subset {subset}")
+            WAITER.wait()
+            with CpuMonitor() as monitor:
+                runs[str(subset)] = quantize_in_subprocess(
+                    "calibench-performance",
+                    model,
+                    folder,
+                    Path(tmp) / f"subset-{subset}.onnx",
+                    subset,
+                    preprocess="imagenet",
+                )
+            runs[str(subset)]["foreign_cores"] = round(monitor.foreign_cores, 3)
+    out: dict[str, Any] = {"model": "mobilenet_v2", "dataset": f"image folder, {large} files",
+                           "large": large, "small": small, "runs": runs}  # fmt: skip
+    big, little = runs[str(large)], runs[str(small)]
+    if "error" not in big and "error" not in little:
+        out["delta_ratio"] = big["rss_delta_mb"] / little["rss_delta_mb"]
+        out["peak_ratio"] = process_peak(big) / process_peak(little)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument(
+        "--models",
+        default=",".join(PREPARERS),
+        help=f"comma-separated, from: {', '.join(PREPARERS)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: fewer samples and timing rounds (figures not meaningful)",
+    )
+    parser.add_argument("--build-dir", type=Path, default=ROOT / "build" / "bench")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        help="where RESULTS.md and results.json go "
+        "(default: bench/, or BUILD_DIR/quick/ with --quick)",
+    )
+    parser.add_argument("--no-memory-check", action="store_true")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in PREPARERS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREPARERS)}")
+    settings = QUICK if args.quick else FULL
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "meta": {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "machine": machine_info(),
+            "versions": versions(),
+            "settings": settings.__dict__ | {"configs": CONFIGS},
+            "loadavg_start": _loadavg(),
+        },
+        "models": {},
+    }
+    for name in models:
+        results["models"][name] = bench_model(name, settings, args.build_dir)
+    if not args.no_memory_check:
+        results["memory_check"] = memory_check(settings, args.build_dir)
+    results["meta"]["loadavg_end"] = _loadavg()
+    results["meta"]["quiet_waited_s"] = round(WAITER.waited_s, 1)
+    results["meta"]["quiet_threshold_cores"] = QUIET_CORES
+    results["meta"]["bench_seconds"] = round(time.perf_counter() - started, 1)
+
+    results["targets"] = targets(results)
+    out_dir = args.out_dir or (args.build_dir / "quick" if args.quick else ROOT / "bench")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "results.json"
+    md_path = out_dir / "RESULTS.md"
+    json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    md_path.write_text(write_markdown(results))
+    log(f"wrote {md_path} and {json_path} ({results['meta']['bench_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
