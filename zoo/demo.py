@@ -57,6 +57,8 @@ def main() -> None:
         str(int8),
         "--report",
         str(OUT / "report.json"),
+        "--save-preprocess",
+        str(OUT / "preprocess.json"),
     ]
     print("$ " + " ".join(command), flush=True)
     subprocess.run([sys.executable, "-m", "calibench.cli", *command[1:]], check=True)

@@ -232,7 +232,7 @@ def run_accuracy_aware(
             fp32_accuracy,
             allowed,
             iterations,
-            lambda d, t: report("accuracy-aware", d, t),
+            lambda d, t, detail: report(f"accuracy-aware|{detail}", d, t),
         )
         if found is not None and (found[0] > best[0] or fp32_accuracy - found[0] <= allowed):
             best = found
@@ -352,7 +352,7 @@ def _search(
     fp32_accuracy: float,
     allowed: float,
     iterations: list[Iteration],
-    progress: Callable[[int, int], None],
+    progress: Callable[[int, int, str], None],
 ) -> tuple[float, QuantPlan, onnx.ModelProto, list[str]] | None:
     """Fewest top-ranked layers to revert that meet the drop: doubling, then bisection."""
     tried: dict[int, tuple[float, QuantPlan, onnx.ModelProto, list[str]]] = {}
@@ -368,7 +368,8 @@ def _search(
                     f"revert top {k}", names, accuracy, fp32_accuracy - accuracy, validator.full
                 )
             )
-            progress(min(k, len(ranking)), len(ranking))
+            detail = f"drop {fp32_accuracy - accuracy:.3f}, max {allowed:.3f}"
+            progress(min(k, len(ranking)), len(ranking), detail)
         return tried[k]
 
     def ok(k: int) -> bool:

@@ -102,7 +102,7 @@ def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
         yield None
         return
     bars = Progress(
-        TextColumn("{task.description:<16}"),
+        TextColumn("{task.description:<34}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -112,9 +112,12 @@ def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
     tasks: dict[str, TaskID] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=total)
-        bars.update(tasks[stage], completed=done, total=total)
+        # "stage|detail": one bar per stage, its detail (e.g. the current drop) shown beside it.
+        key, _, detail = stage.partition("|")
+        if key not in tasks:
+            tasks[key] = bars.add_task(key, total=total)
+        description = f"{key} {detail}" if detail else key
+        bars.update(tasks[key], completed=done, total=total, description=description)
 
     with bars:
         yield on_progress
