@@ -42,6 +42,7 @@ test: $(STAMP) fashion-data browser lint
 
 bench: $(BENCH_STAMP) fashion-data
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.accuracy_aware
 
 clean:
 	rm -rf build
