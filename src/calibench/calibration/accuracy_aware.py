@@ -114,6 +114,8 @@ class _Validator:
         self.batches = list(reader.batches(indices))
         self.full = 0
         self.ranked = 0
+        self.tried: dict[frozenset[str], tuple[float, QuantPlan, onnx.ModelProto, list[str]]] = {}
+        """Reverted sets already evaluated on the whole validation set: never twice."""
         self.reference = self.outputs(fp32)
 
     def outputs(
@@ -360,11 +362,15 @@ def _search(
     tried: dict[int, tuple[float, QuantPlan, onnx.ModelProto, list[str]]] = {}
 
     def attempt(k: int) -> tuple[float, QuantPlan, onnx.ModelProto, list[str]]:
+        known = validator.tried.get(frozenset([*reverted, *ranking[:k]]))
+        if k not in tried and known is not None:
+            tried[k] = known
         if k not in tried:
             names = [*reverted, *ranking[:k]]
             plan, model = build(names, costs)
             accuracy = validator.accuracy(model)
             tried[k] = (accuracy, plan, model, names)
+            validator.tried[frozenset(names)] = tried[k]
             iterations.append(
                 Iteration(
                     f"revert top {k}", names, accuracy, fp32_accuracy - accuracy, validator.full
