@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
     compare.set_defaults(run=compare_command)
 
 
-def _run(model: Path, args: argparse.Namespace, on_progress: Any, fresh: bool = False) -> Any:
+def _run(model: Path, args: argparse.Namespace, on_progress: Any) -> Any:
     from calibench.cli.datasets import resolve_dataset
     from calibench.workflow.infer import run_inference
 
@@ -75,7 +75,6 @@ def _run(model: Path, args: argparse.Namespace, on_progress: Any, fresh: bool = 
         subset=Subset.parse(args.subset) if args.subset else None,
         workspace=args.workspace or default_workspace(),
         use_cache=not args.no_cache,
-        fresh_performance=fresh,
         progress=on_progress,
     )
 
@@ -97,8 +96,8 @@ def compare_command(args: argparse.Namespace) -> int:
     from calibench.workflow.compare import run_compare
 
     with progress_bars(args.quiet) as on_progress:
-        fp32 = _run(args.fp32, args, on_progress, fresh=True)
-        int8 = _run(args.int8, args, on_progress, fresh=True)
+        fp32 = _run(args.fp32, args, on_progress)
+        int8 = _run(args.int8, args, on_progress)
         comparison = run_compare(
             args.fp32,
             args.int8,

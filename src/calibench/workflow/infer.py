@@ -77,13 +77,9 @@ def run_inference(
     subset: Subset | None = None,
     workspace: Path | None = None,
     use_cache: bool = True,
-    fresh_performance: bool = False,
     progress: Progress | None = None,
 ) -> InferenceReport:
-    """Accuracy over ``dataset`` (if it is annotated) and latency/throughput of ``model_path``.
-
-    With ``fresh_performance`` a cached result keeps its accuracy but performance is measured
-    again: a comparison times both models now, on the machine as it is now."""
+    """Accuracy over ``dataset`` (if it is annotated) and latency/throughput of ``model_path``."""
     from calibench.metrics.registry import metric_for
 
     perf = perf or PerfSettings()
@@ -115,9 +111,6 @@ def run_inference(
         if hit is not None:
             report = InferenceReport.from_dict(hit)
             report.cached = True
-            if fresh_performance:
-                feeds = _first_batch(data, specs, list(range(len(data))))
-                report.performance = measure_performance(proto, feeds, perf).to_dict()
             return report
 
     accuracy = None

@@ -63,32 +63,62 @@ def measure_performance(
 ) -> PerfResult:
     """Time ``model`` on ``feeds`` (one sample per input, batch axis included, repeated to the
     batch size) for ``settings.seconds`` after warm-up."""
+    return measure_interleaved({"model": model}, feeds, settings, windows=1)["model"]
+
+
+def measure_interleaved(
+    models: dict[str, onnx.ModelProto | Path],
+    feeds: dict[str, np.ndarray],
+    settings: PerfSettings,
+    windows: int = 3,
+) -> dict[str, PerfResult]:
+    """Time several models in alternating windows (A B A B …), ``settings.seconds`` each in
+    all, so that a change in the machine's load falls on all of them alike."""
     batch = {k: np.repeat(v[:1], settings.batch, axis=0) for k, v in feeds.items()}
-    session = make_session(model, threads=settings.resolved_threads())
-    for _ in range(settings.warmup):
-        session.run(None, batch)
-    latencies: list[list[float]] = [[] for _ in range(settings.streams)]
-    deadline = time.perf_counter() + settings.seconds
+    sessions = {
+        name: make_session(m, threads=settings.resolved_threads()) for name, m in models.items()
+    }
+    for session in sessions.values():
+        for _ in range(settings.warmup):
+            session.run(None, batch)
+    latencies: dict[str, list[float]] = {name: [] for name in sessions}
+    walls: dict[str, float] = dict.fromkeys(sessions, 0.0)
+    for _ in range(windows):
+        for name, session in sessions.items():
+            found, wall = _window(session, batch, settings.streams, settings.seconds / windows)
+            latencies[name] += found
+            walls[name] += wall
+    results = {}
+    for name, found in latencies.items():
+        flat = np.array(found)
+        results[name] = PerfResult(
+            latency_ms_median=float(np.median(flat)),
+            latency_ms_p90=float(np.percentile(flat, 90)),
+            latency_ms_p99=float(np.percentile(flat, 99)),
+            throughput=float(len(flat) * settings.batch / walls[name]),
+            requests=len(flat),
+            settings=settings.to_dict(),
+        )
+    return results
+
+
+def _window(
+    session: Any, batch: dict[str, np.ndarray], streams: int, seconds: float
+) -> tuple[list[float], float]:
+    """``streams`` threads run requests until the window closes; latencies in ms, wall s."""
+    latencies: list[list[float]] = [[] for _ in range(streams)]
+    deadline = time.perf_counter() + seconds
 
     def stream(index: int) -> None:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline or not latencies[index]:
             start = time.perf_counter()
             session.run(None, batch)
             latencies[index].append((time.perf_counter() - start) * 1000)
 
     begin = time.perf_counter()
-    workers = [threading.Thread(target=stream, args=(i,)) for i in range(settings.streams)]
+    workers = [threading.Thread(target=stream, args=(i,)) for i in range(streams)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    wall = time.perf_counter() - begin
-    flat = np.array([t for per in latencies for t in per])
-    return PerfResult(
-        latency_ms_median=float(np.median(flat)),
-        latency_ms_p90=float(np.percentile(flat, 90)),
-        latency_ms_p99=float(np.percentile(flat, 99)),
-        throughput=float(len(flat) * settings.batch / wall),
-        requests=len(flat),
-        settings=settings.to_dict(),
-    )
+    return [t for per in latencies for t in per], time.perf_counter() - begin
