@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,8 +93,3 @@ def select_subset(n: int, subset: Subset) -> list[int]:
     starts = np.ceil(edges[:-1]).astype(int)
     stops = np.maximum(np.ceil(edges[1:]).astype(int), starts + 1)
     return [int(rng.integers(lo, hi)) for lo, hi in zip(starts, stops, strict=True)]
-
-
-def iter_samples(dataset: Dataset, indices: Iterable[int]) -> Iterator[tuple[int, Sample | None]]:
-    for index in indices:
-        yield index, dataset[index]

@@ -85,7 +85,8 @@ class Preprocess:
         """Turn a decoded image into a float32 tensor in this preprocessing's layout."""
         image = image.convert("L" if self.channels == 1 else "RGB")
         if self.resize is not None:
-            image = image.resize(self._resize_to(image.size), Image.Resampling.BILINEAR)
+            height, width = self.resized_size(image.height, image.width)
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
         if self.crop is not None:
             image = _center_crop(image, self.crop)
         array = np.asarray(image, dtype=np.float32)
@@ -101,13 +102,15 @@ class Preprocess:
             array = array.transpose(2, 0, 1)
         return np.ascontiguousarray(array, dtype=np.float32)
 
-    def _resize_to(self, size: tuple[int, int]) -> tuple[int, int]:
-        width, height = size
+    def resized_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` of an image after the resize step alone (the one rule both
+        preprocessing and mapping detections back to the image use)."""
+        if self.resize is None:
+            return height, width
         if isinstance(self.resize, int):
             short = min(width, height)
-            return (round(width * self.resize / short), round(height * self.resize / short))
-        assert self.resize is not None
-        return (self.resize[1], self.resize[0])
+            return round(height * self.resize / short), round(width * self.resize / short)
+        return int(self.resize[0]), int(self.resize[1])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,7 +47,6 @@ class BatchReader:
     specs: Sequence[InputSpec]
     batch_size: int
     skipped: list[int] = field(default_factory=list)
-    _checked: bool = False
 
     def __post_init__(self) -> None:
         if any(spec.batch_fixed_to_one for spec in self.specs):
@@ -109,7 +108,6 @@ class BatchReader:
                     )
                 array = array.astype(spec.dtype)
             out[spec.name] = array
-        self._checked = True
         return out
 
 

@@ -5,8 +5,8 @@ dataset's :class:`~calibench.data.preprocess.Preprocess`. Predictions are mapped
 truth forward, so boxes that the crop cut off still count as missed objects.
 
 Coordinates are continuous (pixel edges: a box covering pixel 0 only is ``0, 0, 1, 1``), which
-is how both resizing and COCO's IoU treat them. The resize arithmetic mirrors
-``Preprocess._resize_to``; a test checks the two agree on real images.
+is how both resizing and COCO's IoU treat them. The resize arithmetic is
+``Preprocess.resized_size``, the same rule preprocessing applies.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibench.data.annotations import SampleInfo
-from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError
 
 
@@ -34,17 +33,6 @@ class InputTransform:
     input_width: int | None
 
 
-def resized_size(height: int, width: int, preprocess: Preprocess) -> tuple[int, int]:
-    """``(height, width)`` after ``preprocess``'s resize step alone."""
-    resize = preprocess.resize
-    if resize is None:
-        return height, width
-    if isinstance(resize, int):
-        short = min(width, height)
-        return round(height * resize / short), round(width * resize / short)
-    return int(resize[0]), int(resize[1])
-
-
 def input_transform(info: SampleInfo) -> InputTransform:
     """How ``info``'s original image became the model input."""
     pre = info.preprocess
@@ -56,7 +44,7 @@ def input_transform(info: SampleInfo) -> InputTransform:
             f"sample {info.index} does not record its original image size, so its boxes "
             "cannot be mapped back to the image"
         )
-    resized_h, resized_w = resized_size(height, width, pre)
+    resized_h, resized_w = pre.resized_size(height, width)
     top = left = 0
     input_h, input_w = resized_h, resized_w
     if pre.crop is not None:
