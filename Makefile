@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data browser clean
+.PHONY: demo test lint bench fashion-data browser postgres serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ $(BENCH_STAMP): $(STAMP)
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# A throw-away PostgreSQL server for the storage tests (tests/pg_server.py starts it).
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
+
 fashion-data: $(FASHION)
 $(FASHION):
 	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
@@ -33,11 +37,15 @@ $(FASHION):
 demo: $(STAMP)
 	$(BIN)/python -m zoo.demo
 
+# The web workbench on http://127.0.0.1:8765/ (workspace ~/.calibench).
+serve: $(STAMP)
+	$(BIN)/calibench serve
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests zoo bench
 	$(BIN)/mypy
 
-test: $(STAMP) fashion-data browser lint
+test: $(STAMP) fashion-data browser postgres lint
 	$(BIN)/pytest -q
 
 bench: $(BENCH_STAMP) fashion-data

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from calibench.cli import calibrate, datasets, workflow
+from calibench.cli import calibrate, datasets, serve, workflow
 from calibench.errors import CalibenchError
 
 
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.register(sub)
     datasets.register(sub)
     workflow.register(sub)
+    serve.register(sub)
     return parser
 
 

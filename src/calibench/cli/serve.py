@@ -1,0 +1,78 @@
+"""``calibench serve``: the web workbench."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from calibench.errors import ConfigError
+from calibench.workflow.cache import default_workspace
+
+
+def register(sub: Any) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="start the web workbench (projects, INT8 calibration, comparison) and its JSON API",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument(
+        "--workspace", type=Path, help="models, datasets, results and the database (~/.calibench)"
+    )
+    serve.add_argument(
+        "--database-url",
+        help="default: SQLite in the workspace; or postgresql://user:password@host/dbname",
+    )
+    serve.add_argument(
+        "--token",
+        help="require this access token (always required, and generated if not given, when "
+        "--host is not a loopback address)",
+    )
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=2048, help="largest upload accepted (default 2048)"
+    )
+    serve.add_argument(
+        "--workers", type=int, default=2, help="jobs that run at the same time (default 2)"
+    )
+    serve.add_argument(
+        "--measure-seconds",
+        type=float,
+        default=3.0,
+        help="how long each latency/throughput measurement lasts (default 3)",
+    )
+    serve.set_defaults(run=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from calibench.server.app import create_app
+    from calibench.server.settings import ServerSettings, is_loopback, server_token
+
+    if args.workers < 1 or args.max_upload_mb <= 0 or args.measure_seconds <= 0:
+        raise ConfigError("--workers, --max-upload-mb and --measure-seconds must be positive")
+    workspace = (args.workspace or default_workspace()).expanduser().resolve()
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = server_token(workspace)
+    settings = ServerSettings(
+        workspace=workspace,
+        database_url=args.database_url,
+        host=args.host,
+        port=args.port,
+        token=token,
+        max_upload_mb=args.max_upload_mb,
+        max_workers=args.workers,
+        perf_seconds=args.measure_seconds,
+    )
+    app = create_app(settings)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+    database = (args.database_url or f"sqlite:///{workspace / 'workbench.db'}").split("@")[-1]
+    print(f"calibench workbench: {address}", flush=True)
+    print(f"  workspace {workspace}; database …{database[-60:]}", flush=True)
+    if token:
+        print("  every request needs the token (open the address above once)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,633 @@
+"""What the pages and the JSON API do, written once: register models and datasets, create
+projects, start, cancel and retry jobs, and describe all of them as plain dicts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import onnx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
+from calibench.data.archive import is_archive
+from calibench.data.import_result import FORMAT_NAMES
+from calibench.data.importer import KINDS as DATASET_KINDS
+from calibench.data.importer import import_dataset
+from calibench.data.preprocess import Preprocess
+from calibench.errors import CalibenchError, NotEligibleError
+from calibench.model.eligibility import check_eligible
+from calibench.model.load import DERIVED_KEY, load_model
+from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
+from calibench.server.jobs import KINDS, end_job, log_path
+from calibench.server.tasks import model_file, report_file, retry_calibration, stages_for
+
+THIS_MACHINE = "this machine"
+MODEL_SUFFIXES = (".onnx",)
+DATASET_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".npz")
+NAME = re.compile(r"^[\w][\w .()+-]{0,99}$")
+PRESET_HELP = {
+    "performance": "symmetric activations: the fastest INT8 kernels (the default)",
+    "mixed": "asymmetric activations: more accurate for activations that are not centred on "
+    "zero (e.g. after SiLU or without ReLU), slightly slower",
+}
+
+
+class WorkbenchError(Exception):
+    """A request the workbench refuses, with the words to show and the HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Upload:
+    """An uploaded file: its stream and the name the browser gave (used for display only)."""
+
+    stream: BinaryIO
+    filename: str
+
+
+def display_name(filename: str, fallback: str) -> str:
+    """A name to show, from an uploaded file's name: never used as a path."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    for suffix in (*DATASET_SUFFIXES, *MODEL_SUFFIXES):
+        if base.lower().endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    base = re.sub(r"[^\w .()+-]", "_", base).strip(" ._")[:100]
+    return base or fallback
+
+
+def check_name(name: str, what: str) -> str:
+    name = name.strip()
+    if not NAME.match(name):
+        raise WorkbenchError(
+            f"{what} name {name[:60]!r} is not allowed: use 1–100 letters, digits, spaces, "
+            "'.', '-', '_', '(', ')' or '+', starting with a letter or digit"
+        )
+    return name
+
+
+class Workbench:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        workspace: Path,
+        max_upload_bytes: int,
+        perf_seconds: float = 3.0,
+    ) -> None:
+        self.sessions = sessions
+        self.workspace = workspace
+        self.max_upload_bytes = max_upload_bytes
+        self.perf_seconds = perf_seconds
+        for folder in ("models", "datasets", "projects", "jobs", "uploads"):
+            (workspace / folder).mkdir(parents=True, exist_ok=True)
+
+    # uploads --------------------------------------------------------------------------------
+
+    def _receive(self, upload: Upload, suffixes: tuple[str, ...], what: str) -> Path:
+        """Copy an upload to a private temporary file, checking its type and size."""
+        lower = (upload.filename or "").lower()
+        suffix = next((s for s in suffixes if lower.endswith(s)), None)
+        if suffix is None:
+            raise WorkbenchError(
+                f"{what} must be a {', '.join(suffixes)} file, not {upload.filename[:80]!r}", 415
+            )
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.workspace / "uploads"))
+        path = folder / f"upload{suffix}"
+        size = 0
+        with path.open("wb") as out:
+            while chunk := upload.stream.read(1 << 20):
+                size += len(chunk)
+                if size > self.max_upload_bytes:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise WorkbenchError(
+                        f"{what} is larger than the upload limit of "
+                        f"{self.max_upload_bytes / 1e6:.0f} MB (start the server with "
+                        "--max-upload-mb to change it)",
+                        413,
+                    )
+                out.write(chunk)
+        if size == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise WorkbenchError(f"{what} is empty")
+        return path
+
+    # models -----------------------------------------------------------------------------------
+
+    def add_model(self, upload: Upload, name: str | None = None) -> dict[str, Any]:
+        path = self._receive(upload, MODEL_SUFFIXES, "the model")
+        try:
+            chosen = check_name(name or display_name(upload.filename, "model"), "model")
+            try:
+                proto = load_model(path)
+            except CalibenchError as error:
+                raise WorkbenchError(
+                    f"{upload.filename[:80]!r} is not a usable ONNX model: "
+                    + str(error).replace(str(path), "the file")
+                ) from error
+            precision, optimizable, reason = model_precision(proto, chosen)
+            with self.sessions.begin() as session:
+                row = ModelRow(
+                    name=chosen,
+                    path="",
+                    precision=precision,
+                    optimizable=optimizable,
+                    reason=reason,
+                    size_bytes=path.stat().st_size,
+                    info=model_info(proto),
+                )
+                session.add(row)
+                session.flush()
+                target = model_file(self.workspace, row.id)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), target)
+                row.path = str(target.relative_to(self.workspace))
+                return model_view(row)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    def model(self, session: Session, model_id: int) -> ModelRow:
+        row = session.get(ModelRow, model_id)
+        if row is None:
+            raise WorkbenchError(f"there is no model {model_id}", 404)
+        return row
+
+    # datasets ---------------------------------------------------------------------------------
+
+    def add_dataset(
+        self, upload: Upload, name: str | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        if kind and kind not in DATASET_KINDS:
+            raise WorkbenchError(
+                f"unknown dataset type {kind[:40]!r}; choose one of {', '.join(DATASET_KINDS)}"
+            )
+        path = self._receive(upload, DATASET_SUFFIXES, "the dataset")
+        try:
+            chosen = check_name(name or display_name(upload.filename, "dataset"), "dataset")
+            with self.sessions() as session:
+                taken = session.scalar(select(DatasetRow.id).where(DatasetRow.name == chosen))
+            if taken is not None:
+                raise WorkbenchError(f"a dataset named {chosen!r} exists already", 409)
+            if not (is_archive(path) or path.suffix == ".npz"):
+                raise WorkbenchError("the dataset must be an archive or an .npz file", 415)
+            folder = f"ds-{uuid.uuid4().hex[:12]}"
+            try:
+                result = import_dataset(
+                    path, self.workspace / "datasets", folder, kind or None
+                )
+            except CalibenchError as error:
+                raise WorkbenchError(
+                    f"{upload.filename[:80]!r} could not be imported: "
+                    + str(error).replace(str(path), "the upload")
+                ) from error
+            summary = result.summary()
+            summary.pop("path", None)
+            summary["source"] = upload.filename[:200]
+            summary["name"] = chosen
+            with self.sessions.begin() as session:
+                row = DatasetRow(
+                    name=chosen,
+                    path=f"datasets/{folder}",
+                    task=result.task.value,
+                    format=result.format,
+                    samples=result.samples,
+                    summary=summary,
+                )
+                session.add(row)
+                session.flush()
+                return dataset_view(row)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    def dataset(self, session: Session, dataset_id: int) -> DatasetRow:
+        row = session.get(DatasetRow, dataset_id)
+        if row is None:
+            raise WorkbenchError(f"there is no dataset {dataset_id}", 404)
+        return row
+
+    # projects ---------------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        model_id: int,
+        dataset_id: int,
+        batch: int = 1,
+        streams: int = 1,
+        preprocess: dict[str, Any] | None = None,
+        metric: str | None = None,
+    ) -> dict[str, Any]:
+        settings = inference_settings(batch, streams)
+        if preprocess:
+            try:
+                Preprocess(**preprocess)
+            except (TypeError, ValueError, CalibenchError) as error:
+                raise WorkbenchError(f"invalid preprocessing: {error}") from error
+        with self.sessions.begin() as session:
+            model = self.model(session, model_id)
+            dataset = self.dataset(session, dataset_id)
+            if model.state != "ready":
+                raise WorkbenchError(f"model {model.name!r} is not ready ({model.state})", 409)
+            project = ProjectRow(
+                model_id=model.id,
+                dataset_id=dataset.id,
+                target=THIS_MACHINE,
+                settings={**settings, "preprocess": preprocess or None, "metric": metric or None},
+            )
+            session.add(project)
+            session.flush()
+            self._queue(
+                session,
+                project,
+                "baseline",
+                {
+                    "model": model.path,
+                    "dataset": dataset.path,
+                    **settings,
+                    "seconds": self.perf_seconds,
+                    "preprocess": preprocess or None,
+                    "metric": metric or None,
+                },
+            )
+            return self.project_view(session, project)
+
+    def project(self, session: Session, project_id: int) -> ProjectRow:
+        row = session.get(ProjectRow, project_id)
+        if row is None:
+            raise WorkbenchError(f"there is no project {project_id}", 404)
+        return row
+
+    def optimize_options(self, session: Session, project: ProjectRow) -> dict[str, Any]:
+        """Whether the project's model can be calibrated now, and if not, why."""
+        model = self.model(session, project.model_id)
+        job = latest_job(session, project.id)
+        if not model.optimizable:
+            return {"enabled": False, "reason": model.reason or "this model cannot be calibrated"}
+        if job is None or job.kind != "baseline" or job.state != "done":
+            state = "has not finished" if job is None or not job.finished else job.state
+            return {
+                "enabled": False,
+                "reason": f"the baseline inference {state}; INT8 calibration compares against "
+                "it, so it must finish first",
+            }
+        return {"enabled": True, "reason": None}
+
+    def validation_for(
+        self, session: Session, project: ProjectRow, calibration: DatasetRow | None
+    ) -> DatasetRow | None:
+        """The annotated dataset AccuracyAware measures on: the project's, else the
+        calibration dataset; None when neither is annotated."""
+        own = self.dataset(session, project.dataset_id)
+        if own.annotated:
+            return own
+        if calibration is not None and calibration.annotated:
+            return calibration
+        return None
+
+    def optimize(
+        self,
+        project_id: int,
+        dataset_id: int,
+        subset_percent: float = 100,
+        method: str = "default",
+        max_drop: float | None = None,
+        preset: str = "performance",
+        batch: int | None = None,
+        streams: int | None = None,
+    ) -> dict[str, Any]:
+        if method not in {m.value for m in Method}:
+            raise WorkbenchError(f"unknown method {method[:40]!r}: use default or accuracy-aware")
+        if preset not in {p.value for p in Preset}:
+            raise WorkbenchError(f"unknown preset {preset[:40]!r}: use performance or mixed")
+        if not 0 < subset_percent <= 100:
+            raise WorkbenchError("the subset size must be a percentage above 0 and at most 100")
+        with self.sessions.begin() as session:
+            parent = self.project(session, project_id)
+            calibration = self.dataset(session, dataset_id)
+            options = self.optimize_options(session, parent)
+            if not options["enabled"]:
+                raise WorkbenchError(f"INT8 calibration is not available: {options['reason']}", 409)
+            model = self.model(session, parent.model_id)
+            validation = self.dataset(session, parent.dataset_id)
+            if method == Method.ACCURACY_AWARE.value:
+                chosen = self.validation_for(session, parent, calibration)
+                if chosen is None:
+                    raise WorkbenchError(
+                        "the AccuracyAware method needs an annotated dataset to measure accuracy "
+                        f"on; neither {validation.name!r} nor {calibration.name!r} has "
+                        "annotations (use Default, or import an annotated dataset)"
+                    )
+                if max_drop is None:
+                    raise WorkbenchError("the AccuracyAware method needs a Maximum Accuracy Drop")
+                validation = chosen
+            try:
+                config = CalibrationConfig(
+                    preset=Preset(preset),
+                    subset=Subset.parse(f"{subset_percent:g}%"),
+                    method=Method(method),
+                    max_drop=max_drop if method == Method.ACCURACY_AWARE.value else None,
+                    drop_type=DropType.ABSOLUTE,
+                )
+            except CalibenchError as error:
+                raise WorkbenchError(str(error)) from error
+            settings = inference_settings(
+                batch or parent.settings.get("batch", 1),
+                streams or parent.settings.get("streams", 1),
+            )
+            child_model = ModelRow(
+                name=f"{model.name} INT8",
+                path="",
+                state="pending",
+                precision="INT8",
+                parent_id=model.id,
+                optimizable=False,
+                reason=f"{model.name} INT8 is an optimized model derived from {model.name}: "
+                "only an original FP32 model can be calibrated",
+                size_bytes=0,
+                info=model.info,
+            )
+            session.add(child_model)
+            session.flush()
+            preprocess = parent.settings.get("preprocess")
+            metric = parent.settings.get("metric")
+            child = ProjectRow(
+                model_id=child_model.id,
+                dataset_id=parent.dataset_id,
+                target=parent.target,
+                parent_id=parent.id,
+                settings={**settings, "preprocess": preprocess, "metric": metric},
+                calibration={
+                    "config": config.to_dict(),
+                    "dataset": {"id": calibration.id, "name": calibration.name},
+                    "validation": {"id": validation.id, "name": validation.name},
+                },
+            )
+            session.add(child)
+            session.flush()
+            self._queue(
+                session,
+                child,
+                "calibration",
+                {
+                    "model": model.path,
+                    "dataset": calibration.path,
+                    "validation": validation.path,
+                    "config": config.to_dict(),
+                    **settings,
+                    "seconds": self.perf_seconds,
+                    "preprocess": preprocess,
+                    "metric": metric,
+                    "parent_inference": parent.inference,
+                },
+            )
+            return self.project_view(session, child)
+
+    def _queue(
+        self, session: Session, project: ProjectRow, kind: str, inputs: dict[str, Any]
+    ) -> JobRow:
+        description = {"inputs": inputs}
+        job = JobRow(
+            project_id=project.id,
+            kind=kind,
+            description=description,
+            state="queued",
+            stages=[{"name": s, "done": 0, "total": 0} for s in stages_for(kind, description)],
+            cancel_requested=False,
+            attempts=0,
+        )
+        session.add(job)
+        session.flush()
+        return job
+
+    # jobs -------------------------------------------------------------------------------------
+
+    def job(self, session: Session, job_id: int) -> JobRow:
+        row = session.get(JobRow, job_id)
+        if row is None:
+            raise WorkbenchError(f"there is no job {job_id}", 404)
+        return row
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        with self.sessions.begin() as session:
+            job = self.job(session, job_id)
+            if job.finished:
+                raise WorkbenchError(
+                    f"job {job_id} has ended ({job.state}): nothing to cancel", 409
+                )
+            if job.state == "queued":
+                end_job(session, job, "cancelled", "cancelled by the user before it started")
+            else:
+                job.cancel_requested = True
+            return job_view(job)
+
+    def retry(self, job_id: int) -> dict[str, Any]:
+        with self.sessions.begin() as session:
+            job = self.job(session, job_id)
+            if job.state not in ("failed", "cancelled"):
+                raise WorkbenchError(
+                    f"job {job_id} is {job.state}: only a failed or cancelled job can be retried",
+                    409,
+                )
+            job.state, job.message, job.cancel_requested = "queued", None, False
+            job.stage, job.finished_at, job.started_at = None, None, None
+            job.stages = [{"name": s["name"], "done": 0, "total": 0} for s in job.stages]
+            if job.kind == "calibration":
+                retry_calibration(session, job)
+            return job_view(job)
+
+    def job_log(self, job_id: int) -> str:
+        with self.sessions() as session:
+            self.job(session, job_id)
+        path = log_path(self.workspace, job_id)
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+    # views ------------------------------------------------------------------------------------
+
+    def project_view(self, session: Session, project: ProjectRow) -> dict[str, Any]:
+        model = self.model(session, project.model_id)
+        dataset = self.dataset(session, project.dataset_id)
+        job = latest_job(session, project.id)
+        inference = project.inference or {}
+        accuracy = inference.get("accuracy") or None
+        perf = inference.get("performance") or {}
+        children = session.scalars(
+            select(ProjectRow.id).where(ProjectRow.parent_id == project.id)
+        ).all()
+        return {
+            "id": project.id,
+            "name": f"{model.name} × {dataset.name} × {project.target}",
+            "model": model_view(model),
+            "dataset": dataset_view(dataset),
+            "target": project.target,
+            "precision": model.precision,
+            "parent_id": project.parent_id,
+            "children": list(children),
+            "settings": project.settings,
+            "status": job.state if job else "new",
+            "job": job_view(job) if job else None,
+            "accuracy": None
+            if not accuracy
+            else {"metric": accuracy["metric"], "figures": accuracy["figures"]},
+            "throughput": perf.get("throughput"),
+            "latency_ms": perf.get("latency_ms_median"),
+            "inference": project.inference,
+            "calibration": project.calibration,
+            "has_comparison": project.comparison is not None,
+            "optimize": self.optimize_options(session, project),
+            "created_at": project.created_at.isoformat(),
+        }
+
+    def projects(self) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            rows = session.scalars(select(ProjectRow).order_by(ProjectRow.id)).all()
+            return [self.project_view(session, p) for p in rows]
+
+    def comparison(self, project_id: int) -> tuple[dict[str, Any], Path]:
+        with self.sessions() as session:
+            project = self.project(session, project_id)
+            if project.parent_id is None:
+                raise WorkbenchError(
+                    f"project {project_id} holds an original model: compare one of its INT8 "
+                    "projects with it",
+                    404,
+                )
+            if project.comparison is None:
+                raise WorkbenchError(
+                    f"project {project_id} has no comparison yet: its calibration job has not "
+                    "finished",
+                    409,
+                )
+            return project.comparison, report_file(self.workspace, project.id)
+
+
+def latest_job(session: Session, project_id: int) -> JobRow | None:
+    return session.scalars(
+        select(JobRow).where(JobRow.project_id == project_id).order_by(JobRow.id.desc()).limit(1)
+    ).first()
+
+
+def inference_settings(batch: int, streams: int) -> dict[str, int]:
+    try:
+        batch, streams = int(batch), int(streams)
+    except (TypeError, ValueError) as error:
+        raise WorkbenchError("batch size and streams must be whole numbers") from error
+    if not 1 <= batch <= 1024:
+        raise WorkbenchError("the batch size must be between 1 and 1024")
+    if not 1 <= streams <= 64:
+        raise WorkbenchError("the number of parallel streams must be between 1 and 64")
+    return {"batch": batch, "streams": streams}
+
+
+def model_precision(proto: onnx.ModelProto, name: str) -> tuple[str, bool, str | None]:
+    """(precision, can be calibrated, why not)."""
+    try:
+        check_eligible(proto, name)
+    except NotEligibleError as error:
+        meta = {p.key for p in proto.metadata_props}
+        ops = {n.op_type for n in proto.graph.node}
+        quantized = "QuantizeLinear" in ops or any(o.startswith("QLinear") for o in ops)
+        if DERIVED_KEY in meta or quantized:
+            precision = "INT8"
+        elif "FP16" in str(error) or "FLOAT16" in str(error):
+            precision = "FP16"
+        else:
+            precision = "FP32"
+        return precision, False, str(error)
+    return "FP32", True, None
+
+
+def model_info(proto: onnx.ModelProto) -> dict[str, Any]:
+    def shape(value: onnx.ValueInfoProto) -> list[Any]:
+        dims = value.type.tensor_type.shape.dim
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+
+    initializers = {t.name for t in proto.graph.initializer}
+    ops: dict[str, int] = {}
+    for node in proto.graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return {
+        "inputs": [
+            {"name": v.name, "shape": shape(v)}
+            for v in proto.graph.input
+            if v.name not in initializers
+        ],
+        "outputs": [{"name": v.name, "shape": shape(v)} for v in proto.graph.output],
+        "opset": next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None),
+        "nodes": len(proto.graph.node),
+        "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def model_view(row: ModelRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "state": row.state,
+        "precision": row.precision,
+        "parent_id": row.parent_id,
+        "optimizable": row.optimizable,
+        "reason": row.reason,
+        "size_bytes": row.size_bytes,
+        "info": row.info,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+    }
+
+
+def dataset_view(row: DatasetRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "task": row.task,
+        "annotated": row.annotated,
+        "format": row.format,
+        "format_name": FORMAT_NAMES.get(row.format, row.format),
+        "samples": row.samples,
+        "summary": row.summary,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+    }
+
+
+def job_view(row: JobRow) -> dict[str, Any]:
+    stages = []
+    for stage in row.stages or []:
+        total = stage.get("total") or 0
+        fraction = (stage.get("done", 0) / total) if total else 0.0
+        stages.append({**stage, "percent": round(100 * min(1.0, fraction))})
+    overall = (
+        100
+        if row.state == "done"
+        else round(sum(s["percent"] for s in stages) / len(stages))
+        if stages
+        else 0
+    )
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "kind": row.kind,
+        "state": row.state,
+        "stage": row.stage,
+        "stages": stages,
+        "percent": overall,
+        "message": row.message,
+        "cancel_requested": row.cancel_requested,
+        "attempts": row.attempts,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "started_at": row.started_at.isoformat() if row.started_at else None,
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+    }
+
+
+def count_running(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(JobRow.state == "running")) or 0)
+
+
+__all__ = ["KINDS", "Upload", "Workbench", "WorkbenchError"]

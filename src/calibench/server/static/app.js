@@ -1,0 +1,82 @@
+// calibench workbench: self-refreshing fragments and small form behaviours. No dependencies.
+"use strict";
+
+// An element with data-refresh="/fragments/…" reloads its content every data-every ms while the
+// content holds a [data-active] marker (a job queued or running). With data-reload-when-done the
+// whole page reloads once the job ends, to show its results.
+function follow(el) {
+  const every = parseInt(el.dataset.every || "1500", 10);
+  const tick = async () => {
+    if (!el.querySelector("[data-active]")) return;
+    try {
+      const response = await fetch(el.dataset.refresh, { credentials: "same-origin" });
+      if (response.ok) {
+        el.innerHTML = await response.text();
+        if (!el.querySelector("[data-active]") && "reloadWhenDone" in el.dataset) {
+          window.location.reload();
+          return;
+        }
+      }
+    } catch (error) {
+      // The server may be restarting: keep trying.
+    }
+    window.setTimeout(tick, every);
+  };
+  window.setTimeout(tick, every);
+}
+
+// The Optimize subtab: the INT8 checkbox enables the Optimize button.
+function enabler(box) {
+  const target = document.getElementById(box.dataset.enables);
+  const sync = () => { if (target) target.disabled = !box.checked; };
+  box.addEventListener("change", sync);
+  sync();
+}
+
+// The Optimize INT8 page: AccuracyAware needs an annotated dataset, and its maximum drop field
+// matters only when it is chosen.
+function optimizeForm(form) {
+  const select = form.querySelector("#calibration-dataset");
+  const aa = form.querySelector("#method-aa");
+  const byDefault = form.querySelector("#method-default");
+  const label = form.querySelector("#aa-label");
+  const reason = form.querySelector("#aa-reason");
+  const drop = form.querySelector("#max-drop-field");
+  const ownAnnotated = form.dataset.ownAnnotated === "true";
+  const sync = () => {
+    const option = select && select.selectedOptions[0];
+    const annotated = ownAnnotated || (option && option.dataset.annotated === "true");
+    aa.disabled = !annotated;
+    label.classList.toggle("disabled", !annotated);
+    reason.hidden = annotated;
+    if (!annotated && aa.checked) byDefault.checked = true;
+    drop.hidden = !aa.checked;
+  };
+  form.addEventListener("change", sync);
+  sync();
+}
+
+function layerFilter(box) {
+  const table = document.getElementById(box.dataset.filter);
+  box.addEventListener("change", () => table.classList.toggle("only-fp32", box.checked));
+}
+
+// The comparison report sits in a same-origin frame: size it to its content.
+function fitFrame(frame) {
+  const fit = () => {
+    try {
+      frame.style.height = frame.contentDocument.documentElement.scrollHeight + 20 + "px";
+    } catch (error) { /* not loaded yet */ }
+  };
+  frame.addEventListener("load", fit);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-refresh]").forEach(follow);
+  document.querySelectorAll("[data-enables]").forEach(enabler);
+  document.querySelectorAll("[data-filter]").forEach(layerFilter);
+  const form = document.getElementById("optimize-form");
+  if (form) optimizeForm(form);
+  const frame = document.getElementById("report");
+  if (frame) fitFrame(frame);
+});

@@ -1,0 +1,212 @@
+"""The workbench's job kinds: baseline inference, and calibration (INT8 model, its inference and
+its comparison with the parent). Each run function takes only its inputs (paths relative to the
+workspace, plain settings) and writes its files into the job's work folder; its commit moves them
+into place with a rename, in the transaction that marks the job done."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from calibench.config import CalibrationConfig, Method
+from calibench.server.db import JobRow, ModelRow, ProjectRow
+from calibench.server.jobs import KINDS, JobContext, JobKind
+from calibench.workflow.performance import PerfSettings
+
+BASELINE_STAGES = ["accuracy", "performance", "layers"]
+DEFAULT_STAGES = ["statistics", "quantization", "bias correction", "inference", "comparison"]
+ACCURACY_AWARE_STAGES = [
+    "statistics",
+    "quantization",
+    "bias correction",
+    "accuracy-aware",
+    "inference",
+    "comparison",
+]
+_CALIBRATION_STAGES = {"statistics", "quantization", "bias correction"}
+
+
+def model_file(workspace: Path, model_id: int) -> Path:
+    return workspace / "models" / str(model_id) / "model.onnx"
+
+
+def report_file(workspace: Path, project_id: int) -> Path:
+    return workspace / "projects" / str(project_id) / "compare.html"
+
+
+def _perf(inputs: dict[str, Any]) -> PerfSettings:
+    return PerfSettings(
+        batch=int(inputs["batch"]), streams=int(inputs["streams"]), seconds=inputs["seconds"]
+    )
+
+
+def _layers(path: Path) -> list[dict[str, Any]]:
+    from calibench.model.load import load_model
+    from calibench.report.layers import layer_table, saved_reasons
+
+    proto = load_model(path)
+    rows, _ = layer_table(proto, saved_reasons(proto))
+    return [row.to_dict() for row in rows]
+
+
+def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from calibench.workflow.infer import run_inference
+
+    ws = ctx.workspace
+    model = ws / inputs["model"]
+    report = run_inference(
+        model,
+        ws / inputs["dataset"],
+        metric=inputs.get("metric") or None,
+        perf=_perf(inputs),
+        preprocess=inputs.get("preprocess") or None,
+        workspace=ws,
+        progress=ctx.progress,
+    )
+    ctx.log.info(
+        "accuracy %s; throughput %.1f samples/s",
+        report.accuracy["figures"] if report.accuracy else "not measured (no annotations)",
+        report.performance["throughput"],
+    )
+    ctx.progress("layers", 0, 1)
+    layers = _layers(model)
+    ctx.progress("layers", 1, 1)
+    return {"inference": report.to_dict(), "layers": layers}
+
+
+def commit_baseline(session: Session, job: JobRow, result: dict[str, Any], ws: Path) -> None:
+    project = session.get(ProjectRow, job.project_id)
+    assert project is not None
+    project.inference = result["inference"]
+    model = session.get(ModelRow, project.model_id)
+    if model is not None and model.layers is None:
+        model.layers = result["layers"]
+
+
+def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    from calibench.api import calibrate
+    from calibench.report.html import write_html
+    from calibench.workflow.compare import run_compare
+    from calibench.workflow.infer import InferenceReport, run_inference
+
+    ws = ctx.workspace
+    parent = ws / inputs["model"]
+    validation = ws / inputs["validation"]
+    config = CalibrationConfig.from_dict(inputs["config"])
+    preprocess = inputs.get("preprocess") or None
+    metric = inputs.get("metric") or None
+
+    def on_calibration(stage: str, done: int, total: int) -> None:
+        if stage in _CALIBRATION_STAGES:
+            ctx.progress(stage, done, total)
+        else:  # the AccuracyAware method's steps: ranking, reverting, checking
+            ctx.progress("accuracy-aware", done, total)
+
+    ctx.log.info("calibrating %s with %s", inputs["model"], config.to_dict())
+    result = calibrate(
+        parent,
+        ws / inputs["dataset"],
+        config=config,
+        validation=validation if config.method is Method.ACCURACY_AWARE else None,
+        metric=metric,
+        preprocess=preprocess,
+        progress=on_calibration,
+    )
+    for note in result.report.notes:
+        ctx.log.info("note: %s", note)
+    int8 = result.save(ctx.work / "model.onnx")
+    ctx.log.info("INT8 model written: %d of %d layers in INT8", result.report.int8_layers,
+                 len(result.report.layers))
+
+    def on_inference(_: str, done: int, total: int) -> None:
+        ctx.progress("inference", done, total)
+
+    report = run_inference(
+        int8,
+        validation,
+        metric=metric,
+        perf=_perf(inputs),
+        preprocess=preprocess,
+        workspace=ws,
+        progress=on_inference,
+    )
+    ctx.progress("comparison", 0, 1)
+    comparison = run_compare(
+        parent,
+        int8,
+        InferenceReport.from_dict(inputs["parent_inference"]),
+        report,
+        validation,
+        preprocess=preprocess,
+    )
+    write_html(comparison, ctx.work / "compare.html")
+    ctx.progress("comparison", 1, 1)
+    times = {row.name: row.int8_ms for row in comparison.layers}
+    layers = [
+        {**row.to_dict(), "time_ms": times.get(row.name)} for row in result.report.layers
+    ]
+    return {
+        "calibration": result.report.to_dict(),
+        "inference": report.to_dict(),
+        "comparison": comparison.to_dict(),
+        "layers": layers,
+        "files": {"model": "model.onnx", "report": "compare.html"},
+    }
+
+
+def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws: Path) -> None:
+    project = session.get(ProjectRow, job.project_id)
+    assert project is not None
+    model = session.get(ModelRow, project.model_id)
+    assert model is not None
+    work = ws / "jobs" / str(job.id) / "work"
+    target = model_file(ws, model.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(work / result["files"]["model"], target)
+    report = report_file(ws, project.id)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(work / result["files"]["report"], report)
+    model.path = str(target.relative_to(ws))
+    model.state, model.size_bytes = "ready", target.stat().st_size
+    model.layers = result["layers"]
+    project.calibration = {**(project.calibration or {}), "report": result["calibration"]}
+    project.inference = result["inference"]
+    project.comparison = result["comparison"]
+
+
+def abandon_calibration(session: Session, job: JobRow) -> None:
+    project = session.get(ProjectRow, job.project_id)
+    if project is None:
+        return
+    model = session.get(ModelRow, project.model_id)
+    if model is not None and model.state == "pending":
+        model.state = "failed"
+
+
+def _nothing(session: Session, job: JobRow) -> None:
+    return None
+
+
+def retry_calibration(session: Session, job: JobRow) -> None:
+    """A calibration run again makes its model pending again."""
+    project = session.get(ProjectRow, job.project_id)
+    if project is not None:
+        model = session.get(ModelRow, project.model_id)
+        if model is not None and model.state == "failed":
+            model.state = "pending"
+
+
+KINDS["baseline"] = JobKind(BASELINE_STAGES, run_baseline, commit_baseline, _nothing)
+KINDS["calibration"] = JobKind(
+    DEFAULT_STAGES, run_calibration, commit_calibration, abandon_calibration
+)
+
+
+def stages_for(kind: str, description: dict[str, Any]) -> list[str]:
+    if kind == "calibration":
+        method = description["inputs"]["config"].get("method")
+        return ACCURACY_AWARE_STAGES if method == Method.ACCURACY_AWARE.value else DEFAULT_STAGES
+    return KINDS[kind].stages
