@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,3 +16,37 @@ def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of the empty database `calibench_test` on a scratch PostgreSQL server."""
     with running_postgres() as url:
         yield url
+
+
+# The workbench's tests share these: a real trained model and real labelled images, archived the
+# way a user uploads them.
+
+
+@pytest.fixture(scope="session")
+def fashion_cnn() -> Path:
+    """The Fashion-MNIST CNN (trained once, ~2 min, then cached in build/test-models)."""
+    from zoo.fashion import build_fashion_cnn
+
+    return build_fashion_cnn(Path("build/test-models/fashion_cnn.onnx"))
+
+
+@pytest.fixture(scope="session")
+def fashion_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Uploads: ``val`` (.tar.gz, 200 labelled test images), ``cal`` (.zip, 100 labelled
+    training images), ``plain`` (.zip, 30 images without labels), ``nlp`` (a tiny transformer)."""
+    from zoo.fashion_folder import write_fashion_imagenet_folder
+    from zoo.nlp import build_tiny_transformer
+
+    root = tmp_path_factory.mktemp("uploads")
+    write_fashion_imagenet_folder(root / "val", "test", 20)
+    write_fashion_imagenet_folder(root / "cal", "train", 10)
+    plain = root / "plain"
+    plain.mkdir()
+    for i, png in enumerate(sorted((root / "cal").rglob("*.png"))[:30]):
+        shutil.copy(png, plain / f"{i:03d}.png")
+    return {
+        "val": Path(shutil.make_archive(str(root / "val"), "gztar", root, "val")),
+        "cal": Path(shutil.make_archive(str(root / "cal"), "zip", root, "cal")),
+        "plain": Path(shutil.make_archive(str(root / "plain"), "zip", root, "plain")),
+        "nlp": build_tiny_transformer(root / "tiny_transformer.onnx"),
+    }

@@ -251,6 +251,7 @@ class Workbench:
                 "baseline",
                 {
                     "model": model.path,
+                    "name": model.name,
                     "dataset": dataset.path,
                     **settings,
                     "seconds": self.perf_seconds,
@@ -343,14 +344,20 @@ class Workbench:
                 batch or parent.settings.get("batch", 1),
                 streams or parent.settings.get("streams", 1),
             )
+            child_name = self._unique_model_name(
+                session,
+                f"{model.name} INT8"
+                + (" AccuracyAware" if method == Method.ACCURACY_AWARE.value else "")
+                + (" mixed" if preset == Preset.MIXED.value else ""),
+            )
             child_model = ModelRow(
-                name=f"{model.name} INT8",
+                name=child_name,
                 path="",
                 state="pending",
                 precision="INT8",
                 parent_id=model.id,
                 optimizable=False,
-                reason=f"{model.name} INT8 is an optimized model derived from {model.name}: "
+                reason=f"{child_name} is an optimized model derived from {model.name}: "
                 "only an original FP32 model can be calibrated",
                 size_bytes=0,
                 info=model.info,
@@ -387,9 +394,20 @@ class Workbench:
                     "preprocess": preprocess,
                     "metric": metric,
                     "parent_inference": parent.inference,
+                    "names": {"fp32": model.name, "int8": child_name},
                 },
             )
             return self.project_view(session, child)
+
+    @staticmethod
+    def _unique_model_name(session: Session, name: str) -> str:
+        taken = set(session.scalars(select(ModelRow.name).where(ModelRow.name.like(f"{name}%"))))
+        if name not in taken:
+            return name
+        n = 2
+        while f"{name} ({n})" in taken:
+            n += 1
+        return f"{name} ({n})"
 
     def _queue(
         self, session: Session, project: ProjectRow, kind: str, inputs: dict[str, Any]

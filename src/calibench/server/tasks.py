@@ -5,16 +5,23 @@ into place with a rename, in the transaction that marks the job done."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from calibench.config import CalibrationConfig, Method
+from calibench.errors import CalibenchError
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs import KINDS, JobContext, JobKind
 from calibench.workflow.performance import PerfSettings
+
+if TYPE_CHECKING:
+    from calibench.api import CalibrationResult
 
 BASELINE_STAGES = ["accuracy", "performance", "layers"]
 DEFAULT_STAGES = ["statistics", "quantization", "bias correction", "inference", "comparison"]
@@ -37,6 +44,43 @@ def report_file(workspace: Path, project_id: int) -> Path:
     return workspace / "projects" / str(project_id) / "compare.html"
 
 
+@contextmanager
+def measuring(ctx: JobContext) -> Iterator[None]:
+    """One job at a time measures speed on this machine: jobs running side by side would skew
+    each other's latency and throughput. Calibration itself runs in parallel."""
+    path = ctx.workspace / "measure.lock"
+    with path.open("a") as handle:
+        if not _try_lock(handle):
+            ctx.log.info("waiting for another job's measurement to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_lock(handle: Any) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def _named(names: dict[str, str]) -> Iterator[None]:
+    """Errors name the models as the person named them, not by their files in the workspace."""
+    try:
+        yield
+    except CalibenchError as error:
+        message = str(error)
+        for file, name in names.items():
+            message = message.replace(file, repr(name))
+        if message == str(error):
+            raise
+        raise type(error)(message) from error
+
+
 def _perf(inputs: dict[str, Any]) -> PerfSettings:
     return PerfSettings(
         batch=int(inputs["batch"]), streams=int(inputs["streams"]), seconds=inputs["seconds"]
@@ -57,15 +101,16 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
     ws = ctx.workspace
     model = ws / inputs["model"]
-    report = run_inference(
-        model,
-        ws / inputs["dataset"],
-        metric=inputs.get("metric") or None,
-        perf=_perf(inputs),
-        preprocess=inputs.get("preprocess") or None,
-        workspace=ws,
-        progress=ctx.progress,
-    )
+    with _named({model.name: inputs.get("name", model.name)}), measuring(ctx):
+        report = run_inference(
+            model,
+            ws / inputs["dataset"],
+            metric=inputs.get("metric") or None,
+            perf=_perf(inputs),
+            preprocess=inputs.get("preprocess") or None,
+            workspace=ws,
+            progress=ctx.progress,
+        )
     ctx.log.info(
         "accuracy %s; throughput %.1f samples/s",
         report.accuracy["figures"] if report.accuracy else "not measured (no annotations)",
@@ -87,7 +132,6 @@ def commit_baseline(session: Session, job: JobRow, result: dict[str, Any], ws: P
 
 
 def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
-    from calibench.api import calibrate
     from calibench.report.html import write_html
     from calibench.workflow.compare import run_compare
     from calibench.workflow.infer import InferenceReport, run_inference
@@ -99,49 +143,41 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
     preprocess = inputs.get("preprocess") or None
     metric = inputs.get("metric") or None
 
-    def on_calibration(stage: str, done: int, total: int) -> None:
-        if stage in _CALIBRATION_STAGES:
-            ctx.progress(stage, done, total)
-        else:  # the AccuracyAware method's steps: ranking, reverting, checking
-            ctx.progress("accuracy-aware", done, total)
-
     ctx.log.info("calibrating %s with %s", inputs["model"], config.to_dict())
-    result = calibrate(
-        parent,
-        ws / inputs["dataset"],
-        config=config,
-        validation=validation if config.method is Method.ACCURACY_AWARE else None,
-        metric=metric,
-        preprocess=preprocess,
-        progress=on_calibration,
-    )
+    names = inputs.get("names") or {}
+    with _named({parent.name: names.get("fp32", parent.name)}):
+        result = _calibrate(ctx, inputs, parent, validation, config, preprocess, metric)
     for note in result.report.notes:
         ctx.log.info("note: %s", note)
-    int8 = result.save(ctx.work / "model.onnx")
+    int8 = result.save(ctx.work / "int8.onnx")
     ctx.log.info("INT8 model written: %d of %d layers in INT8", result.report.int8_layers,
                  len(result.report.layers))
 
     def on_inference(_: str, done: int, total: int) -> None:
         ctx.progress("inference", done, total)
 
-    report = run_inference(
-        int8,
-        validation,
-        metric=metric,
-        perf=_perf(inputs),
-        preprocess=preprocess,
-        workspace=ws,
-        progress=on_inference,
-    )
-    ctx.progress("comparison", 0, 1)
-    comparison = run_compare(
-        parent,
-        int8,
-        InferenceReport.from_dict(inputs["parent_inference"]),
-        report,
-        validation,
-        preprocess=preprocess,
-    )
+    shown = {parent.name: names.get("fp32", parent.name), int8.name: names.get("int8", int8.name)}
+    with _named(shown), measuring(ctx):
+        report = run_inference(
+            int8,
+            validation,
+            metric=metric,
+            perf=_perf(inputs),
+            preprocess=preprocess,
+            workspace=ws,
+            progress=on_inference,
+        )
+        ctx.progress("comparison", 0, 1)
+        comparison = run_compare(
+            parent,
+            int8,
+            InferenceReport.from_dict(inputs["parent_inference"]),
+            report,
+            validation,
+            preprocess=preprocess,
+        )
+    comparison.fp32_model = names.get("fp32", comparison.fp32_model)
+    comparison.int8_model = names.get("int8", comparison.int8_model)
     write_html(comparison, ctx.work / "compare.html")
     ctx.progress("comparison", 1, 1)
     times = {row.name: row.int8_ms for row in comparison.layers}
@@ -153,8 +189,36 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
         "inference": report.to_dict(),
         "comparison": comparison.to_dict(),
         "layers": layers,
-        "files": {"model": "model.onnx", "report": "compare.html"},
+        "files": {"model": "int8.onnx", "report": "compare.html"},
     }
+
+
+def _calibrate(
+    ctx: JobContext,
+    inputs: dict[str, Any],
+    parent: Path,
+    validation: Path,
+    config: CalibrationConfig,
+    preprocess: dict[str, Any] | None,
+    metric: str | None,
+) -> CalibrationResult:
+    from calibench.api import calibrate
+
+    def on_calibration(stage: str, done: int, total: int) -> None:
+        if stage in _CALIBRATION_STAGES:
+            ctx.progress(stage, done, total)
+        else:  # the AccuracyAware method's steps: ranking, reverting, checking
+            ctx.progress("accuracy-aware", done, total)
+
+    return calibrate(
+        parent,
+        ctx.workspace / inputs["dataset"],
+        config=config,
+        validation=validation if config.method is Method.ACCURACY_AWARE else None,
+        metric=metric,
+        preprocess=preprocess,
+        progress=on_calibration,
+    )
 
 
 def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws: Path) -> None:
