@@ -37,8 +37,11 @@ $(FASHION):
 demo: $(STAMP)
 	$(BIN)/python -m zoo.demo
 
-# The web workbench on http://127.0.0.1:8765/ (workspace ~/.calibench).
-serve: $(STAMP)
+# The web workbench on http://127.0.0.1:8765/ (workspace ~/.calibench), with files to upload
+# (a Fashion-MNIST CNN, labelled test and calibration archives) written to build/workbench/.
+serve: $(STAMP) fashion-data
+	@echo "Files to upload on the workbench's pages:"
+	$(BIN)/python -m zoo workbench-files build/workbench
 	$(BIN)/calibench serve
 
 lint: $(STAMP)

@@ -39,7 +39,7 @@ from calibench.server.db import (
     now,
     session_factory,
 )
-from calibench.server.jobs import JobRunner, work_dir
+from calibench.server.jobs import WORKER_DATABASE_ENV, JobRunner, work_dir
 from calibench.server.migrate import alembic_config, current_revision, upgrade
 from calibench.server.service import Upload, Workbench
 from calibench.server.tasks import model_file, report_file
@@ -255,10 +255,10 @@ def _running_calibration(bench: Bench, runner: JobRunner) -> tuple[dict[str, Any
     bench.workbench.perf_seconds = LONG
     child = bench.workbench.optimize(parent["id"], bench.cal_id)
     job_id = child["job"]["id"]
-    half_made = work_dir(bench.workspace, job_id) / "model.onnx"
+    work = work_dir(bench.workspace, job_id)
     bench.drive(
         runner,
-        lambda: bench.job(job_id).stage == "inference" and half_made.is_file(),
+        lambda: bench.job(job_id).stage == "inference" and any(work.glob("*.onnx")),
         60,
         "the calibration to reach its inference stage",
     )
@@ -317,10 +317,15 @@ def test_baseline_and_default_calibration_run_to_done(bench: Bench) -> None:
 
 def test_two_jobs_run_at_the_same_time(bench: Bench) -> None:
     runner = bench.runner(max_workers=2)
-    bench.workbench.perf_seconds = 3.0
-    jobs = [bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]]
-    jobs.append(bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"])
+    parent = bench.baseline(runner)
+    # A baseline that measures speed for a while, and a calibration beside it: calibrating runs
+    # in parallel, measuring speed waits for the other job's measurement.
+    bench.workbench.perf_seconds = 5.0
+    measuring = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    bench.workbench.perf_seconds = QUICK
+    calibrating = bench.workbench.optimize(parent["id"], bench.cal_id)["job"]["id"]
     third = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    jobs = [measuring, calibrating]
 
     def both_working() -> bool:
         # Both workers have started and written progress: they run side by side.
@@ -333,11 +338,13 @@ def test_two_jobs_run_at_the_same_time(bench: Bench) -> None:
     assert None not in pids and pids[0] != pids[1]
     assert all(_alive(pid) for pid in pids if pid is not None)
     assert sorted(runner.running()) == sorted(jobs)
+    assert all(r.runner == runner.id and r.attempts == 1 for r in rows)
     assert bench.job(third).state == "queued"  # max_workers=2: the third waits its turn
 
     for job_id in [*jobs, third]:
         job = bench.finish(runner, job_id)
         assert (job.state, job.message) == ("done", None)
+    assert "waiting for another job's measurement" in bench.workbench.job_log(calibrating)
     third_started = bench.job(third).started_at
     first_finished = [bench.job(j).finished_at for j in jobs]
     assert third_started is not None and None not in first_finished
@@ -398,6 +405,27 @@ def _snapshot(sessions: sessionmaker[Session], skip: dict[type, set[int]]) -> di
     return shot
 
 
+def _left_running(bench: Bench, job_id: int, runner: str, worker_pid: int | None) -> None:
+    """Make the row look like a job another server started (and then died, or not)."""
+    with bench.sessions.begin() as session:
+        job = session.get(JobRow, job_id)
+        assert job is not None
+        job.state, job.runner, job.started_at = "running", runner, now()
+        job.worker_pid, job.attempts = worker_pid, 1
+
+
+def _orphan_worker(bench: Bench, job_id: int) -> subprocess.Popen[bytes]:
+    """A real worker process for the job, as a server started it; the server is gone, so the
+    worker goes on without anyone following it (its parent here is the test, which stays)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "calibench.server.worker", str(job_id), str(bench.workspace),
+         str(os.getpid())],
+        env={**os.environ, WORKER_DATABASE_ENV: bench.url},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
 def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
     bench: Bench,
 ) -> None:
@@ -407,27 +435,22 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
 
     # Another machine's server runs a job on the same database: not ours to touch.
     elsewhere = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
-    # A server on this host died while its worker calibrated: the row says "running", the
-    # worker (here a stand-in process) may linger, half-made files lie in the work folder.
+    _left_running(bench, elsewhere, "elsewhere.invalid:7:0123abcd", 4242)
+    # A server on this host started a calibration and died; its worker goes on, half-made files
+    # lie in the work folder, the row says "running".
+    bench.workbench.perf_seconds = LONG
     child = bench.workbench.optimize(parent["id"], bench.cal_id)
     job_id, int8_id = child["job"]["id"], child["model"]["id"]
-    lingering = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
-    )
+    worker = _orphan_worker(bench, job_id)
     try:
-        with bench.sessions.begin() as session:
-            other = session.get(JobRow, elsewhere)
-            assert other is not None
-            other.state, other.runner, other.started_at = "running", "elsewhere.invalid:7:ab", now()
-            job = session.get(JobRow, job_id)
-            assert job is not None
-            job.state, job.runner, job.started_at = "running", f"{host}:1:0badc0de", now()
-            job.worker_pid, job.attempts, job.stage = lingering.pid, 1, "statistics"
-            job.stages = [{**s, "total": 100, "done": 40} if s["name"] == "statistics" else s
-                          for s in job.stages]  # fmt: skip
-        half_made = work_dir(bench.workspace, job_id) / "model.onnx"
-        half_made.parent.mkdir(parents=True)
-        half_made.write_bytes(b"not a finished model")
+        _left_running(bench, job_id, f"{host}:1:0badc0de", worker.pid)
+        work = work_dir(bench.workspace, job_id)
+        bench.drive(
+            first,
+            lambda: bench.job(job_id).stage == "inference" and any(work.glob("*.onnx")),
+            60,
+            "the orphaned worker to reach its inference stage",
+        )
         before = _snapshot(bench.sessions, {JobRow: {job_id}, ModelRow: {int8_id}})
         assert f"jobs/{elsewhere}" in before and f"projects/{child['id']}" in before
 
@@ -437,16 +460,21 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
         job = bench.job(job_id)
         assert job.state == "failed"
         assert job.message is not None
-        assert job.message.startswith("interrupted during statistics")
+        assert job.message.startswith("interrupted during inference"), job.message
         assert "Retry" in job.message
         assert job.finished_at is not None
+        assert worker.wait(timeout=10) == -signal.SIGKILL  # the orphan is stopped
         assert bench.model(int8_id).state == "failed"
-        assert not work_dir(bench.workspace, job_id).exists()
+        assert not work.exists()
         assert not model_file(bench.workspace, int8_id).exists()
-        assert lingering.wait(timeout=10) == -signal.SIGKILL
         assert _snapshot(bench.sessions, {JobRow: {job_id}, ModelRow: {int8_id}}) == before
         assert bench.job(elsewhere).state == "running"
 
+        with bench.sessions.begin() as session:  # so that the retry does not measure for long
+            row = session.get(JobRow, job_id)
+            assert row is not None
+            inputs = {**row.description["inputs"], "seconds": QUICK}
+            row.description = {**row.description, "inputs": inputs}
         view = bench.workbench.retry(job_id)
         assert (view["state"], view["message"]) == ("queued", None)
         assert bench.model(int8_id).state == "pending"
@@ -461,9 +489,67 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
         assert bench.job(elsewhere).state == "running"  # still not ours
     finally:
         with contextlib.suppress(ProcessLookupError):
-            lingering.kill()
-        lingering.wait()
-        with bench.sessions.begin() as session:  # let the fixture's teardown find nothing odd
+            worker.kill()
+        worker.wait()
+        _left_running(bench, elsewhere, "elsewhere.invalid:7:0123abcd", None)
+        with bench.sessions.begin() as session:  # let the teardown find nothing running
             other = session.get(JobRow, elsewhere)
-            if other is not None and other.state == "running":
-                other.state = "failed"
+            assert other is not None
+            other.state = "failed"
+
+
+def test_recover_kills_no_process_but_the_jobs_worker(bench: Bench) -> None:
+    """The pid a dead server recorded may belong to another process by now (after a reboot or a
+    container restart pids start over): recovering must not SIGKILL whatever has that pid."""
+    job_id = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    unrelated = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        _left_running(bench, job_id, f"{socket.gethostname()}:1:0badc0de", unrelated.pid)
+        bench.runner().recover()
+        job = bench.job(job_id)
+        assert job.state == "failed"
+        assert job.message is not None and job.message.startswith("interrupted")
+        time.sleep(0.2)
+        assert unrelated.poll() is None, (
+            f"recover() killed process {unrelated.pid} (exit {unrelated.returncode}), which is "
+            "not a calibench worker but had the pid recorded for the interrupted job"
+        )
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            unrelated.kill()
+        unrelated.wait()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_worker_killed_while_committing_leaves_no_file_in_place(bench: Bench) -> None:
+    """The commit moves the INT8 model into place, then writes the database. A worker that dies
+    between the two (SIGKILL, OOM, a cancel's SIGTERM) leaves a failed model: its file must not
+    stay at the model's path. (PostgreSQL only: a row lock holds the commit half-way; SQLite
+    would have to lock the whole database, the worker's progress writes with it.)"""
+    runner = bench.runner()
+    parent = bench.baseline(runner)
+    child = bench.workbench.optimize(parent["id"], bench.cal_id)
+    job_id, int8_id = child["job"]["id"], child["model"]["id"]
+    target = model_file(bench.workspace, int8_id)
+    engine = make_engine(bench.url)
+    try:
+        with engine.connect() as holder:
+            holder.execute(
+                sa.select(ModelRow.id).where(ModelRow.id == int8_id).with_for_update()
+            ).all()
+            bench.drive(runner, target.exists, 60, "the commit to move the INT8 model in place")
+            job = bench.job(job_id)
+            assert job.state == "running" and job.worker_pid is not None
+            os.kill(job.worker_pid, signal.SIGKILL)
+            time.sleep(0.5)
+            assert not _alive(job.worker_pid)
+            holder.rollback()
+        ended = bench.finish(runner, job_id, timeout=30)
+    finally:
+        engine.dispose()
+    assert ended.state == "failed"
+    assert ended.message is not None and "ended unexpectedly" in ended.message
+    assert bench.model(int8_id).state == "failed"
+    assert not target.exists(), f"{target} is left in place for a failed model"

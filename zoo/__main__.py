@@ -75,6 +75,34 @@ def _cmd_text_coco(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} images of characters with COCO boxes ({path})")
 
 
+def _cmd_workbench_files(args: argparse.Namespace) -> None:
+    """What a person uploads on the workbench's pages to try the whole flow."""
+    import shutil
+    import tempfile
+
+    from zoo.fashion import build_fashion_cnn
+    from zoo.fashion_folder import write_fashion_imagenet_folder
+    from zoo.nlp import build_tiny_transformer
+    from zoo.photos import write_image_folder
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    # Shared with the tests' cache, so the CNN is trained once per checkout.
+    model = build_fashion_cnn(Path("build/test-models/fashion_cnn.onnx"))
+    shutil.copy(model, out / "fashion_cnn.onnx")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_fashion_imagenet_folder(root / "fashion-test", "test", 100)
+        write_fashion_imagenet_folder(root / "fashion-calibration", "train", 30)
+        write_image_folder(root / "photos", 64, size=64)
+        shutil.make_archive(str(out / "fashion-test"), "gztar", root, "fashion-test")
+        shutil.make_archive(str(out / "fashion-calibration"), "zip", root, "fashion-calibration")
+        shutil.make_archive(str(out / "photos-not-annotated"), "zip", root, "photos")
+    build_tiny_transformer(out / "tiny_transformer_nlp.onnx")
+    for path in sorted(out.iterdir()):
+        print(f"  {path}  ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +136,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     npz.add_argument("--split", choices=("train", "test"), default="test")
     npz.add_argument("--n", type=int, default=None, help="first N samples (default: all)")
     npz.set_defaults(func=_cmd_fashion_npz)
+
+    files = sub.add_parser(
+        "workbench-files", help="write a model and dataset archives to upload on the workbench"
+    )
+    files.add_argument("out", type=Path, nargs="?", default=Path("build/workbench"))
+    files.set_defaults(func=_cmd_workbench_files)
 
     args = parser.parse_args(argv)
     args.func(args)

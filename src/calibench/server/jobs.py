@@ -48,7 +48,7 @@ class JobKind:
     run: Callable[[JobContext, dict[str, Any]], dict[str, Any]]
     commit: Callable[[Session, JobRow, dict[str, Any], Path], None]
     """Applies a finished job's result to the database (in the transaction that marks it done)."""
-    abandon: Callable[[Session, JobRow], None]
+    abandon: Callable[[Session, JobRow, Path], None]
     """Called when the job ends without a result (failed, cancelled, interrupted)."""
 
 
@@ -166,7 +166,7 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
         logger.info("job %d done", job_id)
     except CalibenchError as error:
         logger.error("%s", error)
-        _finish(sessions, job_id, "failed", str(error))
+        _finish(sessions, job_id, "failed", str(error), root)
     except Exception as error:  # the log keeps the traceback; the page shows the words
         logger.error("%s", traceback.format_exc())
         _finish(
@@ -174,23 +174,26 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
             job_id,
             "failed",
             f"internal error ({type(error).__name__}: {error}); the job's log has the details",
+            root,
         )
     finally:
         shutil.rmtree(context.work, ignore_errors=True)
         engine.dispose()
 
 
-def _finish(sessions: sessionmaker[Session], job_id: int, state: str, message: str) -> None:
+def _finish(
+    sessions: sessionmaker[Session], job_id: int, state: str, message: str, workspace: Path
+) -> None:
     with sessions.begin() as session:
         job = session.get(JobRow, job_id)
         if job is not None and not job.finished:
-            end_job(session, job, state, message)
+            end_job(session, job, state, message, workspace)
 
 
-def end_job(session: Session, job: JobRow, state: str, message: str) -> None:
+def end_job(session: Session, job: JobRow, state: str, message: str, workspace: Path) -> None:
     """A job ends without a result: record why, and let its kind undo what it prepared."""
     job.state, job.message, job.finished_at = state, message, now()
-    KINDS[job.kind].abandon(session, job)
+    KINDS[job.kind].abandon(session, job, workspace)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -235,7 +238,10 @@ class JobRunner:
             with self.sessions.begin() as session:
                 job = session.get(JobRow, job_id)
                 if job is not None and not job.finished:
-                    end_job(session, job, "failed", "the server stopped while this job ran")
+                    end_job(
+                        session, job, "failed", "the server stopped while this job ran",
+                        self.workspace,
+                    )
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
     def recover(self) -> None:
@@ -246,7 +252,7 @@ class JobRunner:
             for job in stale:
                 if job.runner and not job.runner.startswith(f"{host}:"):
                     continue  # another machine's server runs it
-                if job.worker_pid:
+                if job.worker_pid and _is_worker_of(job.worker_pid, job.id):
                     _kill(job.worker_pid)
                 stage = f" during {job.stage}" if job.stage else ""
                 end_job(
@@ -255,6 +261,7 @@ class JobRunner:
                     "failed",
                     f"interrupted{stage}: the server stopped while this job ran. Nothing it "
                     "had produced was kept; Retry runs it again.",
+                    self.workspace,
                 )
                 shutil.rmtree(work_dir(self.workspace, job.id), ignore_errors=True)
 
@@ -317,6 +324,7 @@ class JobRunner:
                         job,
                         "failed",
                         f"the worker process ended unexpectedly (exit code {proc.returncode})",
+                        self.workspace,
                     )
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
@@ -332,7 +340,7 @@ class JobRunner:
             with self.sessions.begin() as session:
                 job = session.get(JobRow, job_id)
                 if job is not None and not job.finished:
-                    end_job(session, job, "cancelled", "cancelled by the user")
+                    end_job(session, job, "cancelled", "cancelled by the user", self.workspace)
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
     def running(self) -> list[int]:
@@ -346,6 +354,15 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _is_worker_of(pid: int, job_id: int) -> bool:
+    """Whether ``pid`` is still the worker of that job: pids are reused, after a reboot too."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"calibench.server.worker" in argv and str(job_id).encode() in argv
 
 
 def _kill(pid: int) -> None:

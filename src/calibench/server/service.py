@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -442,7 +443,10 @@ class Workbench:
                     f"job {job_id} has ended ({job.state}): nothing to cancel", 409
                 )
             if job.state == "queued":
-                end_job(session, job, "cancelled", "cancelled by the user before it started")
+                end_job(
+                    session, job, "cancelled", "cancelled by the user before it started",
+                    self.workspace,
+                )
             else:
                 job.cancel_requested = True
             return job_view(job)
@@ -501,7 +505,7 @@ class Workbench:
             "calibration": project.calibration,
             "has_comparison": project.comparison is not None,
             "optimize": self.optimize_options(session, project),
-            "created_at": project.created_at.isoformat(),
+            "created_at": _iso(project.created_at),
         }
 
     def projects(self) -> list[dict[str, Any]]:
@@ -585,6 +589,15 @@ def model_info(proto: onnx.ModelProto) -> dict[str, Any]:
     }
 
 
+def _iso(moment: datetime | None) -> str | None:
+    """UTC times as ISO text (SQLite hands them back without their zone)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
 def model_view(row: ModelRow) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -596,7 +609,7 @@ def model_view(row: ModelRow) -> dict[str, Any]:
         "reason": row.reason,
         "size_bytes": row.size_bytes,
         "info": row.info,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "created_at": _iso(row.created_at),
     }
 
 
@@ -610,7 +623,7 @@ def dataset_view(row: DatasetRow) -> dict[str, Any]:
         "format_name": FORMAT_NAMES.get(row.format, row.format),
         "samples": row.samples,
         "summary": row.summary,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "created_at": _iso(row.created_at),
     }
 
 
@@ -637,10 +650,11 @@ def job_view(row: JobRow) -> dict[str, Any]:
         "percent": overall,
         "message": row.message,
         "cancel_requested": row.cancel_requested,
+        "worker_pid": row.worker_pid,
         "attempts": row.attempts,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-        "started_at": row.started_at.isoformat() if row.started_at else None,
-        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "created_at": _iso(row.created_at),
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
     }
 
 

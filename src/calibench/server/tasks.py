@@ -241,16 +241,20 @@ def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws
     project.comparison = result["comparison"]
 
 
-def abandon_calibration(session: Session, job: JobRow) -> None:
+def abandon_calibration(session: Session, job: JobRow, ws: Path) -> None:
+    """The job ended without a result: its model is failed, and any file a commit that did not
+    finish had already moved into place is removed (the database never called it ready)."""
     project = session.get(ProjectRow, job.project_id)
     if project is None:
         return
     model = session.get(ModelRow, project.model_id)
-    if model is not None and model.state == "pending":
+    if model is not None and model.state in ("pending", "failed"):
         model.state = "failed"
+        model_file(ws, model.id).unlink(missing_ok=True)
+        report_file(ws, project.id).unlink(missing_ok=True)
 
 
-def _nothing(session: Session, job: JobRow) -> None:
+def _nothing(session: Session, job: JobRow, ws: Path) -> None:
     return None
 
 
