@@ -94,7 +94,10 @@ def _cmd_workbench_files(args: argparse.Namespace) -> None:
         root = Path(tmp)
         write_fashion_imagenet_folder(root / "fashion-test", "test", 100)
         write_fashion_imagenet_folder(root / "fashion-calibration", "train", 30)
-        write_image_folder(root / "photos", 64, size=64)
+        # One flat folder: two sub-folders would read as two classes.
+        (root / "photos").mkdir()
+        for path in write_image_folder(root / "crops", 64, size=96):
+            shutil.move(str(path), root / "photos" / path.name)
         shutil.make_archive(str(out / "fashion-test"), "gztar", root, "fashion-test")
         shutil.make_archive(str(out / "fashion-calibration"), "zip", root, "fashion-calibration")
         shutil.make_archive(str(out / "photos-not-annotated"), "zip", root, "photos")

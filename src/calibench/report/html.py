@@ -47,6 +47,7 @@ tr.worst td{background:#fdecea}
 .legend{font-size:12px;color:#57606a;margin:0 0 6px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px}
 .note{font-size:12.5px;color:#57606a;line-height:1.5}
+svg{max-width:100%;height:auto}
 svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 """
 

@@ -115,7 +115,7 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
                 or request.cookies.get(TOKEN_COOKIE)
                 or (auth[7:] if auth.lower().startswith("bearer ") else None)
             )
-            if not supplied or not hmac.compare_digest(supplied, settings.token):
+            if not supplied or not _same(supplied, settings.token):
                 return _refuse(
                     request,
                     401,
@@ -140,7 +140,7 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
                 return _refuse(
                     request,
                     413,
-                    f"the upload is larger than the limit of {settings.max_upload_mb:.0f} MB "
+                    f"the upload is larger than the limit of {settings.max_upload_mb:g} MB "
                     "(start the server with --max-upload-mb to change it)",
                 )
         response = await call_next(request)
@@ -161,6 +161,11 @@ def _set_cookie(response: Response, name: str, value: str) -> None:
     response.set_cookie(name, value, httponly=True, samesite="strict", path="/")
 
 
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison of secrets, for any text a client sends."""
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
+
+
 def csrf_token(request: Request) -> str:
     """The form token of this browser (double-submit: a cookie and a hidden field)."""
     token = request.cookies.get(CSRF_COOKIE) or getattr(request.state, "csrf", None)
@@ -172,7 +177,7 @@ def csrf_token(request: Request) -> str:
 
 def check_csrf(request: Request, submitted: str | None) -> None:
     cookie = request.cookies.get(CSRF_COOKIE)
-    if not cookie or not submitted or not hmac.compare_digest(cookie, submitted):
+    if not cookie or not submitted or not _same(cookie, submitted):
         raise WorkbenchError(
             "the form's security token is missing or stale: reload the page and try again", 403
         )

@@ -318,7 +318,8 @@ class JobRunner:
             del self._procs[job_id]
             with self.sessions.begin() as session:
                 job = session.get(JobRow, job_id)
-                if job is not None and not job.finished:
+                # Only a job still running on this very worker: a retried job is queued again.
+                if job is not None and job.state == "running" and job.worker_pid == proc.pid:
                     end_job(
                         session,
                         job,
@@ -326,7 +327,7 @@ class JobRunner:
                         f"the worker process ended unexpectedly (exit code {proc.returncode})",
                         self.workspace,
                     )
-            shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
+                    shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
     def _cancel_requested(self) -> None:
         with self.sessions() as session:

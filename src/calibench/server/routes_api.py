@@ -39,7 +39,10 @@ class ProjectCreate(BaseModel):
         "layout (NCHW|NHWC); default: fitted to the model's input",
     )
     metric: str | None = Field(
-        None, description="top1, map:yolox|yolov5|yolov8|ssd; default: top1 for classification"
+        None,
+        description="top1 or topk (top-1 and top-5 accuracy) or map:yolox|yolov5|yolov8|ssd "
+        "(detection mAP with the model's output decoder); "
+        "default: top-1/top-5 for classification",
     )
 
 

@@ -12,6 +12,7 @@ from calibench.data.importer import KINDS as DATASET_KINDS
 from calibench.server.app import check_csrf, page
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.service import (
+    METRICS,
     PRESET_HELP,
     Upload,
     Workbench,
@@ -71,6 +72,7 @@ def _float(value: str | None, what: str) -> float | None:
 def _lists(request: Request) -> dict[str, Any]:
     with _wb(request).sessions() as session:
         return {
+            "metrics": METRICS,
             "models": [
                 model_view(m)
                 for m in session.scalars(

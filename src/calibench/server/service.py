@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import onnx
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
@@ -23,6 +24,7 @@ from calibench.data.importer import KINDS as DATASET_KINDS
 from calibench.data.importer import import_dataset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError, NotEligibleError
+from calibench.metrics.detection.decoders import DECODERS
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
@@ -113,7 +115,7 @@ class Workbench:
                     shutil.rmtree(folder, ignore_errors=True)
                     raise WorkbenchError(
                         f"{what} is larger than the upload limit of "
-                        f"{self.max_upload_bytes / 1e6:.0f} MB (start the server with "
+                        f"{self.max_upload_bytes / 1e6:g} MB (start the server with "
                         "--max-upload-mb to change it)",
                         413,
                     )
@@ -195,18 +197,22 @@ class Workbench:
             summary.pop("path", None)
             summary["source"] = upload.filename[:200]
             summary["name"] = chosen
-            with self.sessions.begin() as session:
-                row = DatasetRow(
-                    name=chosen,
-                    path=f"datasets/{folder}",
-                    task=result.task.value,
-                    format=result.format,
-                    samples=result.samples,
-                    summary=summary,
-                )
-                session.add(row)
-                session.flush()
-                return dataset_view(row)
+            try:
+                with self.sessions.begin() as session:
+                    row = DatasetRow(
+                        name=chosen,
+                        path=f"datasets/{folder}",
+                        task=result.task.value,
+                        format=result.format,
+                        samples=result.samples,
+                        summary=summary,
+                    )
+                    session.add(row)
+                    session.flush()
+                    return dataset_view(row)
+            except IntegrityError as error:  # another upload took the name meanwhile
+                shutil.rmtree(result.path, ignore_errors=True)
+                raise WorkbenchError(f"a dataset named {chosen!r} exists already", 409) from error
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
 
@@ -228,6 +234,7 @@ class Workbench:
         metric: str | None = None,
     ) -> dict[str, Any]:
         settings = inference_settings(batch, streams)
+        metric = check_metric(metric)
         if preprocess:
             try:
                 Preprocess(**preprocess)
@@ -535,6 +542,25 @@ def latest_job(session: Session, project_id: int) -> JobRow | None:
     return session.scalars(
         select(JobRow).where(JobRow.project_id == project_id).order_by(JobRow.id.desc()).limit(1)
     ).first()
+
+
+METRICS = ("topk", *(f"map:{name}" for name in DECODERS))
+"""What the workbench accepts as a metric: built-in ones only (a custom metric is code, and the
+server never runs code a client names)."""
+
+
+def check_metric(metric: str | None) -> str | None:
+    if metric is None or not metric.strip():
+        return None
+    chosen = metric.strip().lower()
+    if chosen in ("top1", "top5", "accuracy"):  # the figures' names, and the CLI's alias
+        chosen = "topk"
+    if chosen not in METRICS:
+        raise WorkbenchError(
+            f"unknown metric {metric[:60]!r}: choose {', '.join(METRICS)} (or none, for the "
+            "dataset's default); custom metrics are for the command line and the Python API"
+        )
+    return chosen
 
 
 def inference_settings(batch: int, streams: int) -> dict[str, int]:
