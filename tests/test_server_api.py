@@ -211,7 +211,12 @@ def calibrated(bench: Bench) -> Calibrated:
     accuracy_aware = ok(
         client.post(
             f"/api/projects/{parent}/optimize",
-            json={"dataset_id": bench.cal["id"], "method": "accuracy-aware", "max_drop": 1},
+            json={
+                "dataset_id": bench.cal["id"],
+                "method": "accuracy-aware",
+                "max_drop": 1,
+                "drop_type": "relative",
+            },
         ),
         201,
     )
@@ -742,6 +747,7 @@ def test_optimize_starts_calibration_projects(bench: Bench, calibrated: Calibrat
     assert "accuracy-aware" in [s["name"] for s in calibrated.accuracy_aware["job"]["stages"]]
     assert "accuracy-aware" not in [s["name"] for s in calibrated.default["job"]["stages"]]
     assert calibrated.accuracy_aware["calibration"]["config"]["max_drop"] == 1
+    assert calibrated.accuracy_aware["calibration"]["config"]["drop_type"] == "relative"
     parent = ok(bench.client.get(f"/api/projects/{bench.project['id']}"))
     assert {calibrated.default["id"], calibrated.accuracy_aware["id"]} <= set(parent["children"])
 
@@ -761,6 +767,7 @@ def test_optimize_unknown_ids_is_404(bench: Bench) -> None:
     [
         ({"method": "fast"}, "method: String should match pattern"),
         ({"preset": "fastest"}, "preset: String should match pattern"),
+        ({"drop_type": "percent"}, "drop_type: String should match pattern"),
         ({"subset_percent": 0}, "subset_percent: Input should be greater than 0"),
         ({"subset_percent": 150}, "subset_percent: Input should be less than or equal to 100"),
         ({"batch": 0}, "batch: Input should be greater than or equal to 1"),
@@ -784,7 +791,7 @@ def test_accuracy_aware_without_annotations_is_400(bench: Bench) -> None:
     response = bench.client.post(f"/api/projects/{bench.plain_project['id']}/optimize", json=body)
     detail = refused(response, 400)
     assert "the AccuracyAware method needs an annotated dataset" in detail
-    assert "neither 'plain' nor 'plain' has annotations" in detail
+    assert "the dataset 'plain' has no annotations" in detail
     assert len(ok(bench.client.get("/api/projects"))) == before
 
 

@@ -51,7 +51,12 @@ class OptimizeRequest(BaseModel):
     subset_percent: float = Field(100, gt=0, le=100, description="Subset Size, percent")
     method: str = Field("default", pattern="^(default|accuracy-aware)$")
     max_drop: float | None = Field(
-        None, ge=0, lt=100, description="Maximum Accuracy Drop, points (AccuracyAware)"
+        None, ge=0, lt=100, description="Maximum Accuracy Drop (AccuracyAware), see drop_type"
+    )
+    drop_type: str = Field(
+        "absolute",
+        pattern="^(absolute|relative)$",
+        description="absolute: points of the metric; relative: percent of FP32's accuracy",
     )
     preset: str = Field("performance", pattern="^(performance|mixed)$")
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
@@ -169,6 +174,7 @@ def optimize(request: Request, project_id: int, body: OptimizeRequest) -> dict[s
         body.preset,
         body.batch,
         body.streams,
+        body.drop_type,
     )
 
 

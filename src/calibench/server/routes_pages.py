@@ -230,6 +230,7 @@ def optimize_page(request: Request, project_id: int, dataset: int | None = None)
         "subset": "100",
         "method": "default",
         "max_drop": "1",
+        "drop_type": "absolute",
         "preset": "performance",
         "batch": str(context["p"]["settings"].get("batch", 1)),
         "streams": str(context["p"]["settings"].get("streams", 1)),
@@ -246,6 +247,7 @@ def optimize(
     subset: str | None = Form("100"),
     method: str = Form("default"),
     max_drop: str | None = Form(None),
+    drop_type: str = Form("absolute"),
     preset: str = Form("performance"),
     batch: str | None = Form(None),
     streams: str | None = Form(None),
@@ -256,6 +258,7 @@ def optimize(
         "subset": subset or "",
         "method": method,
         "max_drop": max_drop or "",
+        "drop_type": drop_type,
         "preset": preset,
         "batch": batch or "",
         "streams": streams or "",
@@ -270,6 +273,7 @@ def optimize(
             preset,
             _int(batch, "batch size", 0) or None,
             _int(streams, "number of streams", 0) or None,
+            drop_type,
         )
     except WorkbenchError as error:
         context = _optimize_context(request, project_id)

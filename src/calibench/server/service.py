@@ -312,7 +312,10 @@ class Workbench:
         preset: str = "performance",
         batch: int | None = None,
         streams: int | None = None,
+        drop_type: str = "absolute",
     ) -> dict[str, Any]:
+        if drop_type not in {d.value for d in DropType}:
+            raise WorkbenchError(f"unknown drop type {drop_type[:40]!r}: use absolute or relative")
         if method not in {m.value for m in Method}:
             raise WorkbenchError(f"unknown method {method[:40]!r}: use default or accuracy-aware")
         if preset not in {p.value for p in Preset}:
@@ -330,10 +333,15 @@ class Workbench:
             if method == Method.ACCURACY_AWARE.value:
                 chosen = self.validation_for(session, parent, calibration)
                 if chosen is None:
+                    which = (
+                        f"the dataset {validation.name!r} has"
+                        if validation.id == calibration.id
+                        else f"neither {validation.name!r} nor {calibration.name!r} has"
+                    )
                     raise WorkbenchError(
                         "the AccuracyAware method needs an annotated dataset to measure accuracy "
-                        f"on; neither {validation.name!r} nor {calibration.name!r} has "
-                        "annotations (use Default, or import an annotated dataset)"
+                        f"on; {which} no annotations (use Default, or import an annotated "
+                        "dataset)"
                     )
                 if max_drop is None:
                     raise WorkbenchError("the AccuracyAware method needs a Maximum Accuracy Drop")
@@ -344,7 +352,7 @@ class Workbench:
                     subset=Subset.parse(f"{subset_percent:g}%"),
                     method=Method(method),
                     max_drop=max_drop if method == Method.ACCURACY_AWARE.value else None,
-                    drop_type=DropType.ABSOLUTE,
+                    drop_type=DropType(drop_type),
                 )
             except CalibenchError as error:
                 raise WorkbenchError(str(error)) from error
