@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from calibench.server.migrate import alembic_config, current_revision, upgrade
 from calibench.server.service import Upload, Workbench
 from calibench.server.tasks import model_file, report_file
 
-HEAD = "0001"
+HEAD = "0002"
 TABLES = {"models", "datasets", "projects", "jobs"}
 QUICK = 0.2
 """Seconds of performance measurement for jobs that should simply finish."""
@@ -121,6 +122,26 @@ def test_upgrade_reaches_head_and_running_it_again_is_harmless(engine: sa.Engine
     with sessions() as session:
         kept = session.scalars(sa.select(DatasetRow)).all()
         assert [(d.name, d.samples, d.summary) for d in kept] == [("kept", 3, {"classes": 2})]
+
+
+def test_upgrade_from_the_first_schema_keeps_the_jobs(engine: sa.Engine) -> None:
+    """0001 → 0002 adds the jobs' lease column to a database that already holds jobs."""
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (kind, description, state, stages, cancel_requested, attempts,"
+                " created_at) VALUES ('baseline', '{}', 'done', '[]', false, 1, :at)"
+            ),
+            {"at": datetime.now(timezone.utc)},
+        )
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+    with session_factory(engine)() as session:
+        job = session.scalars(sa.select(JobRow)).one()
+        assert (job.kind, job.state, job.attempts) == ("baseline", "done", 1)
+        assert job.heartbeat_at is None
+    assert _schema_differences(engine) == []
 
 
 def test_migrated_schema_matches_the_orm(engine: sa.Engine) -> None:

@@ -106,6 +106,8 @@ class JobRow(Base):
     runner: Mapped[str | None] = mapped_column(String(80), nullable=True)
     """The server instance (host:pid:uuid) whose worker runs the job."""
     worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """When the runner last renewed its lease on this running job."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -26,10 +26,11 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from calibench.errors import CalibenchError
@@ -39,6 +40,10 @@ log = logging.getLogger("calibench.server")
 
 WORKER_DATABASE_ENV = "CALIBENCH_WORKER_DATABASE_URL"
 PROGRESS_INTERVAL = 0.25
+HEARTBEAT = 5.0
+"""Seconds between two renewals of a runner's lease on its running jobs."""
+LEASE = 30.0
+"""A running job whose runner has not renewed its lease for this long has lost its server."""
 """Seconds between two progress writes of one stage (the first and last are always written)."""
 
 
@@ -245,14 +250,25 @@ class JobRunner:
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
     def recover(self) -> None:
-        """Jobs a previous server left running have lost their worker: they failed."""
+        """Fail the running jobs whose server is gone: a server on this machine whose process
+        has ended (a restart), or any server that has not renewed its lease for ``LEASE``
+        seconds (another machine or container). Their workers died with them, or are killed."""
         host = socket.gethostname()
+        moment = now()
         with self.sessions.begin() as session:
-            stale = session.scalars(select(JobRow).where(JobRow.state == "running")).all()
-            for job in stale:
-                if job.runner and not job.runner.startswith(f"{host}:"):
-                    continue  # another machine's server runs it
-                if job.worker_pid and _is_worker_of(job.worker_pid, job.id):
+            running = session.scalars(select(JobRow).where(JobRow.state == "running")).all()
+            for job in running:
+                if job.runner == self.id:
+                    continue
+                owner_host, owner_pid = _runner_parts(job.runner)
+                if owner_host == host and owner_pid is not None:
+                    gone = not _is_server(owner_pid)
+                else:
+                    renewed = _aware(job.heartbeat_at or job.started_at)
+                    gone = renewed is None or (moment - renewed).total_seconds() > LEASE
+                if not gone:
+                    continue
+                if owner_host == host and job.worker_pid and _is_worker_of(job.worker_pid, job.id):
                     _kill(job.worker_pid)
                 stage = f" during {job.stage}" if job.stage else ""
                 end_job(
@@ -265,10 +281,26 @@ class JobRunner:
                 )
                 shutil.rmtree(work_dir(self.workspace, job.id), ignore_errors=True)
 
+    def _renew(self) -> None:
+        """Renew the lease on the jobs this runner's workers run."""
+        if not self._procs:
+            return
+        with self.sessions.begin() as session:
+            session.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(list(self._procs)), JobRow.runner == self.id)
+                .values(heartbeat_at=now())
+            )
+
     def _loop(self) -> None:
+        last_renewal = 0.0
         while not self._stop.is_set():
             try:
                 self.tick()
+                if time.monotonic() - last_renewal > HEARTBEAT:
+                    last_renewal = time.monotonic()
+                    self._renew()
+                    self.recover()
             except Exception:  # keep the runner alive; the next tick tries again
                 log.exception("job runner")
             self._stop.wait(self.poll)
@@ -279,21 +311,21 @@ class JobRunner:
         free = self.max_workers - len(self._procs)
         if free <= 0:
             return
-        with self.sessions.begin() as session:
+        with self.sessions() as session:
             queued = session.scalars(
-                select(JobRow).where(JobRow.state == "queued").order_by(JobRow.id).limit(free)
+                select(JobRow.id).where(JobRow.state == "queued").order_by(JobRow.id).limit(free)
             ).all()
-            started = []
-            for job in queued:
-                job.state, job.started_at, job.runner = "running", now(), self.id
-                job.attempts += 1
-                job.message = None
-                started.append(job.id)
+        started = [job_id for job_id in queued if self._claim(job_id)]
         for job_id in started:
             # A fresh interpreter per job: nothing of the server's state leaks into it, and the
             # database URL travels in the environment, not on the command line.
             env = {**os.environ, WORKER_DATABASE_ENV: self.database_url}
-            proc = subprocess.Popen(
+            output = log_path(self.workspace, job_id)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with output.open("ab") as sink:
+                # Its own session: Ctrl-C on the server stops the server, which then stops the
+                # worker; a worker whose server is killed stops itself (parent watch).
+                proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -302,14 +334,35 @@ class JobRunner:
                     str(self.workspace),
                     str(os.getpid()),
                 ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-            )
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             self._procs[job_id] = proc
             with self.sessions.begin() as session:
                 job = session.get(JobRow, job_id)
                 if job is not None:
                     job.worker_pid = proc.pid
+
+    def _claim(self, job_id: int) -> bool:
+        """Take a queued job, unless a cancel or another server got to it first."""
+        moment = now()
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.state == "queued")
+                .values(
+                    state="running",
+                    started_at=moment,
+                    heartbeat_at=moment,
+                    runner=self.id,
+                    attempts=JobRow.attempts + 1,
+                    message=None,
+                )
+            )
+            return bool(getattr(claimed, "rowcount", 0) == 1)
 
     def _reap(self) -> None:
         for job_id, proc in list(self._procs.items()):
@@ -355,6 +408,30 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _runner_parts(runner: str | None) -> tuple[str | None, int | None]:
+    """``host:pid:nonce`` → (host, pid)."""
+    if not runner:
+        return None, None
+    host, _, rest = runner.partition(":")
+    pid = rest.partition(":")[0]
+    return host, int(pid) if pid.isdigit() else None
+
+
+def _is_server(pid: int) -> bool:
+    """Whether ``pid`` is (still) a calibench server process."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"calibench" in argv or b"pytest" in argv
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
 
 
 def _is_worker_of(pid: int, job_id: int) -> bool:
