@@ -326,7 +326,7 @@ def test_api_docs_page_is_served_locally(bench: Bench) -> None:
     assert "OptimizeRequest" in page
     assert "cdn" not in page.lower()  # no Swagger UI from a CDN
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
-    assert refused(bench.client.get("/api/docs/nothing"), 404) == "Not Found"
+    assert refused(bench.client.get("/api/docs/nothing"), 404) == "there is no page /api/docs/nothing"
 
 
 # models -------------------------------------------------------------------------------------------
@@ -790,8 +790,8 @@ def test_accuracy_aware_without_annotations_is_400(bench: Bench) -> None:
     body = {"dataset_id": bench.plain["id"], "method": "accuracy-aware", "max_drop": 1}
     response = bench.client.post(f"/api/projects/{bench.plain_project['id']}/optimize", json=body)
     detail = refused(response, 400)
-    assert "the AccuracyAware method needs an annotated dataset" in detail
-    assert "the dataset 'plain' has no annotations" in detail
+    assert "AccuracyAware measures accuracy on the project's dataset, 'plain'" in detail
+    assert "has no annotations" in detail
     assert len(ok(bench.client.get("/api/projects"))) == before
 
 
@@ -1100,15 +1100,15 @@ def test_cancel_a_running_calibration(bench: Bench) -> None:
         m["id"] == model_id and m["state"] == "ready" for m in ok(client.get("/api/models"))
     )
     detail = refused(client.get(f"/api/models/{model_id}/file"), 409)
-    assert detail == f"model {model_id} is failed: there is no file yet"
+    assert detail.startswith(f"model {model_id} was not made") and "no file" in detail
     assert not (bench.workspace / "models" / str(model_id)).exists()
     assert not (bench.workspace / "jobs" / str(job_id) / "work").exists()
     project = ok(client.get(f"/api/projects/{child['id']}"))
     assert project["status"] == "cancelled" and project["has_comparison"] is False
     detail = refused(client.get(f"/api/projects/{child['id']}/compare"), 409)
-    assert "has no comparison yet" in detail
+    assert "has no comparison: its calibration job cancelled" in detail
     detail = refused(client.get(f"/api/models/{model_id}/layers"), 409)
-    assert "has not finished" in detail
+    assert "was not made" in detail
     # Nothing to cancel any more.
     assert "has ended (cancelled)" in refused(client.post(f"/api/jobs/{job_id}/cancel"), 409)
 

@@ -269,15 +269,13 @@ def test_refusals_on_the_pages(
     expect(page.locator("#int8")).to_be_disabled()
     expect(page.locator("#optimize-reason")).to_contain_text("derived")
 
-    # AccuracyAware needs annotations: disabled for a project and calibration set without them.
+    # AccuracyAware measures accuracy on the project's dataset: disabled when it has no labels.
     _create_project(page, None, None, "Fashion CNN", "plain")
     _wait_ready(page)
     _optimize(page, page.url)
-    _select(page, "#calibration-dataset", "plain")
     expect(page.locator("#method-aa")).to_be_disabled()
-    expect(page.locator("#aa-reason")).to_be_visible()
-    _select(page, "#calibration-dataset", "fashion calibration")
-    expect(page.locator("#method-aa")).to_be_enabled()
+    expect(page.locator("#aa-reason")).to_contain_text("has no annotations")
+    expect(page.locator("#method-default")).to_be_checked()
 
     # A bad upload is refused on the page, in words, and nothing is created.
     page.goto("/projects/new")

@@ -128,7 +128,10 @@ def calibrate(
 
 def _metric_for(data: Any, metric: str | Metric | Callable[..., float] | None) -> Metric:
     """The metric AccuracyAware optimises; refuses data it cannot score."""
-    if not isinstance(data, AnnotatedDataset) or data.task is Task.NOT_ANNOTATED:
+    unlabelled = isinstance(data, AnnotatedDataset) and (
+        data.task is Task.NOT_ANNOTATED or (data.task is Task.TENSORS and not data.classes)
+    )
+    if not isinstance(data, AnnotatedDataset) or unlabelled:
         raise ConfigError(
             "the AccuracyAware method needs an annotated dataset (import one with labels or "
             "boxes: calibench dataset import); this one has no annotations"

@@ -141,10 +141,15 @@ class CalibrationConfig:
                     f"the maximum accuracy drop must be 0 or more, got {self.max_drop}"
                 )
             if self.max_drop >= 100:
+                unit = (
+                    "points of the metric (0.5 = half a point)"
+                    if self.drop_type is DropType.ABSOLUTE
+                    else "percent of the FP32 accuracy (1 = 1 % of it)"
+                )
                 raise ConfigError(
                     f"a maximum accuracy drop of {self.max_drop} "
                     f"{'points' if self.drop_type is DropType.ABSOLUTE else '%'} accepts any "
-                    "model; give the drop in points of the metric (0.5 = half a point)"
+                    f"model; give the drop in {unit}"
                 )
 
     def to_dict(self) -> dict[str, Any]:

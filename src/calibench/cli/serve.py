@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from calibench.errors import ConfigError
 from calibench.workflow.cache import default_workspace
+
+MIN_TOKEN = 16
 
 
 def register(sub: Any) -> None:
@@ -26,8 +29,9 @@ def register(sub: Any) -> None:
     )
     serve.add_argument(
         "--token",
-        help="require this access token (always required, and generated if not given, when "
-        "--host is not a loopback address)",
+        help="require this access token (at least 16 characters; default: $CALIBENCH_TOKEN). "
+        "Always required when --host is not a loopback address: generated at first start and "
+        "kept in the workspace if not given",
     )
     serve.add_argument(
         "--max-upload-mb", type=float, default=2048, help="largest upload accepted (default 2048)"
@@ -53,7 +57,12 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.workers < 1 or args.max_upload_mb <= 0 or args.measure_seconds <= 0:
         raise ConfigError("--workers, --max-upload-mb and --measure-seconds must be positive")
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
-    token = args.token
+    token = args.token if args.token is not None else os.environ.get("CALIBENCH_TOKEN")
+    if token is not None and len(token.strip()) < MIN_TOKEN:
+        raise ConfigError(
+            f"the access token must have at least {MIN_TOKEN} characters; leave --token out to "
+            "have one generated"
+        )
     if token is None and not is_loopback(args.host):
         token = server_token(workspace)
     settings = ServerSettings(

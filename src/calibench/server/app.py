@@ -4,6 +4,7 @@ JSON API) over one :class:`~calibench.server.service.Workbench`."""
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import calibench.server.tasks  # noqa: F401  (registers the job kinds)
 from calibench import __version__
@@ -25,9 +28,10 @@ from calibench.server.db import make_engine, session_factory
 from calibench.server.jobs import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.service import Workbench, WorkbenchError
-from calibench.server.settings import LOOPBACK_NAMES, ServerSettings
+from calibench.server.settings import ServerSettings, is_loopback
 
 HERE = Path(__file__).parent
+log = logging.getLogger("calibench.server")
 CSRF_COOKIE = "calibench_csrf"
 TOKEN_COOKIE = "calibench_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -38,6 +42,10 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
 def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
+    if not settings.loopback_only and not settings.token:
+        raise ConfigError(
+            f"bound to {settings.host}, beyond this machine, the workbench needs an access token"
+        )
     settings.workspace.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.url)
     try:
@@ -81,6 +89,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(routes_api.router)
     app.include_router(routes_pages.router)
     _install_guard(app, settings)
+    app.add_middleware(BodyLimit, settings=settings)
     _install_error_handlers(app)
     return app
 
@@ -103,11 +112,11 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         host = urlsplit(f"//{request.headers.get('host', '')}").hostname or ""
-        if settings.loopback_only and host not in LOOPBACK_NAMES:
+        if settings.loopback_only and not (is_loopback(host) or host == settings.host):
             # A page on another site can point a name at 127.0.0.1 (DNS rebinding).
             return _refuse(request, 400, f"unexpected Host header {host[:80]!r}")
         supplied: str | None = None
-        if settings.token:
+        if settings.token is not None:
             auth = request.headers.get("authorization", "")
             from_query = request.query_params.get("token")
             supplied = (
@@ -135,8 +144,7 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
             if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
                 return _refuse(request, 403, "cross-site request refused")
             length = request.headers.get("content-length") or ""
-            limit = settings.max_upload_bytes + UPLOAD_SLACK
-            if length.isdigit() and int(length) > limit:
+            if length.isdigit() and int(length) > body_limit(settings):
                 return _refuse(
                     request,
                     413,
@@ -155,6 +163,41 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
             "frame-ancestors 'self'; form-action 'self'",
         )
         return response
+
+
+def body_limit(settings: ServerSettings) -> int:
+    """The largest request body: the project form may carry a model and a dataset, each up to
+    the upload limit."""
+    return 2 * settings.max_upload_bytes + UPLOAD_SLACK
+
+
+class BodyLimit:
+    """Stops reading a request body once it passes the limit, whether or not it said its length
+    (a chunked upload has no Content-Length to check up front)."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        limit, seen = body_limit(self.settings), 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(
+                        413,
+                        f"the upload is larger than the limit of {self.settings.max_upload_mb:g} "
+                        "MB (start the server with --max-upload-mb to change it)",
+                    )
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def _set_cookie(response: Response, name: str, value: str) -> None:
@@ -191,6 +234,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CalibenchError)
     async def calibench_error(request: Request, error: CalibenchError) -> Response:
         return _refuse(request, 400, str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and error.detail == "Not Found":
+            return _refuse(request, 404, f"there is no page {request.url.path[:100]}")
+        return _refuse(request, error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return _refuse(
+            request,
+            500,
+            f"internal error ({type(error).__name__}); the server's output has the details",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:

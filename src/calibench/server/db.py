@@ -67,6 +67,9 @@ class DatasetRow(Base):
 
     @property
     def annotated(self) -> bool:
+        """Whether accuracy can be measured on it (tensors: when they came with labels)."""
+        if self.task == "tensors":
+            return bool((self.summary or {}).get("classes"))
         return self.task in ("classification", "detection")
 
 

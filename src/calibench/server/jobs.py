@@ -40,6 +40,8 @@ log = logging.getLogger("calibench.server")
 
 WORKER_DATABASE_ENV = "CALIBENCH_WORKER_DATABASE_URL"
 PROGRESS_INTERVAL = 0.25
+WAITING = "waiting for the machine"
+"""The stage shown while a job waits for another job's speed measurement to end."""
 HEARTBEAT = 5.0
 """Seconds between two renewals of a runner's lease on its running jobs."""
 LEASE = 30.0
@@ -91,6 +93,7 @@ class JobContext:
         self._stages: list[dict[str, Any]] = [{"name": s, "done": 0, "total": 0} for s in stages]
         self._last = 0.0
         self._stage: str | None = None
+        self._waiting = False
 
     def progress(self, stage: str, done: int, total: int) -> None:
         entry: dict[str, Any] | None = next(
@@ -113,13 +116,18 @@ class JobContext:
             self._last = moment
             self._write()
 
+    def waiting(self, on: bool) -> None:
+        """Show that the job waits for the machine (another job is timing its model)."""
+        self._waiting = on
+        self._write()
+
     def _write(self) -> None:
         if self._sessions is None:
             return
         with self._sessions.begin() as session:
             job = session.get(JobRow, self.job_id)
             if job is not None and job.state == "running":
-                job.stage = self._stage
+                job.stage = WAITING if self._waiting else self._stage
                 job.stages = [dict(s) for s in self._stages]
 
 

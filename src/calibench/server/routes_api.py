@@ -96,6 +96,12 @@ def model_layers(request: Request, model_id: int) -> list[dict[str, Any]]:
     workbench = _wb(request)
     with workbench.sessions() as session:
         model = workbench.model(session, model_id)
+        if model.state == "failed":
+            raise WorkbenchError(
+                f"model {model_id} was not made (its calibration job failed or was cancelled): "
+                "it has no layer table",
+                409,
+            )
         if model.layers is None:
             raise WorkbenchError(
                 f"model {model_id}'s layer table is made by its first inference job, which "
@@ -110,6 +116,12 @@ def download_model(request: Request, model_id: int) -> FileResponse:
     workbench = _wb(request)
     with workbench.sessions() as session:
         model = workbench.model(session, model_id)
+        if model.state == "failed":
+            raise WorkbenchError(
+                f"model {model_id} was not made (its calibration job failed or was cancelled): "
+                "there is no file",
+                409,
+            )
         if model.state != "ready":
             raise WorkbenchError(f"model {model_id} is {model.state}: there is no file yet", 409)
         name = f"{model.name.replace(' ', '_')}.onnx"

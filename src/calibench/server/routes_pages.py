@@ -69,6 +69,25 @@ def _float(value: str | None, what: str) -> float | None:
         raise WorkbenchError(f"{what} must be a number, not {value[:20]!r}") from error
 
 
+def _or(value: float | None, default: float) -> float:
+    """``default`` for a field left empty (0 is a value, and is checked)."""
+    return default if value is None else value
+
+
+def _scale(text: str) -> float:
+    """``1/255``, ``0.00392`` or ``1``."""
+    top, _, bottom = text.strip().partition("/")
+    try:
+        value = float(top) / float(bottom) if bottom else float(top)
+    except (ValueError, ZeroDivisionError) as error:
+        raise WorkbenchError(
+            f"the pixel scale must be a number like 1/255 or 1, not {text[:20]!r}"
+        ) from error
+    if value <= 0:
+        raise WorkbenchError("the pixel scale must be above 0")
+    return value
+
+
 def _lists(request: Request) -> dict[str, Any]:
     with _wb(request).sessions() as session:
         return {
@@ -116,6 +135,7 @@ def new_project(
     dataset_type: str | None = Form(None),
     batch: str | None = Form("1"),
     streams: str | None = Form("1"),
+    scale: str | None = Form(None),
     mean: str | None = Form(None),
     std: str | None = Form(None),
     color: str | None = Form(None),
@@ -138,6 +158,8 @@ def new_project(
             dataset_id = str(dataset["id"])
             imported.append(f"dataset {dataset['name']!r} imported")
         preprocess: dict[str, Any] = {}
+        if scale and scale.strip():
+            preprocess["scale"] = _scale(scale)
         if mean and mean.strip():
             preprocess["mean"] = [float(x) for x in mean.split(",")]
         if std and std.strip():
@@ -217,7 +239,7 @@ def _optimize_context(request: Request, project_id: int) -> dict[str, Any]:
     return {
         "p": view,
         "datasets": lists["datasets"],
-        "own_annotated": bool(own and own.annotated),
+        "aa_refusal": workbench.accuracy_aware_refusal(own) if own else "no dataset",
         "presets": PRESET_HELP,
     }
 
@@ -267,12 +289,12 @@ def optimize(
         child = _wb(request).optimize(
             project_id,
             _int(dataset_id, "calibration dataset"),
-            _float(subset, "Subset Size") or 100.0,
+            _or(_float(subset, "Subset Size"), 100.0),
             method,
             _float(max_drop, "Maximum Accuracy Drop"),
             preset,
-            _int(batch, "batch size", 0) or None,
-            _int(streams, "number of streams", 0) or None,
+            None if not (batch or "").strip() else _int(batch, "batch size"),
+            None if not (streams or "").strip() else _int(streams, "number of streams"),
             drop_type,
         )
     except WorkbenchError as error:

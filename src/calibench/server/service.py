@@ -243,6 +243,7 @@ class Workbench:
         with self.sessions.begin() as session:
             model = self.model(session, model_id)
             dataset = self.dataset(session, dataset_id)
+            metric_fits(metric, dataset)
             if model.state != "ready":
                 raise WorkbenchError(f"model {model.name!r} is not ready ({model.state})", 409)
             project = ProjectRow(
@@ -290,17 +291,15 @@ class Workbench:
             }
         return {"enabled": True, "reason": None}
 
-    def validation_for(
-        self, session: Session, project: ProjectRow, calibration: DatasetRow | None
-    ) -> DatasetRow | None:
-        """The annotated dataset AccuracyAware measures on: the project's, else the
-        calibration dataset; None when neither is annotated."""
-        own = self.dataset(session, project.dataset_id)
-        if own.annotated:
-            return own
-        if calibration is not None and calibration.annotated:
-            return calibration
-        return None
+    @staticmethod
+    def accuracy_aware_refusal(validation: DatasetRow) -> str | None:
+        """Why AccuracyAware is not available on a project with this dataset (None: it is)."""
+        if validation.annotated:
+            return None
+        return (
+            f"AccuracyAware measures accuracy on the project's dataset, {validation.name!r}, "
+            "which has no annotations; use Default, or create the project on an annotated dataset"
+        )
 
     def optimize(
         self,
@@ -331,21 +330,11 @@ class Workbench:
             model = self.model(session, parent.model_id)
             validation = self.dataset(session, parent.dataset_id)
             if method == Method.ACCURACY_AWARE.value:
-                chosen = self.validation_for(session, parent, calibration)
-                if chosen is None:
-                    which = (
-                        f"the dataset {validation.name!r} has"
-                        if validation.id == calibration.id
-                        else f"neither {validation.name!r} nor {calibration.name!r} has"
-                    )
-                    raise WorkbenchError(
-                        "the AccuracyAware method needs an annotated dataset to measure accuracy "
-                        f"on; {which} no annotations (use Default, or import an annotated "
-                        "dataset)"
-                    )
+                refusal = self.accuracy_aware_refusal(validation)
+                if refusal is not None:
+                    raise WorkbenchError(refusal)
                 if max_drop is None:
                     raise WorkbenchError("the AccuracyAware method needs a Maximum Accuracy Drop")
-                validation = chosen
             try:
                 config = CalibrationConfig(
                     preset=Preset(preset),
@@ -357,8 +346,8 @@ class Workbench:
             except CalibenchError as error:
                 raise WorkbenchError(str(error)) from error
             settings = inference_settings(
-                batch or parent.settings.get("batch", 1),
-                streams or parent.settings.get("streams", 1),
+                parent.settings.get("batch", 1) if batch is None else batch,
+                parent.settings.get("streams", 1) if streams is None else streams,
             )
             child_name = self._unique_model_name(
                 session,
@@ -525,7 +514,8 @@ class Workbench:
 
     def projects(self) -> list[dict[str, Any]]:
         with self.sessions() as session:
-            rows = session.scalars(select(ProjectRow).order_by(ProjectRow.id)).all()
+            family = func.coalesce(ProjectRow.parent_id, ProjectRow.id)
+            rows = session.scalars(select(ProjectRow).order_by(family, ProjectRow.id)).all()
             return [self.project_view(session, p) for p in rows]
 
     def comparison(self, project_id: int) -> tuple[dict[str, Any], Path]:
@@ -538,11 +528,14 @@ class Workbench:
                     404,
                 )
             if project.comparison is None:
-                raise WorkbenchError(
-                    f"project {project_id} has no comparison yet: its calibration job has not "
-                    "finished",
-                    409,
+                job = latest_job(session, project.id)
+                state = job.state if job else "new"
+                why = (
+                    "its calibration job has not finished"
+                    if state in ("queued", "running")
+                    else f"its calibration job {state}; retry it from the project's page"
                 )
+                raise WorkbenchError(f"project {project_id} has no comparison: {why}", 409)
             return project.comparison, report_file(self.workspace, project.id)
 
 
@@ -569,6 +562,19 @@ def check_metric(metric: str | None) -> str | None:
             "dataset's default); custom metrics are for the command line and the Python API"
         )
     return chosen
+
+
+def metric_fits(metric: str | None, dataset: DatasetRow) -> None:
+    """Refuse, before any job runs, a metric the dataset cannot be scored with."""
+    if dataset.task == "detection" and not (metric or "").startswith("map:"):
+        raise WorkbenchError(
+            f"{dataset.name!r} is a detection dataset: choose its metric, mAP with the model's "
+            f"output decoder ({', '.join(m for m in METRICS if m.startswith('map:'))})"
+        )
+    if dataset.task != "detection" and (metric or "").startswith("map:"):
+        raise WorkbenchError(
+            f"mAP needs a detection dataset; {dataset.name!r} is {dataset.task}"
+        )
 
 
 def inference_settings(batch: int, streams: int) -> dict[str, int]:

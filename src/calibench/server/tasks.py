@@ -52,7 +52,9 @@ def measuring(ctx: JobContext) -> Iterator[None]:
     with path.open("a") as handle:
         if not _try_lock(handle):
             ctx.log.info("waiting for another job's measurement to finish")
+            ctx.waiting(True)
             fcntl.flock(handle, fcntl.LOCK_EX)
+            ctx.waiting(False)
         try:
             yield
         finally:
@@ -101,7 +103,7 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
     ws = ctx.workspace
     model = ws / inputs["model"]
-    with _named({model.name: inputs.get("name", model.name)}), measuring(ctx):
+    with _named({model.name: inputs.get("name", model.name)}):
         report = run_inference(
             model,
             ws / inputs["dataset"],
@@ -110,6 +112,7 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
             preprocess=inputs.get("preprocess") or None,
             workspace=ws,
             progress=ctx.progress,
+            timing=measuring(ctx),
         )
     ctx.log.info(
         "accuracy %s; throughput %.1f samples/s",
@@ -157,7 +160,7 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
         ctx.progress("inference", done, total)
 
     shown = {parent.name: names.get("fp32", parent.name), int8.name: names.get("int8", int8.name)}
-    with _named(shown), measuring(ctx):
+    with _named(shown):
         report = run_inference(
             int8,
             validation,
@@ -166,8 +169,10 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
             preprocess=preprocess,
             workspace=ws,
             progress=on_inference,
+            timing=measuring(ctx),
         )
-        ctx.progress("comparison", 0, 1)
+    ctx.progress("comparison", 0, 1)
+    with _named(shown), measuring(ctx):
         comparison = run_compare(
             parent,
             int8,
@@ -236,9 +241,19 @@ def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws
     model.path = str(target.relative_to(ws))
     model.state, model.size_bytes = "ready", target.stat().st_size
     model.layers = result["layers"]
+    _parent_layer_times(session, model, result["comparison"])
     project.calibration = {**(project.calibration or {}), "report": result["calibration"]}
     project.inference = result["inference"]
     project.comparison = result["comparison"]
+
+
+def _parent_layer_times(session: Session, model: ModelRow, comparison: dict[str, Any]) -> None:
+    """The comparison timed the FP32 parent layer by layer too: its model page shows that."""
+    parent = session.get(ModelRow, model.parent_id) if model.parent_id else None
+    if parent is None or not parent.layers:
+        return
+    times = {row["name"]: row.get("fp32_ms") for row in comparison.get("layers", [])}
+    parent.layers = [{**row, "time_ms": times.get(row["name"])} for row in parent.layers]
 
 
 def abandon_calibration(session: Session, job: JobRow, ws: Path) -> None:

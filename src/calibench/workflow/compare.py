@@ -43,8 +43,8 @@ def run_compare(
             "metric": fp32.accuracy["metric"],
         }
     # Cached inferences keep their accuracy; both models are timed again here, in alternating
-    # windows, so the two timings come from the same machine state.
-    settings = fp32.performance["settings"]
+    # windows, so the two timings come from the same machine state, at the INT8 model's settings.
+    settings = int8.performance["settings"]
     timed = measure_interleaved(
         {"fp32": fp32_path, "int8": int8_path},
         {k: v[None] for k, v in chosen[0].items()},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,15 +79,23 @@ def run_inference(
     workspace: Path | None = None,
     use_cache: bool = True,
     progress: Progress | None = None,
+    timing: AbstractContextManager[Any] | None = None,
 ) -> InferenceReport:
-    """Accuracy over ``dataset`` (if it is annotated) and latency/throughput of ``model_path``."""
+    """Accuracy over ``dataset`` (if it is annotated) and latency/throughput of ``model_path``.
+
+    ``timing`` is entered around the speed measurement alone (a lock, say, so that jobs side by
+    side do not skew each other's timings)."""
     from calibench.metrics.registry import metric_for
 
     perf = perf or PerfSettings()
     proto = load_model(model_path)
     specs = input_specs(proto)
     data, bound = open_for_model(dataset, specs, preprocess, model_path.name)
-    annotated = isinstance(data, AnnotatedDataset) and data.task is not Task.NOT_ANNOTATED
+    annotated = (
+        isinstance(data, AnnotatedDataset)
+        and data.task is not Task.NOT_ANNOTATED
+        and not (data.task is Task.TENSORS and not data.classes)  # an .npz without labels
+    )
     if metric is not None and not annotated:
         raise ConfigError("accuracy needs an annotated dataset; this one has no annotations")
     digest = file_digest(model_path)
@@ -131,7 +140,8 @@ def run_inference(
     feeds = _first_batch(data, specs, indices)
     if progress:
         progress("performance", 0, 1)
-    timing = measure_performance(proto, feeds, perf)
+    with timing if timing is not None else nullcontext():
+        measured = measure_performance(proto, feeds, perf)
     if progress:
         progress("performance", 1, 1)
     describe = getattr(data, "describe", None)
@@ -142,7 +152,7 @@ def run_inference(
         dataset=describe() if describe else {"samples": len(data)},
         preprocess=bound.to_dict() if bound else None,
         accuracy=accuracy,
-        performance=timing.to_dict(),
+        performance=measured.to_dict(),
     )
     if cache is not None and key is not None:
         cache.put(key, report.to_dict())

@@ -33,25 +33,11 @@ function enabler(box) {
   sync();
 }
 
-// The Optimize INT8 page: AccuracyAware needs an annotated dataset, and its maximum drop field
-// matters only when it is chosen.
+// The Optimize INT8 page: the maximum drop matters only for AccuracyAware.
 function optimizeForm(form) {
-  const select = form.querySelector("#calibration-dataset");
   const aa = form.querySelector("#method-aa");
-  const byDefault = form.querySelector("#method-default");
-  const label = form.querySelector("#aa-label");
-  const reason = form.querySelector("#aa-reason");
   const drop = form.querySelector("#max-drop-field");
-  const ownAnnotated = form.dataset.ownAnnotated === "true";
-  const sync = () => {
-    const option = select && select.selectedOptions[0];
-    const annotated = ownAnnotated || (option && option.dataset.annotated === "true");
-    aa.disabled = !annotated;
-    label.classList.toggle("disabled", !annotated);
-    reason.hidden = annotated;
-    if (!annotated && aa.checked) byDefault.checked = true;
-    drop.hidden = !aa.checked;
-  };
+  const sync = () => { drop.hidden = !aa.checked; };
   form.addEventListener("change", sync);
   sync();
 }
