@@ -10,6 +10,7 @@ its baseline (``bench``); tests that need jobs to stay queued use a server witho
 from __future__ import annotations
 
 import io
+import shutil
 import tarfile
 import threading
 import time
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import onnx
 import pytest
 from fastapi.testclient import TestClient
 
+from calibench.errors import ConfigError
 from calibench.model.load import DERIVED_KEY
 from calibench.server.app import create_app
 from calibench.server.settings import ServerSettings
@@ -326,7 +329,8 @@ def test_api_docs_page_is_served_locally(bench: Bench) -> None:
     assert "OptimizeRequest" in page
     assert "cdn" not in page.lower()  # no Swagger UI from a CDN
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
-    assert refused(bench.client.get("/api/docs/nothing"), 404) == "there is no page /api/docs/nothing"
+    detail = refused(bench.client.get("/api/docs/nothing"), 404)
+    assert detail == "there is no page /api/docs/nothing"
 
 
 # models -------------------------------------------------------------------------------------------
@@ -1256,3 +1260,131 @@ def test_non_ascii_csrf_token_is_refused_not_an_error(tmp_path: Path) -> None:
         csrf_cookie(client)
         response = client.post("/jobs/1/cancel", data={"csrf_token": "é"}, follow_redirects=False)
         assert response.status_code == 403 and "security token" in response.text
+
+
+# review fixes -------------------------------------------------------------------------------------
+
+
+def test_a_server_beyond_loopback_needs_a_real_token(tmp_path: Path) -> None:
+    from calibench.cli import main
+
+    with pytest.raises(ConfigError, match="needs an access token"):
+        create_app(ServerSettings(workspace=tmp_path / "ws", host="0.0.0.0", token=None))
+    with pytest.raises(ConfigError, match="needs an access token"):
+        create_app(ServerSettings(workspace=tmp_path / "ws", host="0.0.0.0", token=""))
+    # The command line refuses a short token before it binds anything.
+    assert main(["serve", "--host", "0.0.0.0", "--token", "", "--workspace", str(tmp_path)]) == 5
+    assert main(["serve", "--token", "short", "--workspace", str(tmp_path)]) == 5
+
+
+def test_other_loopback_addresses_are_served(tmp_path: Path) -> None:
+    app = create_app(ServerSettings(workspace=tmp_path / "ws", host="127.0.0.2"), run_jobs=False)
+    with TestClient(app, base_url="http://127.0.0.2:8765") as client:
+        assert client.get("/api/health").status_code == 200
+        assert refused(client.get("/api/health", headers={"host": "evil.example"}), 400)
+
+
+def test_a_chunked_upload_past_the_limit_is_413(tmp_path: Path) -> None:
+    """No Content-Length to check up front: the body is counted as it arrives."""
+    app = create_app(
+        ServerSettings(workspace=tmp_path / "ws", max_upload_mb=0.05), run_jobs=False
+    )
+    boundary = "calibench-test"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for _ in range(40):  # 40 × 64 KiB, far past 2 × 0.05 MB
+            yield b"\0" * 65536
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with TestClient(app, base_url=BASE) as client:
+        response = client.post(
+            "/api/models",
+            content=body(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert "larger than the limit of 0.05 MB" in refused(response, 413)
+        assert ok(client.get("/api/models")) == []
+
+
+def test_browsers_get_pages_for_errors(bench: Bench) -> None:
+    response = bench.client.get("/no/such/page", headers={"accept": "text/html"})
+    assert response.status_code == 404
+    assert "text/html" in response.headers["content-type"]
+    assert "there is no page /no/such/page" in response.text
+    response = bench.client.get("/projects/999")
+    assert response.status_code == 404 and "there is no project 999" in response.text
+
+
+def test_detection_dataset_needs_its_map_metric_up_front(
+    tmp_path: Path, fashion_cnn: Path
+) -> None:
+    from zoo.text_detection import write_text_coco
+
+    write_text_coco(tmp_path / "det", 3, seed=0)
+    archive = shutil.make_archive(str(tmp_path / "det"), "zip", tmp_path, "det")
+    app = create_app(ServerSettings(workspace=tmp_path / "ws"), run_jobs=False)
+    with TestClient(app, base_url=BASE) as client:
+        model = ok(post_model(client, fashion_cnn), 201)
+        det = ok(post_dataset(client, Path(archive), name="boxes"), 201)
+        assert det["task"] == "detection"
+        body = {"model_id": model["id"], "dataset_id": det["id"]}
+        detail = refused(client.post("/api/projects", json=body), 400)
+        assert "detection dataset" in detail and "map:yolox" in detail
+        assert ok(client.get("/api/projects")) == []
+        refused(client.post("/api/projects", json={**body, "metric": "top1"}), 400)
+        ok(client.post("/api/projects", json={**body, "metric": "map:yolox"}), 201)
+
+
+def test_unlabelled_npz_is_not_annotated_and_its_baseline_runs(
+    tmp_path: Path, fashion_cnn: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 1, 28, 28), dtype=np.float32)
+    np.savez(tmp_path / "plain.npz", input=images)
+    np.savez(tmp_path / "labelled.npz", input=images, labels=np.arange(12) % 10)
+    app = create_app(ServerSettings(workspace=tmp_path / "ws", perf_seconds=0.2))
+    with TestClient(app, base_url=BASE) as client:
+        model = ok(post_model(client, fashion_cnn), 201)
+        plain = ok(post_dataset(client, tmp_path / "plain.npz"), 201)
+        labelled = ok(post_dataset(client, tmp_path / "labelled.npz"), 201)
+        assert (plain["task"], plain["annotated"]) == ("tensors", False)
+        assert (labelled["task"], labelled["annotated"]) == ("tensors", True)
+        project = ok(
+            client.post("/api/projects", json={"model_id": model["id"], "dataset_id": plain["id"]}),
+            201,
+        )
+        wait_done(client, project["job"]["id"])
+        done = ok(client.get(f"/api/projects/{project['id']}"))
+        assert done["accuracy"] is None and done["throughput"] > 0
+
+
+def test_children_are_listed_under_their_parent(bench: Bench, calibrated: Calibrated) -> None:
+    order = [p["id"] for p in ok(bench.client.get("/api/projects"))]
+    parent = order.index(bench.project["id"])
+    children = {calibrated.default["id"], calibrated.accuracy_aware["id"]}
+    assert set(order[parent + 1 : parent + 1 + len(children)]) == children
+
+
+def test_the_fp32_model_gets_layer_times_from_the_comparison(
+    bench: Bench, calibrated: Calibrated
+) -> None:
+    layers = ok(bench.client.get(f"/api/models/{bench.model['id']}/layers"))
+    timed = [row for row in layers if row.get("time_ms")]
+    assert any(row["op_type"] == "Conv" for row in timed)
+
+
+def test_zero_is_a_value_on_the_optimize_form(bench: Bench) -> None:
+    token = csrf_cookie(bench.client)
+    before = len(ok(bench.client.get("/api/projects")))
+    url = f"/projects/{bench.project['id']}/optimize"
+    form = {"csrf_token": token, "dataset_id": str(bench.cal["id"]), "method": "default"}
+    response = bench.client.post(url, data={**form, "subset": "0"})
+    assert response.status_code == 400 and "subset size must be" in response.text
+    response = bench.client.post(url, data={**form, "subset": "100", "batch": "0"})
+    assert response.status_code == 400 and "batch size must be between 1" in response.text
+    assert len(ok(bench.client.get("/api/projects"))) == before

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from calibench.server.db import (
     now,
     session_factory,
 )
-from calibench.server.jobs import WORKER_DATABASE_ENV, JobRunner, work_dir
+from calibench.server.jobs import LEASE, WORKER_DATABASE_ENV, JobRunner, work_dir
 from calibench.server.migrate import alembic_config, current_revision, upgrade
 from calibench.server.service import Upload, Workbench
 from calibench.server.tasks import model_file, report_file
@@ -574,3 +574,43 @@ def test_a_worker_killed_while_committing_leaves_no_file_in_place(bench: Bench) 
     assert ended.message is not None and "ended unexpectedly" in ended.message
     assert bench.model(int8_id).state == "failed"
     assert not target.exists(), f"{target} is left in place for a failed model"
+
+
+def test_a_cancel_between_reading_and_claiming_a_job_wins(bench: Bench) -> None:
+    """The runner reads the queue, then claims each job; a cancel in between must stand."""
+    job_id = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    runner = bench.runner()
+    bench.workbench.cancel(job_id)  # lands after the runner's read, before its claim
+    assert runner._claim(job_id) is False
+    assert bench.job(job_id).state == "cancelled"
+    second = bench.runner()
+    other = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    assert runner._claim(other) is True
+    assert second._claim(other) is False  # two servers never both take a job
+    job = bench.job(other)
+    assert (job.state, job.runner, job.attempts) == ("running", runner.id, 1)
+    with bench.sessions.begin() as session:  # let the teardown find nothing running
+        row = session.get(JobRow, other)
+        assert row is not None
+        row.state = "failed"
+
+
+def test_a_lease_not_renewed_means_the_server_is_gone(bench: Bench) -> None:
+    """A server on another host (or in a recreated container) is known only by its lease."""
+    fresh = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    stale = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    _left_running(bench, fresh, "elsewhere.invalid:7:0123abcd", None)
+    _left_running(bench, stale, "elsewhere.invalid:8:4567cdef", None)
+    with bench.sessions.begin() as session:
+        row = session.get(JobRow, stale)
+        assert row is not None
+        row.heartbeat_at = now() - timedelta(seconds=LEASE + 5)
+    bench.runner().recover()
+    assert bench.job(fresh).state == "running"
+    job = bench.job(stale)
+    assert job.state == "failed"
+    assert job.message is not None and job.message.startswith("interrupted")
+    with bench.sessions.begin() as session:
+        row = session.get(JobRow, fresh)
+        assert row is not None
+        row.state = "failed"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -182,22 +182,31 @@ class BodyLimit:
         if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        limit, seen = body_limit(self.settings), 0
+        limit, seen, exceeded = body_limit(self.settings), 0, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(
-                        413,
-                        f"the upload is larger than the limit of {self.settings.max_upload_mb:g} "
-                        "MB (start the server with --max-upload-mb to change it)",
-                    )
+                    exceeded = True
+                    return {"type": "http.disconnect"}  # the app stops reading
             return message
 
-        await self.app(scope, limited, send)
+        async def unless_exceeded(message: Message) -> None:
+            if not exceeded:
+                await send(message)
+
+        await self.app(scope, limited, unless_exceeded)
+        if exceeded:  # whatever the app made of the cut body, the answer is 413
+            response = _refuse(
+                Request(scope),
+                413,
+                f"the upload is larger than the limit of {self.settings.max_upload_mb:g} MB "
+                "(start the server with --max-upload-mb to change it)",
+            )
+            await response(scope, receive, send)
 
 
 def _set_cookie(response: Response, name: str, value: str) -> None:
