@@ -40,6 +40,7 @@ log = logging.getLogger("calibench.server")
 
 WORKER_DATABASE_ENV = "CALIBENCH_WORKER_DATABASE_URL"
 PROGRESS_INTERVAL = 0.25
+STOPPED = "the server was stopped while this job ran; Retry runs it again"
 WAITING = "waiting for the machine"
 """The stage shown while a job waits for another job's speed measurement to end."""
 HEARTBEAT = 5.0
@@ -252,7 +253,7 @@ class JobRunner:
                 job = session.get(JobRow, job_id)
                 if job is not None and not job.finished:
                     end_job(
-                        session, job, "failed", "the server stopped while this job ran",
+                        session, job, "failed", STOPPED,
                         self.workspace,
                     )
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
