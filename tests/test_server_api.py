@@ -1388,3 +1388,55 @@ def test_zero_is_a_value_on_the_optimize_form(bench: Bench) -> None:
     response = bench.client.post(url, data={**form, "subset": "100", "batch": "0"})
     assert response.status_code == 400 and "batch size must be between 1" in response.text
     assert len(ok(bench.client.get("/api/projects"))) == before
+
+
+def test_deleting_projects_datasets_and_models(
+    tmp_path: Path, fashion_cnn: Path, fashion_archives: dict[str, Path]
+) -> None:
+    workspace = tmp_path / "ws"
+    app = create_app(ServerSettings(workspace=workspace, perf_seconds=0.2))
+    with TestClient(app, base_url=BASE) as client:
+        model = ok(post_model(client, fashion_cnn), 201)
+        val = ok(post_dataset(client, fashion_archives["val"]), 201)
+        spare = ok(post_dataset(client, fashion_archives["plain"], name="spare"), 201)
+        parent = ok(
+            client.post("/api/projects", json={"model_id": model["id"], "dataset_id": val["id"]}),
+            201,
+        )
+        # A project whose job has not ended cannot go.
+        detail = refused(client.delete(f"/api/projects/{parent['id']}"), 409)
+        assert "has not ended: cancel it first" in detail
+        wait_done(client, parent["job"]["id"])
+        child = ok(
+            client.post(f"/api/projects/{parent['id']}/optimize", json={"dataset_id": val["id"]}),
+            201,
+        )
+        wait_done(client, child["job"]["id"])
+        int8_folder = workspace / "models" / str(child["model"]["id"])
+        assert (int8_folder / "model.onnx").is_file()
+
+        assert "delete them first" in refused(client.delete(f"/api/projects/{parent['id']}"), 409)
+        assert "used by project(s)" in refused(client.delete(f"/api/datasets/{val['id']}"), 409)
+        assert "used by project(s)" in refused(client.delete(f"/api/models/{model['id']}"), 409)
+
+        # The INT8 project goes with its model, its report and its job's log.
+        assert client.delete(f"/api/projects/{child['id']}").status_code == 204
+        refused(client.get(f"/api/projects/{child['id']}"), 404)
+        refused(client.get(f"/api/models/{child['model']['id']}"), 404)
+        assert not int8_folder.exists()
+        assert not (workspace / "projects" / str(child["id"])).exists()
+        assert not (workspace / "jobs" / str(child["job"]["id"])).exists()
+
+        assert client.delete(f"/api/projects/{parent['id']}").status_code == 204
+        assert ok(client.get(f"/api/models/{model['id']}"))["state"] == "ready"  # stays
+        assert client.delete(f"/api/datasets/{spare['id']}").status_code == 204
+        assert [d["id"] for d in ok(client.get("/api/datasets"))] == [val["id"]]
+        assert len(list((workspace / "datasets").iterdir())) == 1
+        assert client.delete(f"/api/models/{model['id']}").status_code == 204
+        assert ok(client.get("/api/models")) == []
+        assert refused(client.delete("/api/projects/999"), 404) == "there is no project 999"
+        assert refused(client.delete("/api/datasets/999"), 404) == "there is no dataset 999"
+        assert refused(client.delete("/api/models/999"), 404) == "there is no model 999"
+        # A page form needs its token.
+        response = client.post(f"/datasets/{val['id']}/delete", data={})
+        assert response.status_code == 403

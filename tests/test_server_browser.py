@@ -257,10 +257,17 @@ def test_refusals_on_the_pages(
     page.click("#status .alert a")
     expect(page.locator("#job-log")).not_to_have_text("(empty)")
     page.go_back()
+    nlp_url = page.url
     page.click("#tab-perform")
     expect(page.locator("#int8")).to_be_disabled()
     expect(page.locator("#optimize-reason")).to_contain_text("NLP")
     _shot(page, "refused-nlp")
+    # A failed project can be deleted (after a confirmation).
+    page.goto(nlp_url)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-project")
+    page.wait_for_url(re.compile(r"/$"))
+    expect(page.locator("#projects")).not_to_contain_text("tiny NLP")
 
     # An INT8 project's model is derived: only an original model can be calibrated.
     page.goto("/")

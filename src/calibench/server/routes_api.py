@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -128,6 +128,13 @@ def download_model(request: Request, model_id: int) -> FileResponse:
         return FileResponse(workbench.workspace / model.path, filename=name)
 
 
+@router.delete("/models/{model_id}", status_code=204)
+def delete_model(request: Request, model_id: int) -> Response:
+    """Delete a model no project uses (and no INT8 model was made from)."""
+    _wb(request).delete_model(model_id)
+    return Response(status_code=204)
+
+
 @router.get("/datasets")
 def list_datasets(request: Request) -> list[dict[str, Any]]:
     with _wb(request).sessions() as session:
@@ -154,6 +161,13 @@ def get_dataset(request: Request, dataset_id: int) -> dict[str, Any]:
         return dataset_view(workbench.dataset(session, dataset_id))
 
 
+@router.delete("/datasets/{dataset_id}", status_code=204)
+def delete_dataset(request: Request, dataset_id: int) -> Response:
+    """Delete a dataset no project uses, and its imported files."""
+    _wb(request).delete_dataset(dataset_id)
+    return Response(status_code=204)
+
+
 @router.get("/projects")
 def list_projects(request: Request) -> list[dict[str, Any]]:
     return _wb(request).projects()
@@ -172,6 +186,14 @@ def get_project(request: Request, project_id: int) -> dict[str, Any]:
     workbench = _wb(request)
     with workbench.sessions() as session:
         return workbench.project_view(session, workbench.project(session, project_id))
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+def delete_project(request: Request, project_id: int) -> Response:
+    """Delete a project whose jobs have ended and which no INT8 project was made from; an INT8
+    project's model goes with it."""
+    _wb(request).delete_project(project_id)
+    return Response(status_code=204)
 
 
 @router.post("/projects/{project_id}/optimize", status_code=201)

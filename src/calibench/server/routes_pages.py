@@ -443,3 +443,31 @@ def retry_job(
     check_csrf(request, csrf_token)
     _wb(request).retry(job_id)
     return _see(_safe_next(next, f"/jobs/{job_id}"))
+
+
+# deleting ----------------------------------------------------------------------------------------
+
+
+@router.post("/projects/{project_id}/delete", response_model=None)
+def delete_project(
+    request: Request, project_id: int, csrf_token: str | None = Form(None)
+) -> Response:
+    check_csrf(request, csrf_token)
+    _wb(request).delete_project(project_id)
+    return _see("/")
+
+
+@router.post("/datasets/{dataset_id}/delete", response_model=None)
+def delete_dataset(
+    request: Request, dataset_id: int, csrf_token: str | None = Form(None)
+) -> Response:
+    check_csrf(request, csrf_token)
+    _wb(request).delete_dataset(dataset_id)
+    return _see("/datasets")
+
+
+@router.post("/models/{model_id}/delete", response_model=None)
+def delete_model(request: Request, model_id: int, csrf_token: str | None = Form(None)) -> Response:
+    check_csrf(request, csrf_token)
+    _wb(request).delete_model(model_id)
+    return _see("/")

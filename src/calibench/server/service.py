@@ -470,6 +470,86 @@ class Workbench:
                 retry_calibration(session, job)
             return job_view(job)
 
+    # deleting ---------------------------------------------------------------------------------
+
+    def delete_project(self, project_id: int) -> None:
+        """Delete a project, its jobs and their logs; an INT8 project takes its model along."""
+        with self.sessions.begin() as session:
+            project = self.project(session, project_id)
+            children = session.scalars(
+                select(ProjectRow.id).where(ProjectRow.parent_id == project_id)
+            ).all()
+            if children:
+                raise WorkbenchError(
+                    f"project {project_id} has INT8 projects made from it "
+                    f"({', '.join(map(str, children))}): delete them first",
+                    409,
+                )
+            jobs = session.scalars(select(JobRow).where(JobRow.project_id == project_id)).all()
+            busy = [j.id for j in jobs if not j.finished]
+            if busy:
+                raise WorkbenchError(
+                    f"project {project_id}'s job {busy[0]} has not ended: cancel it first", 409
+                )
+            model = self.model(session, project.model_id)
+            for job in jobs:
+                session.delete(job)
+            session.flush()
+            session.delete(project)
+            session.flush()
+            others = session.scalar(
+                select(func.count()).where(ProjectRow.model_id == model.id)
+            )
+            drop_model = model.parent_id is not None and not others
+            if drop_model:
+                session.delete(model)
+            job_ids = [j.id for j in jobs]
+        for job_id in job_ids:
+            shutil.rmtree(self.workspace / "jobs" / str(job_id), ignore_errors=True)
+        shutil.rmtree(self.workspace / "projects" / str(project_id), ignore_errors=True)
+        if drop_model:
+            shutil.rmtree(model_file(self.workspace, model.id).parent, ignore_errors=True)
+
+    def delete_dataset(self, dataset_id: int) -> None:
+        with self.sessions.begin() as session:
+            dataset = self.dataset(session, dataset_id)
+            users = session.scalars(
+                select(ProjectRow.id).where(ProjectRow.dataset_id == dataset_id)
+            ).all()
+            if users:
+                raise WorkbenchError(
+                    f"dataset {dataset.name!r} is used by project(s) "
+                    f"{', '.join(map(str, users))}: delete them first",
+                    409,
+                )
+            folder = self.workspace / dataset.path
+            session.delete(dataset)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def delete_model(self, model_id: int) -> None:
+        with self.sessions.begin() as session:
+            model = self.model(session, model_id)
+            users = session.scalars(
+                select(ProjectRow.id).where(ProjectRow.model_id == model_id)
+            ).all()
+            if users:
+                raise WorkbenchError(
+                    f"model {model.name!r} is used by project(s) "
+                    f"{', '.join(map(str, users))}: delete them first",
+                    409,
+                )
+            derived = session.scalars(
+                select(ModelRow.id).where(ModelRow.parent_id == model_id)
+            ).all()
+            if derived:
+                raise WorkbenchError(
+                    f"INT8 models were made from {model.name!r} "
+                    f"({', '.join(map(str, derived))}): delete them first",
+                    409,
+                )
+            session.delete(model)
+        shutil.rmtree(model_file(self.workspace, model_id).parent, ignore_errors=True)
+
     def job_log(self, job_id: int) -> str:
         with self.sessions() as session:
             self.job(session, job_id)

@@ -57,7 +57,15 @@ function fitFrame(frame) {
   frame.addEventListener("load", fit);
 }
 
+// Forms that delete things ask first.
+function confirming(form) {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("form[data-confirm]").forEach(confirming);
   document.querySelectorAll("[data-refresh]").forEach(follow);
   document.querySelectorAll("[data-enables]").forEach(enabler);
   document.querySelectorAll("[data-filter]").forEach(layerFilter);
