@@ -1440,3 +1440,14 @@ def test_deleting_projects_datasets_and_models(
         # A page form needs its token.
         response = client.post(f"/datasets/{val['id']}/delete", data={})
         assert response.status_code == 403
+
+
+def test_job_page_follows_its_log(bench: Bench) -> None:
+    job_id = bench.project["job"]["id"]
+    page = bench.client.get(f"/jobs/{job_id}")
+    assert page.status_code == 200 and f"/fragments/jobs/{job_id}/log" in page.text
+    fragment = bench.client.get(f"/fragments/jobs/{job_id}/log")
+    assert fragment.status_code == 200
+    assert f"job {job_id} done" in fragment.text
+    assert "data-active" not in fragment.text  # a finished job's log stops refreshing
+    assert bench.client.get("/fragments/jobs/999/log").status_code == 404

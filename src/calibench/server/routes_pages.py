@@ -421,6 +421,14 @@ def job_page(request: Request, job_id: int) -> HTMLResponse:
     return page(request, "job.html", {"job": view, "log": workbench.job_log(job_id)})
 
 
+@router.get("/fragments/jobs/{job_id}/log", response_class=HTMLResponse)
+def job_log_fragment(request: Request, job_id: int) -> HTMLResponse:
+    workbench = _wb(request)
+    with workbench.sessions() as session:
+        view = job_view(workbench.job(session, job_id))
+    return page(request, "_job_log.html", {"job": view, "log": workbench.job_log(job_id)})
+
+
 @router.post("/jobs/{job_id}/cancel", response_model=None)
 def cancel_job(
     request: Request,
