@@ -9,67 +9,31 @@ Screenshots of the main pages go to build/screenshots/ (the ones in docs/ come f
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
-from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from tests.server_helpers import Server, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path("build/screenshots")
 JOB_TIMEOUT_MS = 180_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``calibench serve`` as a user starts it, on a free port and a fresh workspace."""
     workspace = tmp_path_factory.mktemp("workbench")
-    port = _free_port()
-    log = (workspace / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "calibench.cli", "serve", "--port", str(port),
-         "--workspace", str(workspace), "--measure-seconds", "0.2"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    running = Server(workspace, free_port(), [], workspace / "server.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (workspace / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-        yield url
+        running.start().close()
+        yield running.url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,9 @@ On SQLite (the default, in the workspace) and on a real PostgreSQL server (``--d
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,38 +20,11 @@ from typing import Any
 import httpx
 import onnx
 import pytest
-import sqlalchemy as sa
 
 from calibench.server.db import JobRow, make_engine, session_factory
+from tests.server_helpers import Server, alive, free_port, reset_postgres
 
-STARTUP_TIMEOUT = 60.0
 JOB_TIMEOUT = 150.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _reset_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie nobody reaped yet counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-    return state not in ("Z", "X")
 
 
 def _workers(workspace: Path) -> set[int]:
@@ -70,7 +38,7 @@ def _workers(workspace: Path) -> set[int]:
         except OSError:
             continue
         mine = b"calibench.server.worker" in argv and str(workspace).encode() in argv
-        if mine and _alive(int(proc.name)):
+        if mine and alive(int(proc.name)):
             found.add(int(proc.name))
     return found
 
@@ -81,63 +49,6 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.1)
-
-
-class Server:
-    """``calibench serve`` in its own process group, as a person starts it."""
-
-    def __init__(self, workspace: Path, port: int, extra: list[str], log: Path) -> None:
-        self.workspace, self.port, self.extra, self.log = workspace, port, extra, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> httpx.Client:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "calibench.cli", "serve", "--port", str(self.port),
-                 "--workspace", str(self.workspace), "--measure-seconds", "0.2", *self.extra],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        client = httpx.Client(base_url=self.url, timeout=60)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get("/api/health").status_code == 200:
-                    break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        assert f"calibench workbench: http://127.0.0.1:{self.port}/" in self.log.read_text()
-        return client
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self, signum: int = signal.SIGKILL, group: bool = True) -> None:
-        """Signal the server (and with ``group`` its workers, which share its process group)."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(self.proc.pid, signum)
-            else:
-                os.kill(self.proc.pid, signum)
-
-    def stop(self) -> None:
-        """Whatever state it is in: ask it to stop, then make sure its whole group is gone."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=20)
-        self.kill(signal.SIGKILL)
-        self.proc.wait()
 
 
 @pytest.fixture(
@@ -152,9 +63,9 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
         yield f"sqlite:///{tmp_path / 'workspace' / 'workbench.db'}", kill
         return
     url: str = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     yield url, kill
-    _reset_postgres(url)
+    reset_postgres(url)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +106,7 @@ def test_a_restarted_server_fails_the_interrupted_job_and_retry_finishes_it(
     database_url, kill = setup
     workspace = tmp_path / "workspace"
     extra = [] if database_url.startswith("sqlite") else ["--database-url", database_url]
-    port = _free_port()
+    port = free_port()
     first = Server(workspace, port, extra, tmp_path / "server-1.log")
     second = Server(workspace, port, extra, tmp_path / "server-2.log")
     engine = None
@@ -269,7 +180,7 @@ def test_a_restarted_server_fails_the_interrupted_job_and_retry_finishes_it(
             row = session.get(JobRow, job_id)
             assert row is not None and row.state == "running"
         # Its workers do not outlive it, even when only the server process was killed.
-        _wait(lambda: not _alive(worker), 5, f"worker {worker} of the killed server to end")
+        _wait(lambda: not alive(worker), 5, f"worker {worker} of the killed server to end")
         client.close()
 
         client = second.start()
@@ -277,7 +188,7 @@ def test_a_restarted_server_fails_the_interrupted_job_and_retry_finishes_it(
         assert job["state"] == "failed", job
         assert job["message"].startswith("interrupted"), job["message"]
         assert job["finished_at"] is not None
-        assert not _alive(worker)
+        assert not alive(worker)
         assert _workers(workspace) == set()
 
         int8 = client.get(f"/api/models/{int8_id}").json()

@@ -44,6 +44,7 @@ from calibench.server.jobs import LEASE, WORKER_DATABASE_ENV, JobRunner, work_di
 from calibench.server.migrate import alembic_config, current_revision, upgrade
 from calibench.server.service import Upload, Workbench
 from calibench.server.tasks import model_file, report_file
+from tests.server_helpers import alive, reset_postgres
 
 HEAD = "0002"
 TABLES = {"models", "datasets", "projects", "jobs"}
@@ -53,16 +54,6 @@ LONG = 120.0
 """Seconds of performance measurement for a job that must still be running when it is stopped."""
 
 
-def _reset_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database: a SQLite file, or the scratch PostgreSQL database with no tables."""
@@ -70,9 +61,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'workbench.db'}"
         return
     url: str = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     yield url
-    _reset_postgres(url)
+    reset_postgres(url)
 
 
 @pytest.fixture
@@ -254,16 +245,6 @@ def bench(
         engine.dispose()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie waiting to be reaped counts as gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-    return state not in ("Z", "X")
-
-
 def _is_int8(path: Path) -> bool:
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     return "QuantizeLinear" in ops or any(op.startswith("QLinear") for op in ops)
@@ -285,7 +266,7 @@ def _running_calibration(bench: Bench, runner: JobRunner) -> tuple[dict[str, Any
     )
     job = bench.job(job_id)
     assert job.state == "running"
-    assert job.worker_pid is not None and _alive(job.worker_pid)
+    assert job.worker_pid is not None and alive(job.worker_pid)
     assert bench.model(child["model"]["id"]).state == "pending"
     return child, job
 
@@ -357,7 +338,7 @@ def test_two_jobs_run_at_the_same_time(bench: Bench) -> None:
     rows = [bench.job(j) for j in jobs]
     pids = [r.worker_pid for r in rows]
     assert None not in pids and pids[0] != pids[1]
-    assert all(_alive(pid) for pid in pids if pid is not None)
+    assert all(alive(pid) for pid in pids if pid is not None)
     assert sorted(runner.running()) == sorted(jobs)
     assert all(r.runner == runner.id and r.attempts == 1 for r in rows)
     assert bench.job(third).state == "queued"  # max_workers=2: the third waits its turn
@@ -385,7 +366,7 @@ def test_cancelling_a_running_calibration(bench: Bench) -> None:
     assert ended.state == "cancelled"
     assert ended.message == "cancelled by the user"
     assert ended.finished_at is not None
-    assert not _alive(job.worker_pid or 0)
+    assert not alive(job.worker_pid or 0)
     model = bench.model(int8_id)
     assert model.state == "failed"
     assert not model_file(bench.workspace, int8_id).exists()
@@ -565,7 +546,7 @@ def test_a_worker_killed_while_committing_leaves_no_file_in_place(bench: Bench) 
             assert job.state == "running" and job.worker_pid is not None
             os.kill(job.worker_pid, signal.SIGKILL)
             time.sleep(0.5)
-            assert not _alive(job.worker_pid)
+            assert not alive(job.worker_pid)
             holder.rollback()
         ended = bench.finish(runner, job_id, timeout=30)
     finally:
