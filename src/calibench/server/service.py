@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import onnx
 from sqlalchemy import func, select
@@ -160,10 +160,7 @@ class Workbench:
             shutil.rmtree(path.parent, ignore_errors=True)
 
     def model(self, session: Session, model_id: int) -> ModelRow:
-        row = session.get(ModelRow, model_id)
-        if row is None:
-            raise WorkbenchError(f"there is no model {model_id}", 404)
-        return row
+        return _row(session, ModelRow, model_id, "model")
 
     # datasets ---------------------------------------------------------------------------------
 
@@ -217,10 +214,7 @@ class Workbench:
             shutil.rmtree(path.parent, ignore_errors=True)
 
     def dataset(self, session: Session, dataset_id: int) -> DatasetRow:
-        row = session.get(DatasetRow, dataset_id)
-        if row is None:
-            raise WorkbenchError(f"there is no dataset {dataset_id}", 404)
-        return row
+        return _row(session, DatasetRow, dataset_id, "dataset")
 
     # projects ---------------------------------------------------------------------------------
 
@@ -271,10 +265,7 @@ class Workbench:
             return self.project_view(session, project)
 
     def project(self, session: Session, project_id: int) -> ProjectRow:
-        row = session.get(ProjectRow, project_id)
-        if row is None:
-            raise WorkbenchError(f"there is no project {project_id}", 404)
-        return row
+        return _row(session, ProjectRow, project_id, "project")
 
     def optimize_options(self, session: Session, project: ProjectRow) -> dict[str, Any]:
         """Whether the project's model can be calibrated now, and if not, why."""
@@ -434,10 +425,7 @@ class Workbench:
     # jobs -------------------------------------------------------------------------------------
 
     def job(self, session: Session, job_id: int) -> JobRow:
-        row = session.get(JobRow, job_id)
-        if row is None:
-            raise WorkbenchError(f"there is no job {job_id}", 404)
-        return row
+        return _row(session, JobRow, job_id, "job")
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         with self.sessions.begin() as session:
@@ -617,6 +605,16 @@ class Workbench:
                 )
                 raise WorkbenchError(f"project {project_id} has no comparison: {why}", 409)
             return project.comparison, report_file(self.workspace, project.id)
+
+
+RowT = TypeVar("RowT", ModelRow, DatasetRow, ProjectRow, JobRow)
+
+
+def _row(session: Session, table: type[RowT], row_id: int, what: str) -> RowT:
+    row = session.get(table, row_id)
+    if row is None:
+        raise WorkbenchError(f"there is no {what} {row_id}", 404)
+    return row
 
 
 def latest_job(session: Session, project_id: int) -> JobRow | None:
