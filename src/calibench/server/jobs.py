@@ -169,8 +169,12 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
             assert job is not None
             if job.state != "running":
                 return
+            if job.cancel_requested:  # asked while the work was ending: the cancel wins
+                end_job(session, job, "cancelled", "cancelled by the user", root)
+                return
             spec.commit(session, job, result, root)
-            job.result = result
+            # The figures now live with the project; the job keeps what it handed over.
+            job.result = {"committed": sorted(result), "files": result.get("files", {})}
             job.state, job.finished_at = "done", now()
             job.stages = [
                 {**s, "done": max(1, s["total"]), "total": max(1, s["total"])}
