@@ -10,6 +10,7 @@ its baseline (``bench``); tests that need jobs to stay queued use a server witho
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import tarfile
 import threading
@@ -1451,3 +1452,24 @@ def test_job_page_follows_its_log(bench: Bench) -> None:
     assert f"job {job_id} done" in fragment.text
     assert "data-active" not in fragment.text  # a finished job's log stops refreshing
     assert bench.client.get("/fragments/jobs/999/log").status_code == 404
+
+
+def test_every_link_on_the_pages_answers(bench: Bench, calibrated: Calibrated) -> None:
+    """Follow every link from the projects page (finished, AccuracyAware and baseline-only
+    projects, datasets, models, jobs, comparisons): none is broken, none fails."""
+    seen: set[str] = set()
+    queue = ["/"]
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        response = bench.client.get(path)
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+        if "text/html" not in response.headers.get("content-type", ""):
+            continue
+        for link in re.findall(r'(?:href|src)="(/[^"#]*)"', response.text):
+            if not link.startswith("//") and link not in seen:
+                queue.append(link.replace("&amp;", "&"))
+    assert len(seen) > 25, sorted(seen)
+    assert any(p.endswith("/compare") for p in seen) and any(p.startswith("/jobs/") for p in seen)
