@@ -89,13 +89,18 @@ def _perf(inputs: dict[str, Any]) -> PerfSettings:
     )
 
 
-def _layers(path: Path) -> list[dict[str, Any]]:
+def _layers(ctx: JobContext, path: Path) -> list[dict[str, Any]]:
+    """The layer table, each layer timed by ONNX Runtime's profiler (batch 1, one thread; a
+    layer fused into a neighbour has no time of its own)."""
     from calibench.model.load import load_model
     from calibench.report.layers import layer_table, saved_reasons
+    from calibench.runtime.profiling import profile_layers
 
     proto = load_model(path)
     rows, _ = layer_table(proto, saved_reasons(proto))
-    return [row.to_dict() for row in rows]
+    with measuring(ctx):
+        times = profile_layers(proto)
+    return [{**row.to_dict(), "time_ms": times.layers_ms.get(row.name)} for row in rows]
 
 
 def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +125,7 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
         report.performance["throughput"],
     )
     ctx.progress("layers", 0, 1)
-    layers = _layers(model)
+    layers = _layers(ctx, model)
     ctx.progress("layers", 1, 1)
     return {"inference": report.to_dict(), "layers": layers}
 
@@ -241,19 +246,9 @@ def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws
     model.path = str(target.relative_to(ws))
     model.state, model.size_bytes = "ready", target.stat().st_size
     model.layers = result["layers"]
-    _parent_layer_times(session, model, result["comparison"])
     project.calibration = {**(project.calibration or {}), "report": result["calibration"]}
     project.inference = result["inference"]
     project.comparison = result["comparison"]
-
-
-def _parent_layer_times(session: Session, model: ModelRow, comparison: dict[str, Any]) -> None:
-    """The comparison timed the FP32 parent layer by layer too: its model page shows that."""
-    parent = session.get(ModelRow, model.parent_id) if model.parent_id else None
-    if parent is None or not parent.layers:
-        return
-    times = {row["name"]: row.get("fp32_ms") for row in comparison.get("layers", [])}
-    parent.layers = [{**row, "time_ms": times.get(row["name"])} for row in parent.layers]
 
 
 def abandon_calibration(session: Session, job: JobRow, ws: Path) -> None:
