@@ -4,7 +4,8 @@ Through the real CLI (``python -m calibench.cli serve``) and the JSON API: Mobil
 on its own unannotated photos lasts long enough to be caught in the middle. The server and its
 worker die with SIGKILL (no shutdown code runs); the restarted server must show the job as
 interrupted, keep nothing the job had half made, keep everything else, and let Retry finish it.
-On SQLite (the default, in the workspace) and on a real PostgreSQL server (``--database-url``).
+On SQLite (the default, in the workspace) and on a real PostgreSQL server (``--database-url``);
+and once stopped by Ctrl-C instead, when the server itself stops its workers and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import onnx
 import pytest
 
 from calibench.server.db import JobRow, make_engine, session_factory
+from calibench.server.jobs import STOPPED
 from tests.server_helpers import Server, alive, free_port, reset_postgres
 
 JOB_TIMEOUT = 150.0
@@ -52,8 +54,13 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 @pytest.fixture(
-    params=[("sqlite", "group"), ("sqlite", "server only"), ("postgresql", "group")],
-    ids=["sqlite", "sqlite-server-only", "postgresql"],
+    params=[
+        ("sqlite", "group"),
+        ("sqlite", "server only"),
+        ("sqlite", "ctrl-c"),
+        ("postgresql", "group"),
+    ],
+    ids=["sqlite", "sqlite-server-only", "sqlite-ctrl-c", "postgresql"],
 )
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """(database URL, what the SIGKILL hits): the server's process group, or its process only
@@ -173,12 +180,19 @@ def test_a_restarted_server_fails_the_interrupted_job_and_retry_finishes_it(
             worker = row.worker_pid
         assert worker in _workers(workspace)
 
-        first.kill(signal.SIGKILL, group=kill == "group")
+        if kill == "ctrl-c":  # a person stops the server: it stops its workers itself
+            first.kill(signal.SIGINT, group=False)
+        else:
+            first.kill(signal.SIGKILL, group=kill == "group")
         assert first.proc is not None
-        first.proc.wait(timeout=10)
-        with sessions() as session:  # nothing ran at the kill: the row still says running
+        first.proc.wait(timeout=30)
+        with sessions() as session:
             row = session.get(JobRow, job_id)
-            assert row is not None and row.state == "running"
+            assert row is not None
+            if kill == "ctrl-c":
+                assert (row.state, row.message) == ("failed", STOPPED)
+            else:  # nothing ran at the kill: the row still says running
+                assert row.state == "running"
         # Its workers do not outlive it, even when only the server process was killed.
         _wait(lambda: not alive(worker), 5, f"worker {worker} of the killed server to end")
         client.close()
@@ -186,7 +200,8 @@ def test_a_restarted_server_fails_the_interrupted_job_and_retry_finishes_it(
         client = second.start()
         job = _job(client, job_id)
         assert job["state"] == "failed", job
-        assert job["message"].startswith("interrupted"), job["message"]
+        expected = STOPPED if kill == "ctrl-c" else "interrupted"
+        assert job["message"].startswith(expected), job["message"]
         assert job["finished_at"] is not None
         assert not alive(worker)
         assert _workers(workspace) == set()
