@@ -407,6 +407,13 @@ def _snapshot(sessions: sessionmaker[Session], skip: dict[type, set[int]]) -> di
     return shot
 
 
+def _dead_pid() -> int:
+    """The pid of a server that has exited (a process that ran and ended)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def _left_running(bench: Bench, job_id: int, runner: str, worker_pid: int | None) -> None:
     """Make the row look like a job another server started (and then died, or not)."""
     with bench.sessions.begin() as session:
@@ -445,7 +452,7 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
     job_id, int8_id = child["job"]["id"], child["model"]["id"]
     worker = _orphan_worker(bench, job_id)
     try:
-        _left_running(bench, job_id, f"{host}:1:0badc0de", worker.pid)
+        _left_running(bench, job_id, f"{host}:{_dead_pid()}:0badc0de", worker.pid)
         work = work_dir(bench.workspace, job_id)
         bench.drive(
             first,
@@ -508,7 +515,8 @@ def test_recover_kills_no_process_but_the_jobs_worker(bench: Bench) -> None:
         [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
     )
     try:
-        _left_running(bench, job_id, f"{socket.gethostname()}:1:0badc0de", unrelated.pid)
+        dead_server = f"{socket.gethostname()}:{_dead_pid()}:0badc0de"
+        _left_running(bench, job_id, dead_server, unrelated.pid)
         bench.runner().recover()
         job = bench.job(job_id)
         assert job.state == "failed"
@@ -595,3 +603,18 @@ def test_a_lease_not_renewed_means_the_server_is_gone(bench: Bench) -> None:
         row = session.get(JobRow, fresh)
         assert row is not None
         row.state = "failed"
+
+
+def test_a_reused_pid_only_delays_recovery_until_the_lease_ends(bench: Bench) -> None:
+    """On this host the dead server's pid may run something else by now: its lease decides."""
+    job_id = bench.workbench.create_project(bench.model_id, bench.val_id)["job"]["id"]
+    reused = f"{socket.gethostname()}:{os.getpid()}:feedf00d"  # a live process, not that server
+    _left_running(bench, job_id, reused, None)
+    bench.runner().recover()
+    assert bench.job(job_id).state == "running"  # its lease is fresh: maybe it still runs
+    with bench.sessions.begin() as session:
+        row = session.get(JobRow, job_id)
+        assert row is not None
+        row.heartbeat_at = now() - timedelta(seconds=LEASE + 5)
+    bench.runner().recover()
+    assert bench.job(job_id).state == "failed"

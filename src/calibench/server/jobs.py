@@ -263,9 +263,10 @@ class JobRunner:
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
 
     def recover(self) -> None:
-        """Fail the running jobs whose server is gone: a server on this machine whose process
-        has ended (a restart), or any server that has not renewed its lease for ``LEASE``
-        seconds (another machine or container). Their workers died with them, or are killed."""
+        """Fail the running jobs whose server is gone: any server that has not renewed its
+        lease for ``LEASE`` seconds (another machine, a recreated container), and at once a
+        server on this machine whose process has ended (a restart). Their workers died with
+        them, or are killed."""
         host = socket.gethostname()
         moment = now()
         with self.sessions.begin() as session:
@@ -274,11 +275,12 @@ class JobRunner:
                 if job.runner == self.id:
                     continue
                 owner_host, owner_pid = _runner_parts(job.runner)
+                renewed = _aware(job.heartbeat_at or job.started_at)
+                gone = renewed is None or (moment - renewed).total_seconds() > LEASE
                 if owner_host == host and owner_pid is not None:
-                    gone = not _is_server(owner_pid)
-                else:
-                    renewed = _aware(job.heartbeat_at or job.started_at)
-                    gone = renewed is None or (moment - renewed).total_seconds() > LEASE
+                    # On this machine a server that has exited is known at once (a reused pid
+                    # only delays that until its lease runs out).
+                    gone = gone or not _process_exists(owner_pid)
                 if not gone:
                     continue
                 if owner_host == host and job.worker_pid and _is_worker_of(job.worker_pid, job.id):
@@ -432,13 +434,14 @@ def _runner_parts(runner: str | None) -> tuple[str | None, int | None]:
     return host, int(pid) if pid.isdigit() else None
 
 
-def _is_server(pid: int) -> bool:
-    """Whether ``pid`` is (still) a calibench server process."""
+def _process_exists(pid: int) -> bool:
+    """Whether a process with this pid runs (a zombie has ended)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
-    return b"calibench" in argv or b"pytest" in argv
+    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+    return state not in ("Z", "X")
 
 
 def _aware(moment: datetime | None) -> datetime | None:
