@@ -776,8 +776,4 @@ def job_view(row: JobRow) -> dict[str, Any]:
     }
 
 
-def count_running(session: Session) -> int:
-    return int(session.scalar(select(func.count()).where(JobRow.state == "running")) or 0)
-
-
 __all__ = ["KINDS", "Upload", "Workbench", "WorkbenchError"]
