@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -143,14 +144,6 @@ def _install_guard(app: FastAPI, settings: ServerSettings) -> None:
                 return _refuse(request, 403, "cross-site request refused")
             if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
                 return _refuse(request, 403, "cross-site request refused")
-            length = request.headers.get("content-length") or ""
-            if length.isdigit() and int(length) > body_limit(settings):
-                return _refuse(
-                    request,
-                    413,
-                    f"the upload is larger than the limit of {settings.max_upload_mb:g} MB "
-                    "(start the server with --max-upload-mb to change it)",
-                )
         response = await call_next(request)
         if CSRF_COOKIE not in request.cookies and not _wants_json(request):
             _set_cookie(response, CSRF_COOKIE, csrf_token(request))
@@ -172,8 +165,8 @@ def body_limit(settings: ServerSettings) -> int:
 
 
 class BodyLimit:
-    """Stops reading a request body once it passes the limit, whether or not it said its length
-    (a chunked upload has no Content-Length to check up front)."""
+    """Refuses a request body past the limit: at once when its Content-Length says so, else
+    while it arrives (a chunked upload has no length to check up front)."""
 
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app, self.settings = app, settings
@@ -183,6 +176,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit, seen, exceeded = body_limit(self.settings), 0, False
+        length = Headers(scope=scope).get("content-length") or ""
+        if length.isdigit() and int(length) > limit:
+            await self._too_large(scope, receive, send)
+            return
 
         async def limited() -> Message:
             nonlocal seen, exceeded
@@ -200,13 +197,16 @@ class BodyLimit:
 
         await self.app(scope, limited, unless_exceeded)
         if exceeded:  # whatever the app made of the cut body, the answer is 413
-            response = _refuse(
-                Request(scope),
-                413,
-                f"the upload is larger than the limit of {self.settings.max_upload_mb:g} MB "
-                "(start the server with --max-upload-mb to change it)",
-            )
-            await response(scope, receive, send)
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _refuse(
+            Request(scope),
+            413,
+            f"the upload is larger than the limit of {self.settings.max_upload_mb:g} MB "
+            "(start the server with --max-upload-mb to change it)",
+        )
+        await response(scope, receive, send)
 
 
 def _set_cookie(response: Response, name: str, value: str) -> None:

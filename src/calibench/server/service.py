@@ -464,15 +464,10 @@ class Workbench:
         """Delete a project, its jobs and their logs; an INT8 project takes its model along."""
         with self.sessions.begin() as session:
             project = self.project(session, project_id)
-            children = session.scalars(
-                select(ProjectRow.id).where(ProjectRow.parent_id == project_id)
-            ).all()
-            if children:
-                raise WorkbenchError(
-                    f"project {project_id} has INT8 projects made from it "
-                    f"({', '.join(map(str, children))}): delete them first",
-                    409,
-                )
+            _refuse_while_used(
+                _referrers(session, ProjectRow.parent_id, project_id),
+                f"project {project_id} has INT8 projects made from it",
+            )
             jobs = session.scalars(select(JobRow).where(JobRow.project_id == project_id)).all()
             busy = [j.id for j in jobs if not j.finished]
             if busy:
@@ -501,15 +496,10 @@ class Workbench:
     def delete_dataset(self, dataset_id: int) -> None:
         with self.sessions.begin() as session:
             dataset = self.dataset(session, dataset_id)
-            users = session.scalars(
-                select(ProjectRow.id).where(ProjectRow.dataset_id == dataset_id)
-            ).all()
-            if users:
-                raise WorkbenchError(
-                    f"dataset {dataset.name!r} is used by project(s) "
-                    f"{', '.join(map(str, users))}: delete them first",
-                    409,
-                )
+            _refuse_while_used(
+                _referrers(session, ProjectRow.dataset_id, dataset_id),
+                f"dataset {dataset.name!r} is used by project(s)",
+            )
             folder = self.workspace / dataset.path
             session.delete(dataset)
         shutil.rmtree(folder, ignore_errors=True)
@@ -517,24 +507,14 @@ class Workbench:
     def delete_model(self, model_id: int) -> None:
         with self.sessions.begin() as session:
             model = self.model(session, model_id)
-            users = session.scalars(
-                select(ProjectRow.id).where(ProjectRow.model_id == model_id)
-            ).all()
-            if users:
-                raise WorkbenchError(
-                    f"model {model.name!r} is used by project(s) "
-                    f"{', '.join(map(str, users))}: delete them first",
-                    409,
-                )
-            derived = session.scalars(
-                select(ModelRow.id).where(ModelRow.parent_id == model_id)
-            ).all()
-            if derived:
-                raise WorkbenchError(
-                    f"INT8 models were made from {model.name!r} "
-                    f"({', '.join(map(str, derived))}): delete them first",
-                    409,
-                )
+            _refuse_while_used(
+                _referrers(session, ProjectRow.model_id, model_id),
+                f"model {model.name!r} is used by project(s)",
+            )
+            _refuse_while_used(
+                _referrers(session, ModelRow.parent_id, model_id),
+                f"INT8 models were made from {model.name!r}",
+            )
             session.delete(model)
         shutil.rmtree(model_file(self.workspace, model_id).parent, ignore_errors=True)
 
@@ -615,6 +595,16 @@ def _row(session: Session, table: type[RowT], row_id: int, what: str) -> RowT:
     if row is None:
         raise WorkbenchError(f"there is no {what} {row_id}", 404)
     return row
+
+
+def _referrers(session: Session, column: Any, row_id: int) -> list[int]:
+    """The ids of the rows whose ``column`` points at ``row_id``."""
+    return list(session.scalars(select(column.class_.id).where(column == row_id)))
+
+
+def _refuse_while_used(users: list[int], what: str) -> None:
+    if users:
+        raise WorkbenchError(f"{what} ({', '.join(map(str, users))}): delete them first", 409)
 
 
 def latest_job(session: Session, project_id: int) -> JobRow | None:
