@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data browser postgres serve clean
+.PHONY: demo test lint bench fashion-data browser postgres avx2-cpu serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ browser:
 postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 
+# qemu-user runs ONNX Runtime's real AVX2 (no VNNI) kernels on any x86 CPU, for the accuracy
+# tests of the overflow-safe scheme (tests/avx2_cpu.py); only accuracy, never timing.
+avx2-cpu:
+	command -v qemu-x86_64 >/dev/null || (apt-get update -qq && apt-get install -y -qq qemu-user)
+
 fashion-data: $(FASHION)
 $(FASHION):
 	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
@@ -48,10 +53,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests zoo bench
 	$(BIN)/mypy
 
-test: $(STAMP) fashion-data browser postgres lint
+test: $(STAMP) fashion-data browser postgres avx2-cpu lint
 	$(BIN)/pytest -q
 
-bench: $(BENCH_STAMP) fashion-data
+bench: $(BENCH_STAMP) fashion-data avx2-cpu
+	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.accuracy_aware
 

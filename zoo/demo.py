@@ -7,6 +7,7 @@ folder, runs ``calibench calibrate`` exactly as a user would, then times FP32 ag
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,8 @@ def main() -> None:
     print(f"  INT8 latency  {latency['INT8'].median_ms:7.2f} ms   size {size_int8:5.1f} MB")
     print(f"  speed-up      {latency['FP32'].median_ms / latency['INT8'].median_ms:7.2f}×")
     print(f"  top-1 agreement with FP32 on {len(batch)} held-out photo crops: {agreement:.1%}")
+    report = json.loads((OUT / "report.json").read_text())
+    print(f"  calibrated for {report['isa']['label']}; this CPU: {report['isa']['host']}")
 
 
 if __name__ == "__main__":

@@ -13,19 +13,21 @@ import onnx
 
 from calibench.calibration.accuracy_aware import AccuracyAwareOutcome, run_accuracy_aware
 from calibench.calibration.default import ProgressCallback, run_default
+from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, Task
 from calibench.data.binding import open_for_model
 from calibench.data.preprocess import Preprocess
-from calibench.errors import ConfigError
+from calibench.errors import ConfigError, KernelCheckError
 from calibench.metrics.base import Metric
 from calibench.metrics.custom import CallableMetric
 from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model, save_model
 from calibench.report.calibration import CalibrationReport
-from calibench.report.layers import REASONS_KEY, layer_table
-from calibench.runtime.inputs import input_specs
+from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_table
+from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.isa import host_cpu
 from calibench.runtime.kernels import kernel_counts
 
 
@@ -52,6 +54,9 @@ def calibrate(
     preprocess: Preprocess | dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
     threads: int | None = None,
+    isa: str | None = None,
+    keep_fp32: list[str] | tuple[str, ...] = (),
+    strict: bool = False,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
@@ -64,6 +69,11 @@ def calibrate(
     ``metric`` is a spec (``"top1"``, ``"map:yolox"``, ``"module:function"``), a
     :class:`~calibench.metrics.base.Metric`, or any callable scoring one sample
     ``f(outputs, annotation) -> float``. ``config``, when given, overrides the other settings.
+
+    ``isa`` is the ISA class the model will run on (default: this CPU's; ``"avx2"``,
+    ``"vnni"``, …); ``keep_fp32`` names layers to keep in FP32 (names, op types or regexes).
+    After calibration the integer kernels are checked against the exact INT8 arithmetic;
+    ``strict=True`` raises :class:`~calibench.errors.KernelCheckError` when they differ.
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
@@ -73,6 +83,8 @@ def calibrate(
             method=Method(method) if method in {m.value for m in Method} else method,  # type: ignore[arg-type]
             max_drop=max_drop,
             metric=metric if isinstance(metric, str) else None,
+            isa=isa or "auto",
+            keep_fp32=tuple(keep_fp32),
         )
     if isinstance(model, onnx.ModelProto):
         proto, name = model, model.graph.name or "model"
@@ -98,11 +110,35 @@ def calibrate(
     else:
         outcome = run_default(proto, data, config, progress=progress, threads=threads)
         int8, plan = outcome.int8, outcome.plan
+    check_reader = BatchReader(data, specs, config.batch_size)
+    spread = outcome.subset_indices[len(outcome.subset_indices) // 2 :: 7]
+    check = check_kernels(
+        int8,
+        outcome.fp32,
+        plan,
+        outcome.params,
+        outcome.ranges,
+        config.preset,
+        check_reader,
+        spread or outcome.subset_indices,
+        outcome.isa,
+        threads=threads,
+    )
+    if strict and not check.ok:
+        raise KernelCheckError("--strict: " + "; ".join(check.warnings))
     int8.producer_name = "calibench"
     meta = {p.key: p.value for p in int8.metadata_props}
     meta[DERIVED_KEY] = name
     meta["calibench.config"] = json.dumps(config.to_dict())
     meta[REASONS_KEY] = json.dumps({d.name: d.reason for d in plan.layers.values()})
+    meta[ISA_KEY] = outcome.isa.value
+    meta[SCHEMES_KEY] = json.dumps(
+        {
+            d.name: [d.scheme.value, d.scheme_note]
+            for d in plan.int8_layers()
+            if d.scheme_note is not None
+        }
+    )
     onnx.helper.set_model_props(int8, meta)
     onnx.checker.check_model(int8)
 
@@ -122,6 +158,15 @@ def calibrate(
         notes=outcome.notes,
         preprocess=bound.to_dict() if bound else None,
         accuracy_aware=accuracy_aware.to_dict() if accuracy_aware else None,
+        isa={
+            "target": outcome.isa.value,
+            "label": outcome.isa.label,
+            "detected": outcome.isa_detected,
+            "host": host_cpu().describe(),
+            "host_cpu": host_cpu().to_dict(),
+        },
+        kernel_check=check.to_dict(),
+        overflow=[f.to_dict() for f in outcome.overflow.values()],
     )
     return CalibrationResult(int8, report)
 

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any
 
 from calibench.errors import ConfigError
+from calibench.runtime.isa import Isa
 
 
 class Preset(str, Enum):
@@ -114,6 +115,11 @@ class CalibrationConfig:
     metric: str | None = None
     """AccuracyAware: a metric spec (``top1``, ``map:yolox``, ``module:function``); default:
     the dataset type's own."""
+    isa: str = "auto"
+    """The ISA class the model will run on (``auto``: this machine's CPU). On one whose INT8
+    kernels saturate (AVX2, AVX-512 without VNNI), layers get an overflow-safe scheme."""
+    keep_fp32: tuple[str, ...] = ()
+    """Layers kept in FP32 by the user: node names, op types or regular expressions."""
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -131,6 +137,11 @@ class CalibrationConfig:
                     raise ConfigError(
                         f"unknown {name} {value!r}; choose one of: {choices}"
                     ) from None
+        if self.isa != "auto":
+            object.__setattr__(self, "isa", Isa.parse(self.isa).value)
+        object.__setattr__(self, "keep_fp32", tuple(str(p) for p in self.keep_fp32))
+        if any(not p.strip() for p in self.keep_fp32):
+            raise ConfigError("--keep-fp32 takes a layer name, an op type or a regex, not ''")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.method is Method.ACCURACY_AWARE:
@@ -156,6 +167,7 @@ class CalibrationConfig:
         data = asdict(self)
         for name in ("method", "preset", "range_estimator", "drop_type"):
             data[name] = getattr(self, name).value
+        data["keep_fp32"] = list(self.keep_fp32)
         return data
 
     @classmethod
@@ -164,4 +176,6 @@ class CalibrationConfig:
         for key in ("subset", "validation_subset"):
             if isinstance(data.get(key), dict):
                 data[key] = Subset(**data[key])
+        if "keep_fp32" in data:
+            data["keep_fp32"] = tuple(data["keep_fp32"] or ())
         return cls(**data)

@@ -36,3 +36,9 @@ class ConfigError(CalibenchError):
     """An option is out of range or contradicts another."""
 
     exit_code = 5
+
+
+class KernelCheckError(CalibenchError):
+    """``--strict``: the integer kernels do not compute what the model was calibrated for."""
+
+    exit_code = 6

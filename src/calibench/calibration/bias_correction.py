@@ -72,7 +72,7 @@ def _with_twins(
         has_bias = len(node.input) > 2 and node.input[2] in weights
         if node.op_type == "Gemm" and not has_bias:
             continue  # no bias to correct, and a Gemm without C keeps its float output
-        q, scale = quantize_weights(weight, decision.weight_axis)
+        q, scale = quantize_weights(weight, decision.weight_axis, decision.scheme.weight_bits)
         shape = [1] * weight.ndim
         shape[decision.weight_axis] = -1
         stem = f"{node.name}::bc"

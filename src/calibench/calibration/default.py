@@ -16,14 +16,28 @@ import onnx_ir as ir
 from onnx_ir.passes import common
 
 from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, output_sqnr
+from calibench.calibration.overflow import (
+    SAMPLES as OVERFLOW_SAMPLES,
+)
+from calibench.calibration.overflow import (
+    LayerOverflow,
+    choose_schemes,
+    measure_overflow,
+)
 from calibench.calibration.ranges import QuantParams, activation_range, params_for_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
 from calibench.config import CalibrationConfig, Preset, RangeEstimator
 from calibench.data.dataset import Dataset, select_subset
 from calibench.passes.fold_batchnorm import FoldBatchNormPass
 from calibench.passes.insert_qdq import insert_qdq
-from calibench.passes.placement import QuantPlan, plan_quantization, refine_with_ranges
+from calibench.passes.placement import (
+    QuantPlan,
+    keep_fp32,
+    plan_quantization,
+    refine_with_ranges,
+)
 from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.session import make_session
 
 BIAS_CORRECTION_SAMPLES = 64
@@ -46,6 +60,10 @@ class DefaultOutcome:
     skipped: list[int]
     stage_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    isa: Isa = Isa.VNNI
+    isa_detected: bool = True
+    overflow: dict[str, LayerOverflow] = field(default_factory=dict)
+    """Per GEMM layer: the saturation measured and the scheme chosen (saturating ISAs only)."""
 
 
 def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
@@ -73,7 +91,9 @@ def run_default(
 
     seconds: dict[str, float] = {}
     start = time.perf_counter()
+    isa, detected = resolve_isa(config.isa)
     fp32, plan = prepare_fp32(model)
+    plan = keep_fp32(plan, config.keep_fp32)
     reader = BatchReader(dataset, input_specs(fp32), config.batch_size)
     indices = select_subset(len(dataset), config.subset)
     roots = [t for t in plan.tensors if t not in plan.aliases]
@@ -99,10 +119,30 @@ def run_default(
     refine_with_ranges(plan, ranges)
     params = {t: params_for_range(*ranges[t], config.preset) for t in plan.tensors}
     notes: list[str] = _preset_hints(config, stats)
+    seconds["quantization"] = time.perf_counter() - start
+
+    overflow: dict[str, LayerOverflow] = {}
+    if isa.saturates:
+        start = time.perf_counter()
+        step = max(1, len(indices) // OVERFLOW_SAMPLES)
+        measured_on = [i for i in indices[::step] if i not in set(reader.skipped)]
+        overflow = measure_overflow(
+            fp32,
+            plan,
+            params,
+            ranges,
+            config.preset,
+            reader,
+            measured_on[:OVERFLOW_SAMPLES],
+            threads=threads,
+            progress=report("quantization"),
+        )
+        params = choose_schemes(plan, params, ranges, config.preset, overflow, isa)
+        notes.append(_overflow_note(overflow, isa))
+        seconds["overflow check"] = time.perf_counter() - start
     int8 = insert_qdq(fp32, plan, params)
     if progress:
         progress("quantization", 1, 1)
-    seconds["quantization"] = time.perf_counter() - start
 
     shifts: dict[str, np.ndarray] = {}
     if config.bias_correction:
@@ -137,6 +177,26 @@ def run_default(
         skipped=sorted(set(reader.skipped)),
         stage_seconds=seconds,
         notes=notes,
+        isa=isa,
+        isa_detected=detected,
+        overflow=overflow,
+    )
+
+
+def _overflow_note(overflow: dict[str, LayerOverflow], isa: Isa) -> str:
+    counts: dict[str, int] = {}
+    for found in overflow.values():
+        counts[found.scheme] = counts.get(found.scheme, 0) + 1
+    words = {
+        "u8s8": "fast u8×s8 (nothing overflowed)",
+        "w7": "7-bit weights",
+        "a7": "7-bit input",
+        "u8u8": "uint8 weights (exact u8×u8 kernel)",
+    }
+    parts = ", ".join(f"{n} {words[s]}" for s, n in sorted(counts.items(), key=lambda x: -x[1]))
+    return (
+        f"{isa.label}: ONNX Runtime's u8×s8 kernel saturates on this ISA, so each of the "
+        f"{len(overflow)} Conv/Gemm/MatMul layers got an overflow-safe scheme: {parts or 'none'}"
     )
 
 

@@ -51,14 +51,18 @@ def activation_range(
     return min(float(low), 0.0), max(float(high), 0.0)
 
 
-def params_for_range(low: float, high: float, preset: Preset) -> QuantParams:
+def params_for_range(low: float, high: float, preset: Preset, bits: int = 8) -> QuantParams:
+    """uint8 params for [low, high]; ``bits=7`` maps the range onto 0..127 only (the stored type
+    stays uint8), so that no u8×s8 pair of products can overflow 16 bits."""
+    top = (1 << bits) - 1
     if low >= 0:
-        return QuantParams(max(high / 255, MIN_SCALE), 0)
+        return QuantParams(max(high / top, MIN_SCALE), 0)
     if preset is Preset.PERFORMANCE:
         span = max(-low, high)
-        return QuantParams(max(span / 127, MIN_SCALE), 128)
-    scale = max((high - low) / 255, MIN_SCALE)
-    zero_point = int(np.clip(round(-low / scale), 0, 255))
+        half = 1 << (bits - 1)
+        return QuantParams(max(span / (half - 1), MIN_SCALE), half)
+    scale = max((high - low) / top, MIN_SCALE)
+    zero_point = int(np.clip(round(-low / scale), 0, top))
     return QuantParams(scale, zero_point)
 
 
@@ -69,14 +73,16 @@ def constant_params(values: np.ndarray) -> QuantParams:
     return params_for_range(low, high, Preset.MIXED)
 
 
-def quantize_weights(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8, narrow range −127..127 (per-channel absolute maximum)."""
+def quantize_weights(weight: np.ndarray, axis: int, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel int8, narrow range −127..127 (per-channel absolute maximum);
+    ``bits=7``: −63..63, which no u8×s8 pair of products can push past 16 bits."""
+    top = (1 << (bits - 1)) - 1
     moved = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
     absmax = np.abs(moved).max(axis=1).astype(np.float64)
-    scale = np.where(absmax > 0, absmax / 127, 1.0)
+    scale = np.where(absmax > 0, absmax / top, 1.0)
     shape = [1] * weight.ndim
     shape[axis] = -1
-    q = np.clip(np.round(weight / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.round(weight / scale.reshape(shape)), -top, top).astype(np.int8)
     return q, scale.astype(np.float32)
 
 

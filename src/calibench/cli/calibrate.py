@@ -84,6 +84,28 @@ def register(sub: Any) -> None:
     cal.add_argument(
         "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"
     )
+    cal.add_argument(
+        "--isa",
+        default="auto",
+        choices=["auto", "amx", "vnni", "avx512", "avx2", "arm-dot", "arm"],
+        help="the ISA class the model will run on (default auto: this CPU). avx2/avx512 "
+        "(no VNNI): ONNX Runtime's u8×s8 kernels saturate there, so layers get an "
+        "overflow-safe scheme",
+    )
+    cal.add_argument(
+        "--keep-fp32",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep layers in FP32: a layer name, an op type (Conv) or a regex over the names; "
+        "repeatable",
+    )
+    cal.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 6, nothing written) when the integer kernels do not match the "
+        "exact INT8 arithmetic",
+    )
     cal.add_argument("--batch-size", type=int, default=8, help="batch size of the passes")
     cal.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     cal.add_argument(
@@ -120,6 +142,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
         if args.validation_subset
         else None,
         metric=args.metric,
+        isa=args.isa,
+        keep_fp32=tuple(args.keep_fp32),
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():
@@ -136,6 +160,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
             preprocess=preprocess_options(args),
             progress=on_progress,
             threads=args.threads,
+            strict=args.strict,
         )
     path = result.save(output)
     if args.save_preprocess and result.report.preprocess:

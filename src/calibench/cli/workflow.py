@@ -79,7 +79,28 @@ def _run(model: Path, args: argparse.Namespace, on_progress: Any) -> Any:
     )
 
 
+def warn_isa(*models: Path) -> None:
+    """Tell the user when a model was calibrated for an ISA class this CPU computes wrongly."""
+    import sys
+
+    import onnx
+
+    from calibench.report.layers import saved_isa
+    from calibench.runtime.isa import host_cpu, mismatch_warning
+
+    host = host_cpu().isa
+    for model in models:
+        try:
+            proto = onnx.load(str(model), load_external_data=False)
+        except Exception:
+            continue  # the command itself reports an unreadable model
+        warning = mismatch_warning(saved_isa(proto), host)
+        if warning:
+            print(f"calibench: warning: {model.name}: {warning}", file=sys.stderr)
+
+
 def infer_command(args: argparse.Namespace) -> int:
+    warn_isa(args.model)
     with progress_bars(args.quiet) as on_progress:
         report = _run(args.model, args, on_progress)
     if args.save_preprocess and report.preprocess:
@@ -95,6 +116,7 @@ def compare_command(args: argparse.Namespace) -> int:
     from calibench.cli.datasets import resolve_dataset
     from calibench.workflow.compare import run_compare
 
+    warn_isa(args.fp32, args.int8)
     with progress_bars(args.quiet) as on_progress:
         fp32 = _run(args.fp32, args, on_progress)
         int8 = _run(args.int8, args, on_progress)

@@ -20,7 +20,7 @@ from calibench.calibration.ranges import (
     quantize_weights,
 )
 from calibench.model.build import add_constant, topological_sort
-from calibench.passes.placement import QuantPlan
+from calibench.passes.placement import LayerDecision, QuantPlan, Scheme
 
 
 def insert_qdq(
@@ -41,7 +41,7 @@ def insert_qdq(
         node = nodes[decision.name]
         if decision.weight_input is not None:
             _quantize_weight_and_bias(
-                graph, node, decision.weight_axis, weights, params, bias_shifts.get(node.name)
+                graph, node, decision, weights, params, bias_shifts.get(node.name)
             )
         for index, name in enumerate(node.input):
             if name in plan.constants:
@@ -100,21 +100,29 @@ def insert_qdq(
 def _quantize_weight_and_bias(
     graph: onnx.GraphProto,
     node: onnx.NodeProto,
-    axis: int,
+    decision: LayerDecision,
     weights: dict[str, onnx.TensorProto],
     params: dict[str, QuantParams],
     shift: np.ndarray | None,
 ) -> None:
+    axis = decision.weight_axis
     weight = onnx.numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
-    q, w_scale = quantize_weights(weight, axis)
+    q, w_scale = quantize_weights(weight, axis, decision.scheme.weight_bits)
     stem = f"{node.name}::weight"
-    add_constant(graph, f"{stem}::i8", q)
+    if decision.scheme is Scheme.U8U8:
+        # The same values as uint8 around 128: ORT then runs its exact u8×u8 kernel.
+        stored = f"{stem}::u8"
+        add_constant(graph, stored, (q.astype(np.int16) + 128).astype(np.uint8))
+        add_constant(graph, f"{stem}::zero_point", np.full(w_scale.shape, 128, dtype=np.uint8))
+    else:
+        stored = f"{stem}::i8"
+        add_constant(graph, stored, q)
+        add_constant(graph, f"{stem}::zero_point", np.zeros_like(w_scale, dtype=np.int8))
     add_constant(graph, f"{stem}::scale", w_scale)
-    add_constant(graph, f"{stem}::zero_point", np.zeros_like(w_scale, dtype=np.int8))
     graph.node.append(
         helper.make_node(
             "DequantizeLinear",
-            [f"{stem}::i8", f"{stem}::scale", f"{stem}::zero_point"],
+            [stored, f"{stem}::scale", f"{stem}::zero_point"],
             [f"{stem}::dq"],
             name=f"{stem}::DequantizeLinear",
             axis=axis,

@@ -20,14 +20,34 @@ Rules, in the order they apply:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from enum import Enum
 
 import numpy as np
 import onnx_ir as ir
 
+from calibench.errors import ConfigError
 from calibench.passes import _ops
 
 CONCAT_RANGE_RATIO = 16.0
+
+
+class Scheme(str, Enum):
+    """How an INT8 weighted layer is stored, which decides the kernel ORT runs it with."""
+
+    U8S8 = "u8s8"
+    """uint8 activations × int8 weights (−127..127): the fast kernel; exact only with VNNI."""
+    W7 = "w7"
+    """int8 weights in 7 bits (−63..63): same kernel, never saturates."""
+    A7 = "a7"
+    """the input activation in 7 bits (0..127): same kernel, does not saturate within range."""
+    U8U8 = "u8u8"
+    """uint8 weights (zero point 128): ORT widens both to 16 bits; exact, somewhat slower."""
+
+    @property
+    def weight_bits(self) -> int:
+        return 7 if self is Scheme.W7 else 8
 
 
 @dataclass
@@ -40,6 +60,9 @@ class LayerDecision:
     weight_input: int | None = None
     weight_axis: int = 0
     output_tensor: str | None = None
+    scheme: Scheme = Scheme.U8S8
+    scheme_note: str | None = None
+    """Why this scheme: the saturation the ISA's kernel showed and what the candidates cost."""
 
 
 @dataclass
@@ -154,6 +177,43 @@ def prune_quantizers(plan: QuantPlan) -> list[str]:
     return removed
 
 
+KEPT_BY_USER = "kept FP32 by you"
+
+
+def keep_fp32(plan: QuantPlan, patterns: tuple[str, ...] | list[str]) -> QuantPlan:
+    """``plan`` with the layers the user named kept in FP32.
+
+    A pattern matches a layer by its exact name, by its op type (``Conv``), or as a regular
+    expression over the whole name (``features\\.1[0-9].*``). Each pattern must match at least
+    one layer that would otherwise run in INT8 or be folded into one, so that a typo is
+    reported instead of silently ignored."""
+    if not patterns:
+        return plan
+    reasons: dict[str, str] = {}
+    for pattern in patterns:
+        try:
+            regex = re.compile(pattern)
+        except re.error:
+            regex = None
+        matched = [
+            d
+            for d in plan.layers.values()
+            if d.name == pattern
+            or d.op_type == pattern
+            or (regex is not None and regex.fullmatch(d.name) is not None)
+        ]
+        if not matched:
+            examples = ", ".join(d.name for d in list(plan.int8_layers())[:3])
+            raise ConfigError(
+                f"--keep-fp32 {pattern!r} matches no layer (give a layer name such as "
+                f"{examples or 'Conv_0'}, an op type such as Conv, or a regex over the names)"
+            )
+        for decision in matched:
+            if decision.int8:
+                reasons[decision.name] = f"{KEPT_BY_USER} (--keep-fp32 {pattern})"
+    return revert_layers(plan, reasons)
+
+
 def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
     """A copy of ``plan`` with the named layers back in FP32, each with its reason.
 
@@ -175,16 +235,20 @@ def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
         source = next((released[t] for t in decision.activation_inputs if t in released), None)
         if decision.int8 and source is not None:
             decision.int8 = False
-            decision.reason = f"reads the output of {source}, reverted to FP32"
+            decision.reason = f"reads the output of {source}, {_why_fp32(reasons[source])}"
     for decision in layers.values():
         folded_into = (decision.reason or "").removeprefix("folded into the output quantizer of ")
         if folded_into in reasons:
-            decision.reason = f"follows {folded_into}, reverted to FP32"
+            decision.reason = f"follows {folded_into}, {_why_fp32(reasons[folded_into])}"
     reverted = QuantPlan(
         layers, list(plan.tensors), dict(plan.aliases), dict(plan.constants), dict(plan.folded)
     )
     prune_quantizers(reverted)
     return reverted
+
+
+def _why_fp32(reason: str) -> str:
+    return "kept in FP32 by you" if reason.startswith(KEPT_BY_USER) else "reverted to FP32"
 
 
 def _n(item: ir.Node | ir.Value) -> str:

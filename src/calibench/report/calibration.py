@@ -30,6 +30,12 @@ class CalibrationReport:
     """The image preprocessing calibration used (None for tensor data)."""
     accuracy_aware: dict[str, Any] | None = None
     """The AccuracyAware method's figures, iterations and reverted layers."""
+    isa: dict[str, Any] | None = None
+    """The ISA class the model is made for, and this machine's CPU."""
+    kernel_check: dict[str, Any] | None = None
+    """Integer kernels against the exact arithmetic (``calibration.kernel_check``)."""
+    overflow: list[dict[str, Any]] = field(default_factory=list)
+    """Per Conv/Gemm/MatMul on a saturating ISA: the saturation measured, the candidates."""
 
     @property
     def int8_layers(self) -> int:
@@ -52,6 +58,9 @@ class CalibrationReport:
             "notes": self.notes,
             "preprocess": self.preprocess,
             "accuracy_aware": self.accuracy_aware,
+            "isa": self.isa,
+            "kernel_check": self.kernel_check,
+            "overflow": self.overflow,
         }
 
     def to_json(self) -> str:
@@ -72,8 +81,23 @@ class CalibrationReport:
             + (f" ({len(self.skipped)} unreadable, skipped)" if self.skipped else "")
             + f". Time: {stages}."
         )
+        if self.isa:
+            how = "this CPU" if self.isa["detected"] else "given with --isa"
+            console.print(
+                f"Calibrated for: {self.isa['label']} ({how}; this CPU: {self.isa['host']})."
+            )
         for note in self.notes:
             console.print(f"Note: {note}")
+        if self.kernel_check:
+            check = self.kernel_check
+            for warning in check["warnings"]:
+                console.print(f"[bold red]Warning:[/] {warning}")
+            if check["ok"] and check["integer_vs_exact_sqnr_db"] is not None:
+                console.print(
+                    f"Kernel check: integer kernels match the exact INT8 arithmetic on this CPU "
+                    f"(output SQNR {check['integer_vs_exact_sqnr_db']:.1f} dB on "
+                    f"{check['samples']} calibration samples)."
+                )
         if self.accuracy_aware:
             render_accuracy_aware(self.accuracy_aware, console)
 
@@ -117,7 +141,7 @@ def layers_table(rows: list[LayerRow], title: str) -> Table:
         "out",
         "in scale / zp",
         "out scale / zp",
-        "why FP32",
+        "why FP32 / INT8 scheme",
     ):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -130,9 +154,15 @@ def layers_table(rows: list[LayerRow], title: str) -> Table:
             row.output_precision,
             _qp(row.input_scale, row.input_zero_point),
             _qp(row.output_scale, row.output_zero_point),
-            row.reason if row.precision != "INT8" else "",
+            row.reason if row.precision != "INT8" else _scheme(row),
         )
     return table
+
+
+def _scheme(row: LayerRow) -> str:
+    if not row.scheme:
+        return ""
+    return f"{row.scheme}: {row.scheme_note}" if row.scheme_note else row.scheme
 
 
 def _qp(scale: float | None, zero_point: int | None) -> str:

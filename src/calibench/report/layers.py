@@ -37,12 +37,34 @@ class LayerRow:
     output_scale: float | None = None
     output_zero_point: int | None = None
     reason: str | None = None
+    scheme: str | None = None
+    """For an INT8 Conv/Gemm/MatMul made for a saturating ISA: u8s8, w7, a7 or u8u8."""
+    scheme_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 REASONS_KEY = "calibench.reasons"
+SCHEMES_KEY = "calibench.schemes"
+ISA_KEY = "calibench.isa"
+
+
+def saved_schemes(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Layer → [scheme, why] as calibench stored them (empty for other models)."""
+    for prop in model.metadata_props:
+        if prop.key == SCHEMES_KEY:
+            try:
+                loaded = json.loads(prop.value)
+            except ValueError:
+                return {}
+            return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def saved_isa(model: onnx.ModelProto) -> str | None:
+    """The ISA class calibench made the model for, if it did."""
+    return next((p.value for p in model.metadata_props if p.key == ISA_KEY), None)
 
 
 def saved_reasons(model: onnx.ModelProto) -> dict[str, str | None]:
@@ -61,6 +83,7 @@ def layer_table(
     model: onnx.ModelProto, reasons: dict[str, str | None] | None = None
 ) -> tuple[list[LayerRow], list[RuntimeNode]]:
     reasons = reasons or saved_reasons(model)
+    schemes = saved_schemes(model)
     runtime = runtime_nodes(model)
     by_name: dict[str, RuntimeNode] = {}
     for node in runtime:
@@ -97,6 +120,8 @@ def layer_table(
         if q is not None:
             row.output_scale, row.output_zero_point = _qparams(q, inits)
         planned = reasons.get(node.name)
+        if node.name in schemes and len(schemes[node.name]) == 2:
+            row.scheme, row.scheme_note = schemes[node.name]
         if executed is None:
             folded_into = _absorbing_layer(node, producers)
             if node.op_type in ACTIVATIONS and q is not None and folded_into is not None:

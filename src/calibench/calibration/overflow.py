@@ -1,0 +1,303 @@
+"""An overflow-safe scheme for CPUs whose INT8 kernels saturate, chosen layer by layer.
+
+For each INT8 layer that goes through ORT's u8×s8 GEMM (Conv except depthwise, Gemm, MatMul
+with constant weights), on a few calibration samples:
+
+* the error the saturating kernel adds is computed against the exact Q/DQ arithmetic (the
+  layer's real uint8 input, from the same model run with graph optimizations off, through the
+  numpy model of the kernel in ``runtime.saturation``);
+* the candidates are measured against the float layer on the same input: 8-bit weights computed
+  exactly (what u8×u8 gives), 7-bit weights, a 7-bit input activation.
+
+The cheapest one that removes the error is kept, in this order: the fast u8×s8 kernel as it is
+(nothing overflowed), 7-bit weights or a 7-bit input (same kernel; kept when they cost at most
+``TOLERANCE_DB`` of the layer's output SQNR), u8×u8 (exact, a slower kernel). On an ISA whose
+kernels are exact nothing is measured and nothing changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from calibench.calibration.ranges import QuantParams, params_for_range, quantize_weights
+from calibench.config import Preset
+from calibench.passes.insert_qdq import insert_qdq
+from calibench.passes.placement import LayerDecision, QuantPlan, Scheme
+from calibench.runtime.inputs import BatchReader
+from calibench.runtime.isa import Isa
+from calibench.runtime.saturation import (
+    INT16_MAX,
+    ConvGeometry,
+    conv_columns,
+    conv_rows,
+    saturation_error,
+)
+from calibench.runtime.session import make_session
+
+SAMPLES = 16
+"""Calibration samples the per-layer measurements use."""
+TOLERANCE_DB = 1.0
+"""How much output SQNR a 7-bit candidate may cost against exact 8 bits and still be kept."""
+HEADROOM = 0.75
+"""The fast kernel stays only if no pair of products came above this share of the 16-bit
+limit on the measured samples: other inputs reach further than calibration samples do."""
+
+
+@dataclass
+class LayerOverflow:
+    name: str
+    op_type: str
+    outputs: int = 0
+    saturated: int = 0
+    """Outputs the saturating kernel changed, on the measured samples."""
+    signal: float = 0.0
+    saturation_noise: float = 0.0
+    noise: dict[str, float] = field(default_factory=dict)
+    """Candidate → squared error against the float layer on the same input."""
+    a7_saturated: int = 0
+    peak: int = 0
+    """Largest |pair of products| seen (the 16-bit limit is 32 767)."""
+    scheme: str = Scheme.U8S8.value
+    note: str = ""
+
+    @property
+    def saturation_sqnr(self) -> float:
+        return _db(self.signal, self.saturation_noise)
+
+    def sqnr(self, candidate: str) -> float:
+        return _db(self.signal, self.noise.get(candidate, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.name,
+            "op_type": self.op_type,
+            "saturated_fraction": self.saturated / max(self.outputs, 1),
+            "peak_pair_sum": self.peak,
+            "saturation_sqnr_db": _finite(self.saturation_sqnr),
+            "candidates_sqnr_db": {c: _finite(self.sqnr(c)) for c in self.noise},
+            "scheme": self.scheme,
+            "note": self.note,
+        }
+
+
+def gemm_layers(fp32: onnx.ModelProto, plan: QuantPlan) -> list[LayerDecision]:
+    """The INT8 layers that go through the u8×s8 GEMM (depthwise Convs do not)."""
+    shapes = {t.name: tuple(t.dims) for t in fp32.graph.initializer}
+    nodes = {n.name: n for n in fp32.graph.node}
+    chosen = []
+    for decision in plan.int8_layers():
+        if decision.weight_input is None or not decision.activation_inputs:
+            continue
+        node = nodes[decision.name]
+        shape = shapes.get(node.input[1])
+        if shape is None:
+            continue
+        if decision.op_type == "Conv":
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if len(shape) != 4 or (group > 1 and group == shape[0] and shape[1] == 1):
+                continue  # depthwise: ORT's depthwise kernel is exact; 1-D/3-D convs: not modelled
+        chosen.append(decision)
+    return chosen
+
+
+def measure_overflow(
+    fp32: onnx.ModelProto,
+    plan: QuantPlan,
+    params: dict[str, QuantParams],
+    ranges: dict[str, tuple[float, float]],
+    preset: Preset,
+    reader: BatchReader,
+    indices: Sequence[int],
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    candidates: bool = True,
+) -> dict[str, LayerOverflow]:
+    """Per GEMM layer: the saturation error and the candidates' errors on ``indices``.
+
+    With ``candidates=False`` only the saturation of the plan as it stands is measured (each
+    layer with its own scheme; u8×u8 layers cannot saturate and are left out)."""
+    layers = [d for d in gemm_layers(fp32, plan) if candidates or d.scheme is not Scheme.U8U8]
+    if not layers:
+        return {}
+    model = insert_qdq(fp32, plan, params)
+    graph_outputs = {o.name for o in fp32.graph.output}
+    wanted: dict[str, int] = {}
+    for decision in layers:
+        x = decision.activation_inputs[0]
+        float_name = f"{x}::fp32" if x in graph_outputs else x
+        wanted[float_name] = onnx.TensorProto.FLOAT
+        wanted[f"{x}::q"] = onnx.TensorProto.UINT8
+    present = {o.name for o in model.graph.output}
+    for name, elem in wanted.items():
+        if name not in present:
+            model.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+    session = make_session(
+        model, threads=threads, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, lean=True
+    )
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in fp32.graph.initializer}
+    nodes = {n.name: n for n in fp32.graph.node}
+    found = {d.name: LayerOverflow(d.name, d.op_type) for d in layers}
+    names = list(wanted)
+    done = 0
+    for batch_indices, feeds in reader.batches(indices):
+        values = dict(zip(names, session.run(names, feeds), strict=True))
+        for decision in layers:
+            x = decision.activation_inputs[0]
+            float_name = f"{x}::fp32" if x in graph_outputs else x
+            for row in range(len(batch_indices)):
+                _measure_layer(
+                    found[decision.name],
+                    decision,
+                    nodes[decision.name],
+                    weights,
+                    values[f"{x}::q"][row : row + 1],
+                    values[float_name][row : row + 1],
+                    params[x],
+                    params_for_range(*ranges[x], preset, bits=7) if x in ranges else params[x],
+                    candidates,
+                )
+        done += len(batch_indices)
+        if progress:
+            progress(done, len(indices))
+    return found
+
+
+def choose_schemes(
+    plan: QuantPlan,
+    params: dict[str, QuantParams],
+    ranges: dict[str, tuple[float, float]],
+    preset: Preset,
+    measured: dict[str, LayerOverflow],
+    isa: Isa,
+) -> dict[str, QuantParams]:
+    """Set each measured layer's scheme in ``plan``; return the params (7-bit inputs applied)."""
+    params = dict(params)
+    readers: dict[str, int] = {}
+    for decision in plan.int8_layers():
+        for tensor in decision.activation_inputs:
+            readers[tensor] = readers.get(tensor, 0) + 1
+    shared = set(plan.aliases) | set(plan.aliases.values())
+    for name, found in measured.items():
+        decision = plan.layers[name]
+        exact = found.sqnr("w8")
+        if found.saturated == 0 and found.peak <= HEADROOM * INT16_MAX:
+            decision.scheme = Scheme.U8S8
+            found.note = (
+                f"no pair of products overflowed on the {isa.label} kernel (largest "
+                f"{100 * found.peak / INT16_MAX:.0f}% of the 16-bit limit)"
+            )
+        else:
+            x = decision.activation_inputs[0]
+            options = {"w7": found.sqnr("w7")}
+            if readers.get(x, 0) == 1 and x not in shared and found.a7_saturated == 0:
+                options["a7"] = found.sqnr("a7")
+            best = max(options, key=lambda c: options[c])
+            lost = (
+                f"{100 * found.saturated / max(found.outputs, 1):.2g}% of outputs saturated"
+                if found.saturated
+                else f"pairs of products reached {100 * found.peak / INT16_MAX:.0f}% of the "
+                "16-bit limit"
+            )
+            if options[best] >= exact - TOLERANCE_DB:
+                decision.scheme = Scheme(best)
+                what = "7-bit weights" if best == "w7" else "7-bit input"
+                found.note = (
+                    f"{lost} on the {isa.label} kernel; {what}: {options[best]:.1f} dB "
+                    f"vs {exact:.1f} dB exact"
+                )
+                if best == "a7":
+                    params[x] = params_for_range(*ranges[x], preset, bits=7)
+            else:
+                decision.scheme = Scheme.U8U8
+                found.note = (
+                    f"{lost} on the {isa.label} kernel; 7-bit weights would cost "
+                    f"{exact - options['w7']:.1f} dB: uint8 weights, exact"
+                )
+        found.scheme = decision.scheme.value
+        decision.scheme_note = found.note
+    return params
+
+
+def _measure_layer(
+    found: LayerOverflow,
+    decision: LayerDecision,
+    node: onnx.NodeProto,
+    weights: dict[str, np.ndarray],
+    x_q: np.ndarray,
+    x_float: np.ndarray,
+    p8: QuantParams,
+    p7: QuantParams,
+    candidates: bool = True,
+) -> None:
+    """``p8``: the input's params as planned; ``p7``: its 7-bit candidate."""
+    weight = weights[node.input[1]].astype(np.float32)
+    bias = weights.get(node.input[2]) if len(node.input) > 2 else None
+    axis = decision.weight_axis
+    q8, s8 = quantize_weights(weight, axis, decision.scheme.weight_bits)
+    q7, s7 = quantize_weights(weight, axis, 7)
+    if decision.op_type == "Conv":
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        geometry = ConvGeometry.from_attributes(attrs, weight.shape, x_q.shape[2:4])
+        rows_q = conv_rows(x_q, geometry, p8.zero_point)
+        rows_f = conv_rows(x_float.astype(np.float32), geometry, 0.0)
+        cols_f = conv_columns(weight, geometry.group)
+        cols8 = conv_columns(q8, geometry.group)
+        cols7 = conv_columns(q7, geometry.group)
+        per = weight.shape[0] // geometry.group
+        scales8 = s8.reshape(geometry.group, per)
+        scales7 = s7.reshape(geometry.group, per)
+    else:
+        k = x_q.shape[-1]
+        rows_q = x_q.reshape(1, -1, k)
+        rows_f = x_float.reshape(1, -1, k).astype(np.float32)
+        transposed = decision.op_type == "Gemm" and axis == 0
+        cols_f = (weight.T if transposed else weight)[None]
+        cols8 = (q8.T if transposed else q8)[None]
+        cols7 = (q7.T if transposed else q7)[None]
+        scales8, scales7 = s8[None], s7[None]
+    groups = rows_q.shape[0]
+    per_bias = (
+        np.broadcast_to(bias.astype(np.float64).reshape(-1), (cols_f.shape[0] * cols_f.shape[2],))
+        if bias is not None and bias.size == cols_f.shape[0] * cols_f.shape[2]
+        else np.zeros(cols_f.shape[0] * cols_f.shape[2])
+    ).reshape(groups, -1)
+    for g in range(groups):
+        a_raw = rows_q[g].astype(np.int64)
+        centred = (a_raw - p8.zero_point).astype(np.float64)
+        reference = rows_f[g].astype(np.float64) @ cols_f[g].astype(np.float64)
+        error, peak = saturation_error(a_raw.astype(np.uint8), cols8[g])
+        found.peak = max(found.peak, peak)
+        found.outputs += error.size
+        found.saturated += int(np.count_nonzero(error))
+        found.signal += float(((reference + per_bias[g]) ** 2).sum())
+        found.saturation_noise += float(((error * (p8.scale * scales8[g])) ** 2).sum())
+        if not candidates:
+            continue
+        y8 = (centred @ cols8[g].astype(np.float64)) * (p8.scale * scales8[g])
+        y7 = (centred @ cols7[g].astype(np.float64)) * (p8.scale * scales7[g])
+        a7 = np.clip(np.round(rows_f[g] / p7.scale) + p7.zero_point, 0, 255)
+        ya7 = ((a7 - p7.zero_point) @ cols8[g].astype(np.float64)) * (p7.scale * scales8[g])
+        error7, peak7 = saturation_error(a7.astype(np.uint8), cols8[g])
+        found.a7_saturated += int(np.count_nonzero(error7)) + int(peak7 > HEADROOM * INT16_MAX)
+        for candidate, y in (("w8", y8), ("w7", y7), ("a7", ya7)):
+            found.noise[candidate] = found.noise.get(candidate, 0.0) + float(
+                ((y - reference) ** 2).sum()
+            )
+
+
+def _db(signal: float, noise: float) -> float:
+    if noise <= 0:
+        return math.inf
+    return 10 * math.log10(max(signal, 1e-30) / noise)
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else round(value, 2)

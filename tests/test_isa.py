@@ -1,0 +1,217 @@
+"""The overflow-safe scheme on real models: exact arithmetic, and ONNX Runtime's real AVX2
+kernels (qemu, see ``avx2_cpu``), whatever CPU the suite runs on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import numpy_helper
+
+import calibench
+from calibench.calibration import overflow
+from calibench.cli import main
+from calibench.errors import KernelCheckError
+from calibench.runtime.isa import host_cpu
+from calibench.runtime.session import make_session
+from tests.avx2_cpu import needs_avx2_cpu, run_on_avx2
+from zoo.fashion import build_fashion_cnn, load_fashion_mnist, to_model_input
+from zoo.photos import imagenet_preprocess, natural_crops
+
+
+def _top1(outputs: np.ndarray) -> np.ndarray:
+    return outputs.reshape(len(outputs), -1).argmax(axis=1)
+
+
+def _run(model: onnx.ModelProto | Path, x: np.ndarray, exact: bool = False) -> np.ndarray:
+    level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if exact
+        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
+    session = make_session(model, optimization=level)
+    return np.concatenate(
+        [session.run(None, {"input": x[i : i + 50]})[0] for i in range(0, len(x), 50)]
+    )
+
+
+def _weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+@pytest.fixture(scope="module")
+def mobilenet_avx2(mobilenet_path: Path) -> calibench.CalibrationResult:
+    calibration = [{"input": x} for x in imagenet_preprocess(natural_crops(96, seed=0))]
+    return calibench.calibrate(mobilenet_path, calibration, isa="avx2")
+
+
+def test_avx2_scheme_keeps_mobilenet_accurate_in_exact_arithmetic(
+    mobilenet_path: Path, mobilenet_avx2: calibench.CalibrationResult
+) -> None:
+    report = mobilenet_avx2.report.to_dict()
+    assert report["isa"]["target"] == "avx2" and report["isa"]["detected"] is False
+    schemes = {layer["scheme"] for layer in report["overflow"]}
+    assert len(report["overflow"]) == 36  # 52 Convs − 17 depthwise + the classifier
+    assert schemes <= {"u8s8", "w7", "a7", "u8u8"} and schemes - {"u8s8"}
+    weights = _weights(mobilenet_avx2.model)
+    for layer in report["overflow"]:
+        stem = f"{layer['layer']}::weight"
+        if layer["scheme"] == "w7":
+            assert np.abs(weights[f"{stem}::i8"]).max() <= 63
+        if layer["scheme"] == "u8u8":
+            assert weights[f"{stem}::u8"].dtype == np.uint8
+            assert (weights[f"{stem}::zero_point"] == 128).all()
+    rows = {row.name: row for row in mobilenet_avx2.report.layers}
+    assert all(rows[layer["layer"]].precision == "INT8" for layer in report["overflow"])
+    assert any(row.scheme == "u8u8" and row.scheme_note for row in rows.values())
+    held_out = imagenet_preprocess(natural_crops(300, seed=99))
+    fp32 = _top1(_run(mobilenet_path, held_out))
+    exact = _top1(_run(mobilenet_avx2.model, held_out, exact=True))
+    assert (exact == fp32).mean() >= 0.85
+
+
+@needs_avx2_cpu
+def test_on_avx2_kernels_the_safe_scheme_holds_and_the_plain_one_saturates(
+    mobilenet_path: Path, mobilenet_avx2: calibench.CalibrationResult, tmp_path: Path
+) -> None:
+    calibration = [{"input": x} for x in imagenet_preprocess(natural_crops(96, seed=0))]
+    plain = calibench.calibrate(mobilenet_path, calibration, isa="vnni")
+    held_out = imagenet_preprocess(natural_crops(40, seed=99))
+    fp32 = _top1(_run(mobilenet_path, held_out))
+    agreements = {}
+    for name, result in (("avx2", mobilenet_avx2), ("vnni", plain)):
+        path = result.save(tmp_path / f"{name}.onnx")
+        kernels = _top1(run_on_avx2(path, {"input": held_out}, tmp_path)[0])
+        exact = _top1(_run(result.model, held_out, exact=True))
+        agreements[name] = ((kernels == fp32).mean(), (exact == fp32).mean())
+    safe_kernels, safe_exact = agreements["avx2"]
+    plain_kernels, plain_exact = agreements["vnni"]
+    assert safe_kernels >= safe_exact - 0.05 and safe_kernels >= 0.8, agreements
+    assert plain_kernels < plain_exact - 0.1, agreements  # the saturation the scheme avoids
+
+
+@needs_avx2_cpu
+def test_fashion_cnn_on_avx2_kernels_loses_under_one_point(tmp_path: Path) -> None:
+    model = build_fashion_cnn(Path("build/test-models/fashion_cnn.onnx"))
+    train_images, _ = load_fashion_mnist("train")
+    data = tmp_path / "calibration.npz"
+    np.savez(data, input=to_model_input(train_images[::200]))
+    result = calibench.calibrate(model, data, isa="avx2")
+    path = result.save(tmp_path / "fashion-avx2.onnx")
+    images, labels = load_fashion_mnist("test")
+    x = to_model_input(images[:1000])
+    fp32 = (_top1(_run(model, x)) == labels[:1000]).mean() * 100
+    kernels = (_top1(run_on_avx2(path, {"input": x}, tmp_path)[0]) == labels[:1000]).mean() * 100
+    assert fp32 - kernels < 1.0, (fp32, kernels)
+
+
+def test_exact_isas_change_nothing(tiny_cnn_path: Path, tiny_data: Path) -> None:
+    result = calibench.calibrate(tiny_cnn_path, tiny_data, isa="vnni")
+    report = result.report.to_dict()
+    assert report["overflow"] == [] and report["isa"]["label"] == "VNNI"
+    meta = {p.key: p.value for p in result.model.metadata_props}
+    assert meta["calibench.isa"] == "vnni"
+    assert all(row.scheme is None for row in result.report.layers)
+    check = report["kernel_check"]
+    assert check["ok"] and check["samples"] > 0
+
+
+def _saturating_data(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    np.savez(path, input=rng.normal(0, 3, (32, 3, 32, 32)).astype(np.float32))
+    return path
+
+
+def test_saturation_left_in_place_is_reported_and_strict_refuses(
+    tiny_cnn_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _saturating_data(tmp_path / "loud.npz")
+    found = calibench.calibrate(tiny_cnn_path, data, isa="avx2").report.to_dict()["overflow"]
+    assert any(layer["saturated_fraction"] > 0 for layer in found), found
+    # Without the scheme choice the AVX2 model keeps its saturating layers: the check names them.
+    monkeypatch.setattr(
+        "calibench.calibration.default.choose_schemes",
+        lambda plan, params, *args: params,
+    )
+    report = calibench.calibrate(tiny_cnn_path, data, isa="avx2").report.to_dict()
+    check = report["kernel_check"]
+    assert not check["ok"] and check["saturating_layers"]
+    assert "would saturate in" in check["warnings"][0] or "differ from" in check["warnings"][0]
+    with pytest.raises(KernelCheckError, match="--strict"):
+        calibench.calibrate(tiny_cnn_path, data, isa="avx2", strict=True)
+    out = tmp_path / "int8.onnx"
+    code = main(
+        [
+            "calibrate",
+            str(tiny_cnn_path),
+            "-d",
+            str(data),
+            "--isa",
+            "avx2",
+            "--strict",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 6 and not out.exists()
+
+
+def test_candidates_are_measured_against_the_float_layer(
+    tiny_cnn_path: Path, tmp_path: Path
+) -> None:
+    data = _saturating_data(tmp_path / "loud.npz")
+    found = calibench.calibrate(tiny_cnn_path, data, isa="avx2").report.to_dict()["overflow"]
+    for layer in found:
+        sqnr = layer["candidates_sqnr_db"]
+        assert set(sqnr) == {"w8", "w7", "a7"}
+        assert sqnr["w8"] >= sqnr["w7"] - 0.5  # 7 bits never beat 8 by much
+        if layer["scheme"] == "w7":
+            assert sqnr["w7"] >= sqnr["w8"] - overflow.TOLERANCE_DB
+
+
+def test_infer_warns_when_the_cpu_saturates_a_vnni_model(
+    tiny_cnn_path: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "vnni.onnx"
+    assert (
+        main(
+            [
+                "calibrate",
+                str(tiny_cnn_path),
+                "-d",
+                str(tiny_data),
+                "--isa",
+                "vnni",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    monkeypatch.setenv("CALIBENCH_CPU_FLAGS", "avx2")
+    assert host_cpu().isa.value == "avx2"
+    main(
+        [
+            "infer",
+            str(out),
+            "-d",
+            str(tiny_data),
+            "--seconds",
+            "0.2",
+            "-q",
+            "--workspace",
+            str(tmp_path / "ws"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert "calibrated for VNNI; this CPU has AVX2 without VNNI" in err
+    assert "recalibrate with --isa avx2" in err
