@@ -46,7 +46,7 @@ def run_on_avx2(model: Path, inputs: dict[str, np.ndarray], work: Path) -> list[
     assert QEMU is not None
     work.mkdir(parents=True, exist_ok=True)
     feeds, out = work / f"{model.stem}-in.npz", work / f"{model.stem}-out.npz"
-    np.savez(feeds, **inputs)
+    np.savez(feeds, **inputs)  # type: ignore[arg-type]
     subprocess.run(
         [QEMU, "-cpu", "Haswell", sys.executable, "-c", RUNNER, str(model), str(feeds), str(out)],
         check=True,

@@ -3,6 +3,7 @@ kernels (qemu, see ``avx2_cpu``), whatever CPU the suite runs on."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,110 @@ def test_infer_warns_when_the_cpu_saturates_a_vnni_model(
     err = capsys.readouterr().err
     assert "calibrated for VNNI; this CPU has AVX2 without VNNI" in err
     assert "recalibrate with --isa avx2" in err
+
+
+def test_keep_fp32_by_name_type_or_regex(tiny_cnn_path: Path, tiny_data: Path) -> None:
+    result = calibench.calibrate(tiny_cnn_path, tiny_data, keep_fp32=["/fc/Gemm", "Add"])
+    rows = {row.name: row for row in result.report.layers}
+    assert rows["/fc/Gemm"].precision == "FP32" and rows["/Add"].precision == "FP32"
+    assert rows["/fc/Gemm"].reason == "kept FP32 by you (--keep-fp32 /fc/Gemm)"
+    assert rows["/c1/c1.0/Conv"].precision == "INT8"
+    regex = calibench.calibrate(tiny_cnn_path, tiny_data, keep_fp32=[r"/c[23]/.*Conv"])
+    rows = {row.name: row for row in regex.report.layers}
+    assert rows["/c2/c2.0/Conv"].precision == rows["/c3/c3.0/Conv"].precision == "FP32"
+    assert rows["/c1/c1.0/Conv"].precision == "INT8"
+
+
+def test_keep_fp32_that_matches_nothing_is_refused(
+    tiny_cnn_path: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "int8.onnx"
+    code = main(
+        [
+            "calibrate",
+            str(tiny_cnn_path),
+            "-d",
+            str(tiny_data),
+            "--keep-fp32",
+            "/nope",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
+    assert code == 5 and not out.exists()
+    assert "--keep-fp32 '/nope' matches no layer" in capsys.readouterr().err
+
+
+def test_sensitivity_ranks_layers_with_time_and_saturation(
+    tiny_cnn_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _saturating_data(tmp_path / "loud.npz")
+    html = tmp_path / "sensitivity.html"
+    code = main(
+        [
+            "sensitivity",
+            str(tiny_cnn_path),
+            "-d",
+            str(data),
+            "--isa",
+            "avx2",
+            "--json",
+            "--html",
+            str(html),
+            "-q",
+        ]
+    )
+    assert code == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert ranking["measure"] == "output SQNR (dB)" and ranking["isa"] == "avx2"
+    layers = ranking["layers"]
+    assert {layer["layer"] for layer in layers} >= {"/c1/c1.0/Conv", "/fc/Gemm"}
+    gains = [layer["gain"] for layer in layers]
+    assert gains == sorted(gains, reverse=True)
+    assert any(layer["saturation_sqnr_db"] is not None for layer in layers)
+    assert all(layer["fp32_ms"] is None or layer["fp32_ms"] >= 0 for layer in layers)
+    page = html.read_text()
+    assert "<svg" in page and "/c1/c1.0/Conv" in page
+
+
+def test_sensitivity_scores_annotated_data_by_its_metric(
+    tiny_cnn_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3, 32, 32)).astype(np.float32)
+    labels = make_session(tiny_cnn_path).run(None, {"input": x})[0].argmax(1)
+    data = tmp_path / "labelled.npz"
+    np.savez(data, input=x, labels=labels)
+    assert (
+        main(
+            [
+                "dataset",
+                "import",
+                str(data),
+                "--name",
+                "labelled",
+                "--workspace",
+                str(tmp_path / "ws"),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    code = main(
+        [
+            "sensitivity",
+            str(tiny_cnn_path),
+            "-d",
+            str(data),
+            "--validation-dataset",
+            "labelled",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--json",
+            "-q",
+        ]
+    )
+    assert code == 0
+    ranking = json.loads(capsys.readouterr().out)
+    assert ranking["measure"] == "top1" and ranking["fp32"] == 100.0

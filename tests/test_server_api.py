@@ -1473,3 +1473,14 @@ def test_every_link_on_the_pages_answers(bench: Bench, calibrated: Calibrated) -
                 queue.append(link.replace("&amp;", "&"))
     assert len(seen) > 25, sorted(seen)
     assert any(p.endswith("/compare") for p in seen) and any(p.startswith("/jobs/") for p in seen)
+
+
+def test_optimize_keeps_the_layers_the_user_names_in_fp32(bench: Bench) -> None:
+    child = start_calibration(bench, keep_fp32=["Gemm"])
+    wait_done(bench.client, child["job"]["id"])
+    project = ok(bench.client.get(f"/api/projects/{child['id']}"))
+    layers = ok(bench.client.get(f"/api/models/{project['model']['id']}/layers"))
+    gemms = [row for row in layers if row["op_type"] == "Gemm"]
+    assert gemms and all(row["precision"] == "FP32" for row in gemms)
+    assert all(row["reason"].startswith("kept FP32 by you") for row in gemms)
+    assert any(row["precision"] == "INT8" for row in layers)

@@ -19,10 +19,8 @@ the drop is too large, sends the layers that cost the most accuracy back to FP32
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +28,11 @@ import numpy as np
 import onnx
 
 from calibench.calibration.default import DefaultOutcome, ProgressCallback, run_default
+from calibench.calibration.sensitivity import revert_each, revertible
 from calibench.config import CalibrationConfig, DropType
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
-from calibench.passes import _ops
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
 from calibench.runtime.inputs import BatchReader, input_specs
@@ -313,25 +311,14 @@ def _rank(
         return noise
 
     base = score(validator.outputs(model, ranking_batches))
-    candidates = [
-        d.name
-        for d in plan.int8_layers()
-        if d.op_type not in _ops.PASS_THROUGH and d.name not in reverted
-    ]
-    done = 0
+    candidates = revertible(plan, exclude=reverted)
 
-    def measure(name: str) -> tuple[str, float]:
+    def measure(name: str) -> float:
         _, candidate = build([*reverted, name], costs)
-        return name, base - score(validator.outputs(candidate, ranking_batches, threads=1))
+        return base - score(validator.outputs(candidate, ranking_batches, threads=1))
 
-    gains: dict[str, float] = {}
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for name, gain in pool.map(measure, candidates):
-            gains[name] = gain
-            validator.ranked += 1
-            done += 1
-            progress(done, len(candidates))
+    gains = revert_each(candidates, measure, progress)
+    validator.ranked += len(candidates)
     helpful = [n for n in candidates if gains[n] > 0]
     total = sum(gains[n] for n in helpful) or 1.0
     for name in helpful:

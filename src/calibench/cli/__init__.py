@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from calibench.cli import calibrate, datasets, serve, workflow
+from calibench.cli import calibrate, datasets, sensitivity, serve, workflow
 from calibench.errors import CalibenchError
 
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.register(sub)
     workflow.register(sub)
     serve.register(sub)
+    sensitivity.register(sub)
     return parser
 
 

@@ -231,6 +231,11 @@ def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
         if decision.output_tensor is not None:
             released[decision.output_tensor] = name
         decision.output_tensor = None
+    # ORT moves a QuantizeLinear up through data-movement ops (QDQ propagation), so a quantizer
+    # after a Reshape/MaxPool of the released output would re-quantize the layer all the same.
+    for tensor, root in plan.aliases.items():
+        if root in released:
+            released[tensor] = released[root]
     for decision in layers.values():
         source = next((released[t] for t in decision.activation_inputs if t in released), None)
         if decision.int8 and source is not None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -72,7 +73,7 @@ def test_depthwise_convolutions_are_exact() -> None:
 def _qdq_conv(
     w: np.ndarray,
     zp: int,
-    geometry: dict[str, object],
+    geometry: dict[str, Any],
     shape: tuple[int, ...],
     s_out: float,
     z_out: int,

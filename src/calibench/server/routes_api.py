@@ -59,6 +59,11 @@ class OptimizeRequest(BaseModel):
         description="absolute: points of the metric; relative: percent of FP32's accuracy",
     )
     preset: str = Field("performance", pattern="^(performance|mixed)$")
+    keep_fp32: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="layers kept in FP32: layer names, op types or regexes over the names",
+    )
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
     streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")
 
@@ -209,6 +214,7 @@ def optimize(request: Request, project_id: int, body: OptimizeRequest) -> dict[s
         body.batch,
         body.streams,
         body.drop_type,
+        [p[:200] for p in body.keep_fp32],
     )
 
 

@@ -254,6 +254,7 @@ def optimize_page(request: Request, project_id: int, dataset: int | None = None)
         "max_drop": "1",
         "drop_type": "absolute",
         "preset": "performance",
+        "keep_fp32": "",
         "batch": str(context["p"]["settings"].get("batch", 1)),
         "streams": str(context["p"]["settings"].get("streams", 1)),
     }
@@ -271,6 +272,7 @@ def optimize(
     max_drop: str | None = Form(None),
     drop_type: str = Form("absolute"),
     preset: str = Form("performance"),
+    keep_fp32: str | None = Form(None),
     batch: str | None = Form(None),
     streams: str | None = Form(None),
 ) -> Response:
@@ -282,6 +284,7 @@ def optimize(
         "max_drop": max_drop or "",
         "drop_type": drop_type,
         "preset": preset,
+        "keep_fp32": keep_fp32 or "",
         "batch": batch or "",
         "streams": streams or "",
     }
@@ -296,6 +299,7 @@ def optimize(
             None if not (batch or "").strip() else _int(batch, "batch size"),
             None if not (streams or "").strip() else _int(streams, "number of streams"),
             drop_type,
+            [p.strip() for p in (keep_fp32 or "")[:2000].split(",") if p.strip()],
         )
     except WorkbenchError as error:
         context = _optimize_context(request, project_id)

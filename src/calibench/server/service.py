@@ -303,6 +303,7 @@ class Workbench:
         batch: int | None = None,
         streams: int | None = None,
         drop_type: str = "absolute",
+        keep_fp32: list[str] | None = None,
     ) -> dict[str, Any]:
         if drop_type not in {d.value for d in DropType}:
             raise WorkbenchError(f"unknown drop type {drop_type[:40]!r}: use absolute or relative")
@@ -333,6 +334,7 @@ class Workbench:
                     method=Method(method),
                     max_drop=max_drop if method == Method.ACCURACY_AWARE.value else None,
                     drop_type=DropType(drop_type),
+                    keep_fp32=tuple(keep_fp32 or ()),
                 )
             except CalibenchError as error:
                 raise WorkbenchError(str(error)) from error
