@@ -246,6 +246,12 @@ def commit_calibration(session: Session, job: JobRow, result: dict[str, Any], ws
     model.path = str(target.relative_to(ws))
     model.state, model.size_bytes = "ready", target.stat().st_size
     model.layers = result["layers"]
+    calibration = result["calibration"]
+    model.info = {
+        **(model.info or {}),
+        "isa": calibration.get("isa"),
+        "kernel_warnings": (calibration.get("kernel_check") or {}).get("warnings", []),
+    }
     project.calibration = {**(project.calibration or {}), "report": result["calibration"]}
     project.inference = result["inference"]
     project.comparison = result["comparison"]
