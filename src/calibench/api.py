@@ -55,7 +55,7 @@ def calibrate(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
     isa: str | None = None,
-    keep_fp32: list[str] | tuple[str, ...] = (),
+    keep_fp32: str | list[str] | tuple[str, ...] = (),
     strict: bool = False,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
@@ -84,7 +84,7 @@ def calibrate(
             max_drop=max_drop,
             metric=metric if isinstance(metric, str) else None,
             isa=isa or "auto",
-            keep_fp32=tuple(keep_fp32),
+            keep_fp32=(keep_fp32,) if isinstance(keep_fp32, str) else tuple(keep_fp32),
         )
     if isinstance(model, onnx.ModelProto):
         proto, name = model, model.graph.name or "model"
@@ -166,7 +166,9 @@ def calibrate(
             "host_cpu": host_cpu().to_dict(),
         },
         kernel_check=check.to_dict(),
-        overflow=[f.to_dict() for f in outcome.overflow.values()],
+        overflow=[
+            f.to_dict() for f in outcome.overflow.values() if plan.layers[f.name].int8
+        ],
     )
     return CalibrationResult(int8, report)
 

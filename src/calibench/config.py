@@ -137,11 +137,12 @@ class CalibrationConfig:
                     raise ConfigError(
                         f"unknown {name} {value!r}; choose one of: {choices}"
                     ) from None
-        if self.isa != "auto":
-            object.__setattr__(self, "isa", Isa.parse(self.isa).value)
-        object.__setattr__(self, "keep_fp32", tuple(str(p) for p in self.keep_fp32))
+        isa = str(self.isa).strip().lower()
+        object.__setattr__(self, "isa", isa if isa == "auto" else Isa.parse(isa).value)
+        patterns = (self.keep_fp32,) if isinstance(self.keep_fp32, str) else self.keep_fp32
+        object.__setattr__(self, "keep_fp32", tuple(str(p) for p in patterns))
         if any(not p.strip() for p in self.keep_fp32):
-            raise ConfigError("--keep-fp32 takes a layer name, an op type or a regex, not ''")
+            raise ConfigError("keep-FP32 takes a layer name, an op type or a regex, not ''")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.method is Method.ACCURACY_AWARE:

@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from calibench.calibration.default import DefaultOutcome, ProgressCallback, run_default
-from calibench.calibration.sensitivity import revert_each, revertible
+from calibench.calibration.sensitivity import revert_each, revertible, score_metric
 from calibench.config import CalibrationConfig, DropType
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
@@ -129,13 +129,7 @@ class _Validator:
         outs = self.reference if model is None else self.outputs(model)
         if model is not None:
             self.full += 1
-        names = self.names
-        self.metric.reset()
-        for (indices, _), batch in zip(self.batches, outs, strict=True):
-            for row, index in enumerate(indices):
-                one = {n: np.asarray(o[row]) for n, o in zip(names, batch, strict=True)}
-                self.metric.update(one, self.data.annotation(index), self.data.info(index))
-        return float(self.metric.result()[self.metric.name])
+        return score_metric(self.metric, self.data, self.names, self.batches, outs)
 
     def divergence_per_sample(self, outs: list[list[np.ndarray]]) -> np.ndarray:
         """Per validation sample: squared error against FP32 over FP32's energy."""
@@ -313,11 +307,11 @@ def _rank(
     base = score(validator.outputs(model, ranking_batches))
     candidates = revertible(plan, exclude=reverted)
 
-    def measure(name: str) -> float:
+    def run(name: str) -> list[list[np.ndarray]]:
         _, candidate = build([*reverted, name], costs)
-        return base - score(validator.outputs(candidate, ranking_batches, threads=1))
+        return validator.outputs(candidate, ranking_batches, threads=1)
 
-    gains = revert_each(candidates, measure, progress)
+    gains = revert_each(candidates, run, lambda outs: base - score(outs), progress)
     validator.ranked += len(candidates)
     helpful = [n for n in candidates if gains[n] > 0]
     total = sum(gains[n] for n in helpful) or 1.0

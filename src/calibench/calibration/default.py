@@ -137,7 +137,7 @@ def run_default(
             threads=threads,
             progress=report("quantization"),
         )
-        params = choose_schemes(plan, params, ranges, config.preset, overflow, isa)
+        params = choose_schemes(fp32, plan, params, ranges, config.preset, overflow, isa)
         notes.append(_overflow_note(overflow, isa))
         seconds["overflow check"] = time.perf_counter() - start
     int8 = insert_qdq(fp32, plan, params)

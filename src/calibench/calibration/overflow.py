@@ -92,8 +92,12 @@ class LayerOverflow:
         }
 
 
-def gemm_layers(fp32: onnx.ModelProto, plan: QuantPlan) -> list[LayerDecision]:
-    """The INT8 layers that go through the u8×s8 GEMM (depthwise Convs do not)."""
+def gemm_layers(
+    fp32: onnx.ModelProto, plan: QuantPlan, modelled: bool = True
+) -> list[LayerDecision]:
+    """The INT8 layers that go through the u8×s8 GEMM (depthwise Convs do not): those the
+    kernel model covers (2-D Convs, Gemm, MatMul), or with ``modelled=False`` the others (1-D
+    and 3-D Convs), which get the exact u8×u8 scheme unmeasured."""
     shapes = {t.name: tuple(t.dims) for t in fp32.graph.initializer}
     nodes = {n.name: n for n in fp32.graph.node}
     chosen = []
@@ -104,11 +108,14 @@ def gemm_layers(fp32: onnx.ModelProto, plan: QuantPlan) -> list[LayerDecision]:
         shape = shapes.get(node.input[1])
         if shape is None:
             continue
+        covered = True
         if decision.op_type == "Conv":
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
-            if len(shape) != 4 or (group > 1 and group == shape[0] and shape[1] == 1):
-                continue  # depthwise: ORT's depthwise kernel is exact; 1-D/3-D convs: not modelled
-        chosen.append(decision)
+            if group > 1 and group == shape[0] and shape[1] == 1:
+                continue  # depthwise: ORT's depthwise kernel is exact
+            covered = len(shape) == 4
+        if covered == modelled:
+            chosen.append(decision)
     return chosen
 
 
@@ -175,6 +182,7 @@ def measure_overflow(
 
 
 def choose_schemes(
+    fp32: onnx.ModelProto,
     plan: QuantPlan,
     params: dict[str, QuantParams],
     ranges: dict[str, tuple[float, float]],
@@ -182,15 +190,30 @@ def choose_schemes(
     measured: dict[str, LayerOverflow],
     isa: Isa,
 ) -> dict[str, QuantParams]:
-    """Set each measured layer's scheme in ``plan``; return the params (7-bit inputs applied)."""
+    """Set each GEMM layer's scheme in ``plan``; return the params (7-bit inputs applied).
+
+    ``measured`` gets an entry for every GEMM layer, the unmodelled ones included."""
     params = dict(params)
+    for decision in gemm_layers(fp32, plan, modelled=False):
+        decision.scheme = Scheme.U8U8
+        decision.scheme_note = (
+            f"{decision.op_type} of this shape is not covered by the model of the {isa.label} "
+            "kernel: uint8 weights, exact"
+        )
+        measured[decision.name] = LayerOverflow(
+            decision.name, decision.op_type, scheme="u8u8", note=decision.scheme_note
+        )
     readers: dict[str, int] = {}
-    for decision in plan.int8_layers():
-        for tensor in decision.activation_inputs:
+    for node in fp32.graph.node:
+        for tensor in node.input:
             readers[tensor] = readers.get(tensor, 0) + 1
+    for output in fp32.graph.output:
+        readers[output.name] = readers.get(output.name, 0) + 1
     shared = set(plan.aliases) | set(plan.aliases.values())
     for name, found in measured.items():
         decision = plan.layers[name]
+        if decision.scheme_note is not None:
+            continue  # not modelled, set above
         exact = found.sqnr("w8")
         if found.saturated == 0 and found.peak <= HEADROOM * INT16_MAX:
             decision.scheme = Scheme.U8S8
@@ -221,9 +244,13 @@ def choose_schemes(
                     params[x] = params_for_range(*ranges[x], preset, bits=7)
             else:
                 decision.scheme = Scheme.U8U8
+                costs = " and ".join(
+                    f"{'7-bit weights' if c == 'w7' else 'a 7-bit input'} {exact - v:.1f} dB"
+                    for c, v in options.items()
+                )
                 found.note = (
-                    f"{lost} on the {isa.label} kernel; 7-bit weights would cost "
-                    f"{exact - options['w7']:.1f} dB: uint8 weights, exact"
+                    f"{lost} on the {isa.label} kernel; {costs} would cost too much: "
+                    "uint8 weights, exact"
                 )
         found.scheme = decision.scheme.value
         decision.scheme_note = found.note

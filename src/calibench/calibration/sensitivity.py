@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import onnx
@@ -35,6 +35,7 @@ from calibench.runtime.session import make_session
 
 SAMPLES = 64
 """Validation samples scored by default."""
+T = TypeVar("T")
 
 
 def revertible(plan: QuantPlan, exclude: Sequence[str] = ()) -> list[str]:
@@ -48,21 +49,40 @@ def revertible(plan: QuantPlan, exclude: Sequence[str] = ()) -> list[str]:
 
 def revert_each(
     candidates: Sequence[str],
-    score: Callable[[str], float],
+    run: Callable[[str], T],
+    score: Callable[[T], float],
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
 ) -> dict[str, float]:
-    """``score(name)`` for every candidate, in parallel; name → score."""
+    """``score(run(name))`` for every candidate: ``run`` (build the model with that layer
+    reverted, run it) in parallel threads, ``score`` one result at a time in this thread, so a
+    stateful metric is never shared between threads. Name → score."""
     results: dict[str, float] = {}
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(max_workers=count) as pool:
         for done, (name, value) in enumerate(
-            pool.map(lambda n: (n, score(n)), candidates), start=1
+            pool.map(lambda n: (n, run(n)), candidates), start=1
         ):
-            results[name] = value
+            results[name] = score(value)
             if progress:
                 progress(done, len(candidates))
     return results
+
+
+def score_metric(
+    metric: Metric,
+    data: AnnotatedDataset,
+    names: Sequence[str],
+    batches: Sequence[tuple[list[int], Any]],
+    outputs: Sequence[Sequence[np.ndarray]],
+) -> float:
+    """The metric over the samples of ``batches``, from the model outputs computed for them."""
+    metric.reset()
+    for (indices, _), batch in zip(batches, outputs, strict=True):
+        for row, index in enumerate(indices):
+            one = {n: np.asarray(o[row]) for n, o in zip(names, batch, strict=True)}
+            metric.update(one, data.annotation(index), data.info(index))
+    return float(metric.result()[metric.name])
 
 
 @dataclass
@@ -75,14 +95,17 @@ class LayerSensitivity:
     fp32_ms: float | None
     int8_ms: float | None
     saturation_sqnr_db: float | None = None
+    """On a saturating ISA: the error ORT's u8×s8 kernel would add to this layer (before the
+    overflow-safe scheme replaced it)."""
     scheme: str | None = None
+    """The scheme the layer got on that ISA."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "layer": self.name,
             "op_type": self.op_type,
-            "score_reverted": round(self.reverted_score, 4),
-            "gain": round(self.gain, 4),
+            "score_reverted": _finite(self.reverted_score),
+            "gain": _finite(self.gain),
             "fp32_ms": None if self.fp32_ms is None else round(self.fp32_ms, 4),
             "int8_ms": None if self.int8_ms is None else round(self.int8_ms, 4),
             "saturation_sqnr_db": self.saturation_sqnr_db,
@@ -147,12 +170,7 @@ def run_sensitivity(
         if metric is None:
             return output_sqnr(reference, outs)
         assert isinstance(validation, AnnotatedDataset)
-        metric.reset()
-        for (batch_indices, _), batch in zip(batches, outs, strict=True):
-            for row, index in enumerate(batch_indices):
-                one = {n: np.asarray(o[row]) for n, o in zip(names, batch, strict=True)}
-                metric.update(one, validation.annotation(index), validation.info(index))
-        return float(metric.result()[metric.name])
+        return score_metric(metric, validation, names, batches, outs)
 
     def build(reverted: str) -> onnx.ModelProto:
         plan = revert_layers(default.plan, {reverted: "sensitivity: reverted alone"})
@@ -163,7 +181,7 @@ def run_sensitivity(
     candidates = revertible(default.plan)
     report_progress = (lambda d, t: progress("sensitivity", d, t)) if progress else None
     scores = revert_each(
-        candidates, lambda n: score_outputs(outputs(build(n), workers=1)), report_progress
+        candidates, lambda n: outputs(build(n), workers=1), score_outputs, report_progress
     )
     fp32_ms, int8_ms = _layer_times(fp32), _layer_times(default.int8)
     layers = []
@@ -195,6 +213,11 @@ def run_sensitivity(
         layers=layers,
         seconds=time.perf_counter() - start,
     )
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: identical outputs (SQNR ∞) are written as null."""
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def _layer_times(model: onnx.ModelProto) -> dict[str, float]:

@@ -16,6 +16,7 @@ from calibench.cli.common import (
 from calibench.config import CalibrationConfig, Subset
 from calibench.data.preprocess import Preprocess, save_preprocess
 from calibench.errors import ConfigError
+from calibench.runtime.isa import ISA_CHOICES
 
 
 def register(sub: Any) -> None:
@@ -87,7 +88,7 @@ def register(sub: Any) -> None:
     cal.add_argument(
         "--isa",
         default="auto",
-        choices=["auto", "amx", "vnni", "avx512", "avx2", "arm-dot", "arm"],
+        choices=ISA_CHOICES,
         help="the ISA class the model will run on (default auto: this CPU). avx2/avx512 "
         "(no VNNI): ONNX Runtime's u8×s8 kernels saturate there, so layers get an "
         "overflow-safe scheme",

@@ -16,6 +16,8 @@ from calibench.cli.common import (
     wide_console,
 )
 from calibench.config import CalibrationConfig, Subset
+from calibench.errors import ConfigError
+from calibench.runtime.isa import ISA_CHOICES
 
 
 def register(sub: Any) -> None:
@@ -31,13 +33,15 @@ def register(sub: Any) -> None:
         "its metric, other data by the output SQNR against FP32",
     )
     sens.add_argument("--validation-subset", help="10%% or a count (default: 64 samples)")
-    sens.add_argument("--metric", help="top1, map:yolox|…, or package.module:function")
+    sens.add_argument(
+        "--metric", help="topk (default for classes), map:yolox|…, or package.module:function"
+    )
     sens.add_argument("--subset", default="100%", help="calibration subset (default 100%%)")
     sens.add_argument("--preset", choices=["performance", "mixed"], default="performance")
     sens.add_argument(
         "--isa",
         default="auto",
-        choices=["auto", "amx", "vnni", "avx512", "avx2", "arm-dot", "arm"],
+        choices=ISA_CHOICES,
         help="the ISA class the model will run on (default: this CPU)",
     )
     sens.add_argument("--keep-fp32", action="append", default=[], metavar="PATTERN")
@@ -89,6 +93,11 @@ def sensitivity_command(args: argparse.Namespace) -> int:
         validation.task is Task.NOT_ANNOTATED
         or (validation.task is Task.TENSORS and not validation.classes)
     )
+    if args.metric and not annotated:
+        raise ConfigError(
+            f"--metric {args.metric} needs annotated validation data; without annotations the "
+            "layers are scored by the output SQNR against FP32 (leave out --metric)"
+        )
     metric = _metric_for(validation, args.metric) if annotated else None
     with progress_bars(args.quiet) as on_progress:
         report = run_sensitivity(
@@ -119,17 +128,26 @@ def _render(data: dict[str, Any], top: int) -> None:
     console = wide_console()
     unit = "points" if data["fp32"] is not None else "dB"
     table = Table(title=f"Sensitivity of {data['model']}: {data['measure']}, layers reverted alone")
-    for column in ("rank", "layer", "type", f"gain ({unit})", "FP32 ms", "INT8 ms", "saturation"):
+    columns = (
+        "rank",
+        "layer",
+        "type",
+        f"gain ({unit})",
+        "FP32 ms",
+        "INT8 ms",
+        "u8s8 would saturate",
+    )
+    for column in columns:
         table.add_column(column, overflow="fold")
     for rank, layer in enumerate(data["layers"][:top], start=1):
         table.add_row(
             str(rank),
             layer["layer"],
             layer["op_type"],
-            f"{layer['gain']:+.3f}",
+            _gain(layer["gain"]),
             _ms(layer["fp32_ms"]),
             _ms(layer["int8_ms"]),
-            "" if layer["saturation_sqnr_db"] is None else f"{layer['saturation_sqnr_db']} dB",
+            _saturation(layer),
         )
     console.print(table)
     fp32 = "" if data["fp32"] is None else f"FP32 {data['fp32']:.3f}, "
@@ -144,30 +162,42 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def _gain(value: float | None) -> str:
+    return "∞ (identical to FP32)" if value is None else f"{value:+.3f}"
+
+
+def _saturation(layer: dict[str, Any]) -> str:
+    """The u8×s8 kernel's error, and the scheme that replaced it."""
+    if layer["saturation_sqnr_db"] is None:
+        return f"no ({layer['scheme']})" if layer.get("scheme") else ""
+    return f"{layer['saturation_sqnr_db']:.1f} dB → {layer['scheme']}"
+
+
 def render_html(data: dict[str, Any]) -> str:
     """One self-contained page: a bar per layer (gain) with its FP32 time, then the table."""
     layers = data["layers"]
     unit = "points" if data["fp32"] is not None else "dB"
     label_w, bar_w, row_h, top = 380, 560, 16, 10
     width, height = label_w + bar_w + 200, top + row_h * len(layers) + 10
-    largest = max([abs(layer["gain"]) for layer in layers], default=1.0) or 1.0
+    largest = max([abs(g["gain"]) for g in layers if g["gain"] is not None], default=1.0) or 1.0
     bars = []
     for i, layer in enumerate(layers):
         y = top + i * row_h
-        w = max(1.0, bar_w * max(layer["gain"], 0.0) / largest)
+        gain = layer["gain"] if layer["gain"] is not None else largest
+        w = max(1.0, bar_w * max(gain, 0.0) / largest)
         colour = "#c0392b" if layer["saturation_sqnr_db"] is not None else "#5b7db1"
         name = escape(layer["layer"])
         bars.append(
             f'<text x="{label_w - 6}" y="{y + 12}" font-size="11" text-anchor="end">{name}</text>'
             f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row_h - 4}" '
-            f'fill="{colour}"><title>{name}: {layer["gain"]:+.3f} {unit}</title></rect>'
+            f'fill="{colour}"><title>{name}: {_gain(layer["gain"])} {unit}</title></rect>'
             f'<text x="{label_w + w + 4:.1f}" y="{y + 12}" font-size="10">'
-            f"{layer['gain']:+.3f} {unit} · FP32 {_ms(layer['fp32_ms'])} ms</text>"
+            f"{_gain(layer['gain'])} {unit} · FP32 {_ms(layer['fp32_ms'])} ms</text>"
         )
     rows = "".join(
         f"<tr><td>{i}</td><td class=l>{escape(layer['layer'])}</td><td>{escape(layer['op_type'])}"
-        f"</td><td>{layer['gain']:+.4f}</td><td>{_ms(layer['fp32_ms'])}</td>"
-        f"<td>{_ms(layer['int8_ms'])}</td><td>{layer['saturation_sqnr_db'] or ''}</td></tr>"
+        f"</td><td>{escape(_gain(layer['gain']))}</td><td>{_ms(layer['fp32_ms'])}</td>"
+        f"<td>{_ms(layer['int8_ms'])}</td><td>{escape(_saturation(layer))}</td></tr>"
         for i, layer in enumerate(layers, start=1)
     )
     title = escape(f"Sensitivity of {data['model']}")
@@ -178,10 +208,11 @@ def render_html(data: dict[str, Any]) -> str:
         ".l{text-align:left;font-family:monospace}svg text{font-family:monospace}</style>"
         f"</head><body><h1>{title}</h1><p>{escape(data['measure'])} gained by reverting each "
         f"INT8 layer alone to FP32, on {data['samples']} samples (calibrated for "
-        f"{escape(data['isa'])}). Red: the layer's kernel saturates on that ISA.</p>"
+        f"{escape(data['isa'])}). Red: ORT's u8×s8 kernel would saturate in the layer on that "
+        "ISA (the last column names the scheme that replaced it).</p>"
         f'<svg role="img" aria-label="gain per layer" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}">{"".join(bars)}</svg>'
         f"<table><tr><th>rank</th><th class=l>layer</th><th>type</th><th>gain ({unit})</th>"
-        f"<th>FP32 ms</th><th>INT8 ms</th><th>saturation dB</th></tr>{rows}</table>"
+        f"<th>FP32 ms</th><th>INT8 ms</th><th>u8s8 would saturate</th></tr>{rows}</table>"
         "</body></html>"
     )

@@ -85,8 +85,7 @@ def warn_isa(*models: Path) -> None:
 
     import onnx
 
-    from calibench.report.layers import saved_isa
-    from calibench.runtime.isa import host_cpu, mismatch_warning
+    from calibench.runtime.isa import host_cpu, isa_of_model, mismatch_warning
 
     host = host_cpu().isa
     for model in models:
@@ -94,7 +93,8 @@ def warn_isa(*models: Path) -> None:
             proto = onnx.load(str(model), load_external_data=False)
         except Exception:
             continue  # the command itself reports an unreadable model
-        warning = mismatch_warning(saved_isa(proto), host)
+        metadata = {p.key: p.value for p in proto.metadata_props}
+        warning = mismatch_warning(isa_of_model(metadata, proto.producer_name), host)
         if warning:
             print(f"calibench: warning: {model.name}: {warning}", file=sys.stderr)
 

@@ -208,9 +208,19 @@ def keep_fp32(plan: QuantPlan, patterns: tuple[str, ...] | list[str]) -> QuantPl
                 f"--keep-fp32 {pattern!r} matches no layer (give a layer name such as "
                 f"{examples or 'Conv_0'}, an op type such as Conv, or a regex over the names)"
             )
+        hit = False
         for decision in matched:
-            if decision.int8:
-                reasons[decision.name] = f"{KEPT_BY_USER} (--keep-fp32 {pattern})"
+            # A folded ReLU/Clip runs inside its layer's kernel: keeping it keeps that layer.
+            layer = plan.layers.get(plan.folded.get(decision.name, ""), decision)
+            if layer.int8:
+                reasons[layer.name] = f"{KEPT_BY_USER} (--keep-fp32 {pattern})"
+                hit = True
+        if not hit:
+            names = ", ".join(d.name for d in matched[:3])
+            raise ConfigError(
+                f"--keep-fp32 {pattern!r} matches only layers that do not run in INT8 anyway "
+                f"({names}{'…' if len(matched) > 3 else ''})"
+            )
     return revert_layers(plan, reasons)
 
 

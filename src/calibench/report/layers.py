@@ -52,25 +52,17 @@ ISA_KEY = "calibench.isa"
 
 def saved_schemes(model: onnx.ModelProto) -> dict[str, list[str]]:
     """Layer → [scheme, why] as calibench stored them (empty for other models)."""
-    for prop in model.metadata_props:
-        if prop.key == SCHEMES_KEY:
-            try:
-                loaded = json.loads(prop.value)
-            except ValueError:
-                return {}
-            return loaded if isinstance(loaded, dict) else {}
-    return {}
-
-
-def saved_isa(model: onnx.ModelProto) -> str | None:
-    """The ISA class calibench made the model for, if it did."""
-    return next((p.value for p in model.metadata_props if p.key == ISA_KEY), None)
+    return _saved_json(model, SCHEMES_KEY)
 
 
 def saved_reasons(model: onnx.ModelProto) -> dict[str, str | None]:
     """The placement reasons calibench stored in a model it wrote (empty for other models)."""
+    return _saved_json(model, REASONS_KEY)
+
+
+def _saved_json(model: onnx.ModelProto, key: str) -> dict[str, Any]:
     for prop in model.metadata_props:
-        if prop.key == REASONS_KEY:
+        if prop.key == key:
             try:
                 loaded = json.loads(prop.value)
             except ValueError:

@@ -54,7 +54,7 @@ class Isa(str, Enum):
             Isa.AVX2: "AVX2 without VNNI",
             Isa.ARM_DOT: "ARM dot product",
             Isa.ARM: "ARM without dot product",
-            Isa.OTHER: "x86 without AVX2",
+            Isa.OTHER: "a CPU without AVX2 or of unknown INT8 features",
         }[self]
 
     @classmethod
@@ -65,6 +65,9 @@ class Isa(str, Enum):
             choices = ", ".join(i.value for i in cls if i is not Isa.OTHER)
             raise ConfigError(f"unknown ISA {text!r}; choose one of: auto, {choices}") from None
 
+
+ISA_CHOICES = ["auto", "amx", "vnni", "avx512", "avx2", "arm-dot", "arm"]
+"""What ``--isa`` accepts."""
 
 INT8_FLAGS = (
     "amx_int8",
@@ -161,6 +164,14 @@ def host_cpu() -> CpuInfo:
     return parse_cpuinfo(text, machine)
 
 
+def isa_of_model(metadata: dict[str, str], producer: str) -> str | None:
+    """The ISA class a model was made for: recorded by calibench since it knows ISAs; models
+    calibench made before that are plain u8×s8 models, that is VNNI-only."""
+    if "calibench.isa" in metadata:
+        return metadata["calibench.isa"]
+    return Isa.VNNI.value if producer == "calibench" else None
+
+
 def resolve_isa(requested: str | Isa | None) -> tuple[Isa, bool]:
     """The ISA class to calibrate for, and whether it was detected (True) or given (False)."""
     if requested is None or (isinstance(requested, str) and requested.strip().lower() == "auto"):
@@ -177,9 +188,10 @@ def mismatch_warning(model_isa: str | None, host: Isa) -> str | None:
     except ValueError:
         return None
     if host.saturates and not calibrated.saturates:
+        advice = host.value if host is not Isa.OTHER else "avx2"
         return (
             f"this model was calibrated for {calibrated.label}; this CPU has {host.label}: "
             "ONNX Runtime's INT8 kernels can saturate here and lose accuracy — recalibrate "
-            f"with --isa {host.value}"
+            f"with --isa {advice}"
         )
     return None
