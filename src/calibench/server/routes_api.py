@@ -3,7 +3,7 @@ readable at /api/docs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
@@ -59,7 +59,7 @@ class OptimizeRequest(BaseModel):
         description="absolute: points of the metric; relative: percent of FP32's accuracy",
     )
     preset: str = Field("performance", pattern="^(performance|mixed)$")
-    keep_fp32: list[str] = Field(
+    keep_fp32: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list,
         max_length=64,
         description="layers kept in FP32: layer names, op types or regexes over the names",
@@ -214,7 +214,7 @@ def optimize(request: Request, project_id: int, body: OptimizeRequest) -> dict[s
         body.batch,
         body.streams,
         body.drop_type,
-        [p[:200] for p in body.keep_fp32],
+        body.keep_fp32,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -299,7 +300,7 @@ def optimize(
             None if not (batch or "").strip() else _int(batch, "batch size"),
             None if not (streams or "").strip() else _int(streams, "number of streams"),
             drop_type,
-            [p.strip() for p in (keep_fp32 or "")[:2000].split(",") if p.strip()],
+            _patterns(keep_fp32),
         )
     except WorkbenchError as error:
         context = _optimize_context(request, project_id)
@@ -483,3 +484,12 @@ def delete_model(request: Request, model_id: int, csrf_token: str | None = Form(
     check_csrf(request, csrf_token)
     _wb(request).delete_model(model_id)
     return _see("/")
+
+
+def _patterns(text: str | None) -> list[str]:
+    """Keep-FP32 patterns, comma-separated (a comma inside a regex's {m,n} stays)."""
+    parts = re.split(r",(?![^{]*\})", text or "")
+    patterns = [p.strip() for p in parts if p.strip()]
+    if len(patterns) > 64 or any(len(p) > 200 for p in patterns):
+        raise WorkbenchError("Keep in FP32 takes at most 64 patterns of at most 200 characters")
+    return patterns
