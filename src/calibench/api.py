@@ -29,6 +29,7 @@ from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_tab
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.isa import host_cpu
 from calibench.runtime.kernels import kernel_counts
+from calibench.runtime.memory import parse_size
 
 
 @dataclass
@@ -57,6 +58,7 @@ def calibrate(
     isa: str | None = None,
     keep_fp32: str | list[str] | tuple[str, ...] = (),
     strict: bool = False,
+    memory_limit: int | str | None = None,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
@@ -74,6 +76,8 @@ def calibrate(
     ``"vnni"``, …); ``keep_fp32`` names layers to keep in FP32 (names, op types or regexes).
     After calibration the integer kernels are checked against the exact INT8 arithmetic;
     ``strict=True`` raises :class:`~calibench.errors.KernelCheckError` when they differ.
+    ``memory_limit`` (bytes, or ``"4G"``) bounds what the calibration passes hold (default: a
+    quarter of the machine's memory).
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
@@ -85,6 +89,7 @@ def calibrate(
             metric=metric if isinstance(metric, str) else None,
             isa=isa or "auto",
             keep_fp32=(keep_fp32,) if isinstance(keep_fp32, str) else tuple(keep_fp32),
+            memory_limit=parse_size(memory_limit) if memory_limit is not None else None,
         )
     if isinstance(model, onnx.ModelProto):
         proto, name = model, model.graph.name or "model"
@@ -123,6 +128,7 @@ def calibrate(
         spread or outcome.subset_indices,
         outcome.isa,
         threads=threads,
+        memory_limit=outcome.memory_limit,
     )
     if strict and not check.ok:
         raise KernelCheckError("--strict: " + "; ".join(check.warnings))
@@ -166,6 +172,10 @@ def calibrate(
             "host_cpu": host_cpu().to_dict(),
         },
         kernel_check=check.to_dict(),
+        memory={
+            "limit_mb": round((outcome.memory_limit or 0) / 2**20),
+            "peak_mb": {k: round(v / 2**20) for k, v in outcome.stage_peaks.items()},
+        },
         overflow=[
             f.to_dict() for f in outcome.overflow.values() if plan.layers[f.name].int8
         ],

@@ -7,6 +7,7 @@ is a plain value or an enum and ``to_dict``/``from_dict`` round-trip it.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -51,6 +52,14 @@ class RangeEstimator(str, Enum):
     per-tensor histogram."""
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Subset:
     """How many dataset samples calibration uses: a percentage or an absolute count."""
@@ -62,6 +71,15 @@ class Subset:
     def __post_init__(self) -> None:
         if (self.percent is None) == (self.count is None):
             raise ConfigError("give the subset either as a percentage or as a count, not both")
+        if self.percent is not None and not _is_number(self.percent):
+            raise ConfigError(f"subset percentage must be a number, got {self.percent!r}")
+        if self.count is not None:
+            if not _is_integer(self.count):
+                raise ConfigError(f"subset count must be a whole number, got {self.count!r}")
+            object.__setattr__(self, "count", int(self.count))
+        if not _is_integer(self.seed) or self.seed < 0:
+            raise ConfigError(f"the seed must be a whole number, 0 or more, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
         if self.percent is not None and not 0 < self.percent <= 100:
             raise ConfigError(f"subset size must be in (0, 100] percent, got {self.percent}")
         if self.count is not None and self.count < 1:
@@ -70,7 +88,9 @@ class Subset:
     @classmethod
     def parse(cls, text: str | float | int, seed: int = 0) -> Subset:
         """Read ``"10%"`` (percent), ``"300"`` (count) or a fraction ``0.1`` (API use)."""
-        if isinstance(text, bool):
+        if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+            raise ConfigError(f"not a subset size: {text!r}")
+        if isinstance(text, float) and not math.isfinite(text):
             raise ConfigError(f"not a subset size: {text!r}")
         if isinstance(text, float) and 0 < text <= 1:
             return cls(percent=text * 100, seed=seed)
@@ -120,6 +140,9 @@ class CalibrationConfig:
     kernels saturate (AVX2, AVX-512 without VNNI), layers get an overflow-safe scheme."""
     keep_fp32: tuple[str, ...] = ()
     """Layers kept in FP32 by the user: node names, op types or regular expressions."""
+    memory_limit: int | None = None
+    """Bytes the calibration passes may hold (None: a quarter of the machine's memory); batch
+    sizes are cut to fit."""
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -137,9 +160,28 @@ class CalibrationConfig:
                     raise ConfigError(
                         f"unknown {name} {value!r}; choose one of: {choices}"
                     ) from None
+        for name, kinds, what in (
+            ("subset", (Subset,), "a Subset"),
+            ("validation_subset", (Subset, type(None)), "a Subset or None"),
+            ("bias_correction", (bool,), "true or false"),
+            ("metric", (str, type(None)), "a metric name or None"),
+            ("isa", (str,), "an ISA name"),
+        ):
+            if not isinstance(getattr(self, name), kinds):
+                raise ConfigError(f"{name} must be {what}, got {getattr(self, name)!r}")
+        if not _is_integer(self.batch_size):
+            raise ConfigError(f"batch size must be a whole number, got {self.batch_size!r}")
+        if self.max_drop is not None and (
+            not _is_number(self.max_drop) or not math.isfinite(self.max_drop)
+        ):
+            raise ConfigError(f"the maximum accuracy drop must be a number, got {self.max_drop!r}")
         isa = str(self.isa).strip().lower()
         object.__setattr__(self, "isa", isa if isa == "auto" else Isa.parse(isa).value)
         patterns = (self.keep_fp32,) if isinstance(self.keep_fp32, str) else self.keep_fp32
+        if not isinstance(patterns, (tuple, list)) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(
+                f"keep-FP32 takes layer names, op types or regexes, got {self.keep_fp32!r}"
+            )
         object.__setattr__(self, "keep_fp32", tuple(str(p) for p in patterns))
         if any(not p.strip() for p in self.keep_fp32):
             raise ConfigError("keep-FP32 takes a layer name, an op type or a regex, not ''")

@@ -20,7 +20,7 @@ from calibench.calibration.statistics import Progress
 from calibench.model.build import add_constant, interleave_added_nodes, reduce_node
 from calibench.model.load import default_opset
 from calibench.passes.placement import QuantPlan
-from calibench.runtime.inputs import BatchReader
+from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.session import make_session
 
 
@@ -32,12 +32,15 @@ def bias_shifts(
     indices: Sequence[int],
     progress: Progress | None = None,
     threads: int | None = None,
+    memory_limit: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-layer additive bias corrections, in FP32 units."""
     model, outputs = _with_twins(fp32, plan, params)
     if not outputs:
         return {}
     session = make_session(model, threads=threads, lean=True)
+    names = list(outputs.values())
+    reader = fit_reader(reader, indices, lambda feeds: session.run(names, feeds), memory_limit)
     sums = {layer: np.zeros(0) for layer in outputs}
     seen = 0
     for batch_indices, feeds in reader.batches(indices):

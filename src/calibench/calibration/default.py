@@ -36,8 +36,9 @@ from calibench.passes.placement import (
     plan_quantization,
     refine_with_ranges,
 )
-from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
+from calibench.runtime.memory import RssWatch, default_limit
 from calibench.runtime.session import make_session
 
 BIAS_CORRECTION_SAMPLES = 64
@@ -62,6 +63,9 @@ class DefaultOutcome:
     notes: list[str] = field(default_factory=list)
     isa: Isa = Isa.VNNI
     isa_detected: bool = True
+    stage_peaks: dict[str, int] = field(default_factory=dict)
+    """Peak resident memory of each stage, in bytes (Linux only)."""
+    memory_limit: int | None = None
     overflow: dict[str, LayerOverflow] = field(default_factory=dict)
     """Per GEMM layer: the saturation measured and the scheme chosen (saturating ISAs only)."""
 
@@ -86,10 +90,34 @@ def run_default(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
 ) -> DefaultOutcome:
+    seconds: dict[str, float] = {}
+    peaks: dict[str, int] = {}
+    limit = config.memory_limit or default_limit()
+    with RssWatch() as watch:
+
+        def finish(stage: str, started: float) -> None:
+            seconds[stage] = time.perf_counter() - started
+            peaks[stage] = watch.take()
+
+        return _run_default(
+            model, dataset, config, progress, threads, limit, finish, seconds, peaks
+        )
+
+
+def _run_default(
+    model: onnx.ModelProto,
+    dataset: Dataset,
+    config: CalibrationConfig,
+    progress: ProgressCallback | None,
+    threads: int | None,
+    limit: int,
+    finish: Callable[[str, float], None],
+    seconds: dict[str, float],
+    peaks: dict[str, int],
+) -> DefaultOutcome:
     def report(stage: str) -> Callable[[int, int], None] | None:
         return (lambda done, total: progress(stage, done, total)) if progress else None
 
-    seconds: dict[str, float] = {}
     start = time.perf_counter()
     isa, detected = resolve_isa(config.isa)
     fp32, plan = prepare_fp32(model)
@@ -97,7 +125,7 @@ def run_default(
     reader = BatchReader(dataset, input_specs(fp32), config.batch_size)
     indices = select_subset(len(dataset), config.subset)
     roots = [t for t in plan.tensors if t not in plan.aliases]
-    seconds["preparation"] = time.perf_counter() - start
+    finish("preparation", start)
 
     start = time.perf_counter()
     stats = collect_statistics(
@@ -108,8 +136,9 @@ def run_default(
         histograms=config.range_estimator is not RangeEstimator.MINMAX,
         progress=report("statistics"),
         threads=threads,
+        memory_limit=limit,
     )
-    seconds["statistics"] = time.perf_counter() - start
+    finish("statistics", start)
 
     start = time.perf_counter()
     if progress:
@@ -119,7 +148,7 @@ def run_default(
     refine_with_ranges(plan, ranges)
     params = {t: params_for_range(*ranges[t], config.preset) for t in plan.tensors}
     notes: list[str] = _preset_hints(config, stats)
-    seconds["quantization"] = time.perf_counter() - start
+    finish("quantization", start)
 
     overflow: dict[str, LayerOverflow] = {}
     if isa.saturates:
@@ -136,10 +165,11 @@ def run_default(
             measured_on[:OVERFLOW_SAMPLES],
             threads=threads,
             progress=report("quantization"),
+            memory_limit=limit,
         )
         params = choose_schemes(fp32, plan, params, ranges, config.preset, overflow, isa)
         notes.append(_overflow_note(overflow, isa))
-        seconds["overflow check"] = time.perf_counter() - start
+        finish("overflow check", start)
     int8 = insert_qdq(fp32, plan, params)
     if progress:
         progress("quantization", 1, 1)
@@ -158,12 +188,13 @@ def run_default(
             bc_indices,
             progress=report("bias correction"),
             threads=threads,
+            memory_limit=limit,
         )
         shifts, int8, bias_notes = _keep_helpful_shifts(
-            fp32, plan, params, measured, reader, bc_indices, threads
+            fp32, plan, params, measured, reader, bc_indices, threads, limit
         )
         notes.extend(bias_notes)
-        seconds["bias correction"] = time.perf_counter() - start
+        finish("bias correction", start)
 
     return DefaultOutcome(
         fp32=fp32,
@@ -179,6 +210,8 @@ def run_default(
         notes=notes,
         isa=isa,
         isa_detected=detected,
+        stage_peaks=peaks,
+        memory_limit=limit,
         overflow=overflow,
     )
 
@@ -217,6 +250,21 @@ def _preset_hints(config: CalibrationConfig, stats: dict[str, TensorStats]) -> l
     ]
 
 
+def _reference_outputs(
+    fp32: onnx.ModelProto,
+    reader: BatchReader,
+    indices: list[int],
+    threads: int | None,
+    memory_limit: int | None,
+) -> tuple[list[tuple[list[int], dict[str, np.ndarray]]], list[list[np.ndarray]]]:
+    """The batches (sized to the memory limit) and FP32's outputs for them. Sessions here and
+    in the caller are lean and live one at a time: an arena keeps a session's peak."""
+    reference = make_session(fp32, threads=threads, lean=True)
+    reader = fit_reader(reader, indices, lambda feeds: reference.run(None, feeds), memory_limit)
+    batches = list(reader.batches(indices))
+    return batches, [reference.run(None, feeds) for _, feeds in batches]
+
+
 def _keep_helpful_shifts(
     fp32: onnx.ModelProto,
     plan: QuantPlan,
@@ -225,18 +273,18 @@ def _keep_helpful_shifts(
     reader: BatchReader,
     indices: list[int],
     threads: int | None,
+    memory_limit: int | None = None,
 ) -> tuple[dict[str, np.ndarray], onnx.ModelProto, list[str]]:
     """Apply the corrections as deep as they improve the outputs on the calibration data."""
-    batches = list(reader.batches(indices))
-    reference = make_session(fp32, threads=threads)
-    expected = [reference.run(None, feeds) for _, feeds in batches]
+    batches, expected = _reference_outputs(fp32, reader, indices, threads, memory_limit)
     best: tuple[float, dict[str, np.ndarray], onnx.ModelProto] | None = None
     scores = []
     order = [node.name for node in fp32.graph.node]
     for candidate in depth_prefixes(measured, order):
         model = insert_qdq(fp32, plan, params, bias_shifts=candidate)
-        session = make_session(model, threads=threads)
+        session = make_session(model, threads=threads, lean=True)
         score = output_sqnr(expected, [session.run(None, feeds) for _, feeds in batches])
+        del session
         scores.append((len(candidate), score))
         if best is None or score > best[0] + 1e-6:
             best = (score, candidate, model)

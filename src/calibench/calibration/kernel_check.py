@@ -23,7 +23,7 @@ from calibench.calibration.overflow import measure_overflow
 from calibench.calibration.ranges import QuantParams
 from calibench.config import Preset
 from calibench.passes.placement import QuantPlan
-from calibench.runtime.inputs import BatchReader
+from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.isa import Isa, host_cpu
 from calibench.runtime.session import make_session
 
@@ -83,19 +83,22 @@ def check_kernels(
     indices: Sequence[int],
     isa: Isa,
     threads: int | None = None,
+    memory_limit: int | None = None,
 ) -> KernelCheck:
     host = host_cpu().isa
-    batches = list(reader.batches(list(indices)[:SAMPLES]))
+    chosen = list(indices)[:SAMPLES]
+    fast = make_session(int8, threads=threads, lean=True)
+    reader = fit_reader(reader, chosen, lambda feeds: fast.run(None, feeds), memory_limit)
+    batches = list(reader.batches(chosen))
     check = KernelCheck(isa.value, host.value, sum(len(i) for i, _ in batches), None)
     if not batches:
         return check
-    fast = make_session(int8, threads=threads)
     exact = make_session(
-        int8, threads=threads, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        int8, threads=threads, optimization=ort.GraphOptimizationLevel.ORT_DISABLE_ALL, lean=True
     )
     reference = [exact.run(None, feeds) for _, feeds in batches]
     check.host_sqnr_db = output_sqnr(reference, [fast.run(None, feeds) for _, feeds in batches])
-    float_model = make_session(fp32, threads=threads)
+    float_model = make_session(fp32, threads=threads, lean=True)
     check.quantization_sqnr_db = output_sqnr(
         [float_model.run(None, feeds) for _, feeds in batches], reference
     )
@@ -111,6 +114,7 @@ def check_kernels(
             list(indices)[:SAMPLES],
             threads=threads,
             candidates=False,
+            memory_limit=memory_limit,
         )
         check.saturating_layers = [
             {

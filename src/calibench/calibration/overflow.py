@@ -32,7 +32,7 @@ from calibench.calibration.ranges import QuantParams, params_for_range, quantize
 from calibench.config import Preset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import LayerDecision, QuantPlan, Scheme
-from calibench.runtime.inputs import BatchReader
+from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.isa import Isa
 from calibench.runtime.saturation import (
     INT16_MAX,
@@ -130,6 +130,7 @@ def measure_overflow(
     threads: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     candidates: bool = True,
+    memory_limit: int | None = None,
 ) -> dict[str, LayerOverflow]:
     """Per GEMM layer: the saturation error and the candidates' errors on ``indices``.
 
@@ -157,6 +158,7 @@ def measure_overflow(
     nodes = {n.name: n for n in fp32.graph.node}
     found = {d.name: LayerOverflow(d.name, d.op_type) for d in layers}
     names = list(wanted)
+    reader = fit_reader(reader, indices, lambda feeds: session.run(names, feeds), memory_limit)
     done = 0
     for batch_indices, feeds in reader.batches(indices):
         values = dict(zip(names, session.run(names, feeds), strict=True))

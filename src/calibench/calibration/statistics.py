@@ -17,7 +17,7 @@ from onnx import helper
 
 from calibench.model.build import interleave_added_nodes, reduce_node
 from calibench.model.load import default_opset
-from calibench.runtime.inputs import BatchReader
+from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.session import make_session
 
 HISTOGRAM_BINS = 2048
@@ -94,12 +94,15 @@ def collect_statistics(
     histograms: bool = False,
     progress: Progress | None = None,
     threads: int | None = None,
+    memory_limit: int | None = None,
 ) -> dict[str, TensorStats]:
-    """Per-sample min/max (and optionally histograms) of ``tensors`` over ``indices``."""
+    """Per-sample min/max (and optionally histograms) of ``tensors`` over ``indices``, in
+    batches that fit ``memory_limit``."""
     augmented, outputs = _with_reductions(
         model, tensors, histograms, per_sample=reader.batch_size > 1
     )
     session = make_session(augmented, threads=threads, lean=True)
+    reader = fit_reader(reader, indices, lambda feeds: session.run(outputs, feeds), memory_limit)
     stats = {t: TensorStats() for t in tensors}
     done = 0
     for batch_indices, feeds in reader.batches(indices):

@@ -1,7 +1,8 @@
 """The ``calibench`` command line.
 
 Errors are one line (``calibench: error: …``) with a non-zero exit code; ``--debug`` shows the
-traceback. Progress goes to stderr, results to stdout, so ``--json`` output can be piped.
+traceback. A usage error (argparse's usage line and message) exits 5, as a bad option. Progress
+goes to stderr, results to stdout, so ``--json`` output can be piped.
 Ctrl-C stops at once; results are only ever written whole, so nothing half-written remains.
 """
 
@@ -11,16 +12,29 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rich.console import Console
 
 from calibench.cli import calibrate, datasets, sensitivity, serve, workflow
-from calibench.errors import CalibenchError
+from calibench.errors import CalibenchError, ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own parser, except that a usage error exits 5 (a bad option, as every other
+    refusal of an option), not 2, which calibench keeps for an unreadable model."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ConfigError.exit_code, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (5): argparse has said why
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     err = Console(stderr=True)
     try:
         return int(args.run(args))
@@ -50,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="calibench", description="INT8 calibration of FP32 ONNX models for ONNX Runtime."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

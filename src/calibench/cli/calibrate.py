@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from calibench.cli.common import (
     add_preprocess_options,
+    check_distinct,
+    check_writable,
+    finite_float,
+    positive_int,
     preprocess_options,
     progress_bars,
     wide_console,
 )
 from calibench.config import CalibrationConfig, Subset
-from calibench.data.preprocess import Preprocess, save_preprocess
+from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
 from calibench.runtime.isa import ISA_CHOICES
+from calibench.runtime.memory import parse_size
 
 
 def register(sub: Any) -> None:
@@ -62,7 +70,7 @@ def register(sub: Any) -> None:
     )
     cal.add_argument(
         "--max-drop",
-        type=float,
+        type=finite_float,
         help="accuracy-aware: the largest accuracy drop you accept, in points of "
         "the metric (0.5 = half a point of top-1)",
     )
@@ -102,13 +110,21 @@ def register(sub: Any) -> None:
         "repeatable",
     )
     cal.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        help="memory the calibration passes may use, e.g. 4G or 512M (default: a quarter of "
+        "this machine's memory); batches are cut to fit",
+    )
+    cal.add_argument(
         "--strict",
         action="store_true",
         help="fail (exit 6, nothing written) when the integer kernels do not match the "
         "exact INT8 arithmetic",
     )
-    cal.add_argument("--batch-size", type=int, default=8, help="batch size of the passes")
-    cal.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    cal.add_argument("--batch-size", type=positive_int, default=8, help="batch size of the passes")
+    cal.add_argument(
+        "--threads", type=positive_int, help="ONNX Runtime threads (default: all cores)"
+    )
     cal.add_argument(
         "--workspace",
         type=Path,
@@ -145,10 +161,17 @@ def calibrate_command(args: argparse.Namespace) -> int:
         metric=args.metric,
         isa=args.isa,
         keep_fp32=tuple(args.keep_fp32),
+        memory_limit=parse_size(args.memory_limit) if args.memory_limit else None,
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():
         raise ConfigError("the output path is the input model; choose another with -o")
+    preprocess = preprocess_options(args)
+    outputs = {"-o/--output": output, "--report": args.report}
+    outputs["--save-preprocess"] = args.save_preprocess
+    check_distinct(outputs)
+    for option, target in outputs.items():
+        check_writable(target, option)
     dataset = resolve_dataset(args.dataset, args.workspace)
     with progress_bars(quiet=args.quiet) as on_progress:
         result = calibrate(
@@ -158,16 +181,18 @@ def calibrate_command(args: argparse.Namespace) -> int:
             validation=resolve_dataset(args.validation_dataset, args.workspace)
             if args.validation_dataset
             else None,
-            preprocess=preprocess_options(args),
+            preprocess=preprocess,
             progress=on_progress,
             threads=args.threads,
             strict=args.strict,
         )
-    path = result.save(output)
-    if args.save_preprocess and result.report.preprocess:
-        save_preprocess(Preprocess(**result.report.preprocess), args.save_preprocess)
+    extra: dict[str, tuple[Path, str]] = {}
     if args.report:
-        args.report.write_text(result.report.to_json())
+        extra["--report"] = (args.report, result.report.to_json())
+    if args.save_preprocess and result.report.preprocess:
+        used = Preprocess(**result.report.preprocess)
+        extra["--save-preprocess"] = (args.save_preprocess, preprocess_json(used))
+    path = _write_all(result, output, extra)
     if args.json:
         data = result.report.to_dict()
         data["output"] = str(path)
@@ -177,6 +202,44 @@ def calibrate_command(args: argparse.Namespace) -> int:
         result.report.render(console)
         console.print(f"INT8 model written to {path}")
     return 0
+
+
+def _write_all(result: Any, output: Path, extra: dict[str, tuple[Path, str]]) -> Path:
+    """Write the model and the ``extra`` text files (option → path, text) all or nothing: the
+    texts go to temporary files beside their targets first, then the model, then each text is
+    renamed into place. A failure removes whatever was written and names the file."""
+    staged: list[tuple[str, Path, Path]] = []
+    placed: list[Path] = []
+    option, target = "-o/--output", output
+    try:
+        for option, (target, text) in extra.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+            )
+            staged.append((option, target, Path(name)))
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+        option, target = "-o/--output", output
+        try:
+            path = Path(result.save(output))
+        finally:
+            with contextlib.suppress(OSError):
+                output.with_name(output.name + ".partial").unlink()
+        placed.append(path)
+        for option, target, temp in staged:  # noqa: B007 (named in the error below)
+            os.replace(temp, target)
+            placed.append(target)
+    except OSError as exc:
+        if placed:  # the model is out: its weights file too, when it has one
+            placed.append(output.with_name(output.name + ".data"))
+        for written in [staged_temp for _, _, staged_temp in staged] + placed:
+            with contextlib.suppress(OSError):
+                written.unlink()
+        raise ConfigError(
+            f"cannot write {option} {target}: {exc.strerror or exc}; nothing was written"
+        ) from exc
+    return path
 
 
 def layers_command(args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +43,9 @@ def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
         "--resize", help="short side (256) or exact size (224x224); default: the model's input size"
     )
     pre.add_argument("--crop", help="centre crop (224 or 224x224) after the resize")
-    pre.add_argument("--scale", type=float, help="multiply pixels by this first (default 1/255)")
+    pre.add_argument(
+        "--scale", type=finite_float, help="multiply pixels by this first (default 1/255)"
+    )
     pre.add_argument(
         "--mean", help="per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406"
     )
@@ -69,8 +74,76 @@ def preprocess_options(args: argparse.Namespace) -> dict[str, object]:
         options["color"] = "BGR"
     if args.layout:
         options["layout"] = args.layout
-    Preprocess(**{k: v for k, v in options.items() if k != "resize"})  # type: ignore[arg-type]
+    Preprocess(**options)  # type: ignore[arg-type]  # refuses bad sizes and numbers now
     return options
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (not nan, not inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
+def check_writable(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be written: a folder, a path under a
+    file, or a folder without write permission. Writes and removes nothing but a probe file."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option} {path} cannot be written: {existing} is a file, not a folder")
+    try:
+        if existing == folder:
+            handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {path} cannot be written: {exc.strerror or exc} in {existing}"
+        ) from None
+
+
+def check_distinct(paths: dict[str, Path | None]) -> None:
+    """Refuse two outputs that are the same file (one would overwrite the other)."""
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {option} name the same file {path}; choose two")
+        seen[key] = option
 
 
 def wide_console() -> Console:

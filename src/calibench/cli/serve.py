@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from calibench.cli.common import positive_float, positive_int
 from calibench.errors import ConfigError
 from calibench.workflow.cache import default_workspace
 
@@ -34,14 +35,17 @@ def register(sub: Any) -> None:
         "kept in the workspace if not given",
     )
     serve.add_argument(
-        "--max-upload-mb", type=float, default=2048, help="largest upload accepted (default 2048)"
+        "--max-upload-mb",
+        type=positive_float,
+        default=2048,
+        help="largest upload accepted (default 2048)",
     )
     serve.add_argument(
-        "--workers", type=int, default=2, help="jobs that run at the same time (default 2)"
+        "--workers", type=positive_int, default=2, help="jobs that run at the same time (default 2)"
     )
     serve.add_argument(
         "--measure-seconds",
-        type=float,
+        type=positive_float,
         default=3.0,
         help="how long each latency/throughput measurement lasts (default 3)",
     )

@@ -9,6 +9,9 @@ from typing import Any
 
 from calibench.cli.common import (
     add_preprocess_options,
+    check_writable,
+    positive_float,
+    positive_int,
     preprocess_options,
     progress_bars,
     wide_console,
@@ -32,10 +35,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "(detection) or package.module:function (your own)",
     )
     parser.add_argument("--subset", help="evaluate on a subset: 10%% or a count")
-    parser.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    parser.add_argument("--streams", type=int, default=1, help="parallel streams (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     parser.add_argument(
-        "--seconds", type=float, default=3.0, help="how long to measure performance (default 3)"
+        "--streams", type=positive_int, default=1, help="parallel streams (default 1)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=positive_float,
+        default=3.0,
+        help="how long to measure performance (default 3)",
     )
     parser.add_argument(
         "--workspace", type=Path, help="datasets and cached results (default: ~/.calibench)"
@@ -57,7 +65,10 @@ def register(sub: Any) -> None:
     _common(compare)
     compare.add_argument("--html", type=Path, help="write a self-contained HTML report")
     compare.add_argument(
-        "--samples", type=int, default=8, help="samples for the per-layer error (default 8)"
+        "--samples",
+        type=positive_int,
+        default=8,
+        help="samples for the per-layer error (default 8)",
     )
     compare.set_defaults(run=compare_command)
 
@@ -100,6 +111,8 @@ def warn_isa(*models: Path) -> None:
 
 
 def infer_command(args: argparse.Namespace) -> int:
+    preprocess_options(args)  # refuse bad preprocessing options before any work
+    check_writable(args.save_preprocess, "--save-preprocess")
     warn_isa(args.model)
     with progress_bars(args.quiet) as on_progress:
         report = _run(args.model, args, on_progress)
@@ -116,6 +129,8 @@ def compare_command(args: argparse.Namespace) -> int:
     from calibench.cli.datasets import resolve_dataset
     from calibench.workflow.compare import run_compare
 
+    preprocess_options(args)
+    check_writable(args.html, "--html")
     warn_isa(args.fp32, args.int8)
     with progress_bars(args.quiet) as on_progress:
         fp32 = _run(args.fp32, args, on_progress)

@@ -12,22 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from calibench.data.annotations import Annotation, Detections, SampleInfo, Task
 from calibench.data.dataset import Sample
+from calibench.data.images import UNREADABLE_IMAGE
 from calibench.data.manifest import Manifest, manifest_path, read_manifest
 from calibench.data.npz import NpzDataset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError
-
-_UNREADABLE = (
-    UnidentifiedImageError,
-    OSError,
-    ValueError,
-    SyntaxError,
-    Image.DecompressionBombError,
-)
 
 
 def open_dataset(
@@ -87,7 +80,7 @@ class ImportedDataset:
             with Image.open(path) as image:
                 image.load()
                 tensor = self.preprocess.apply(image)
-        except _UNREADABLE:
+        except UNREADABLE_IMAGE:
             self.unreadable.append(path)
             return None
         return {self.input_name: tensor}

@@ -5,6 +5,7 @@ archive's word on paths and links, so this module decides every entry itself:
 
 - names are relative: absolute paths, drive letters and ``..`` parts are refused, so nothing
   lands outside the target folder;
+- names must be valid UTF-8 (a tar can hold raw bytes): such an entry is refused in words;
 - only regular files and folders are unpacked: symlinks and hardlinks (wherever they point)
   and device files, FIFOs and sockets are refused, so nothing written later can be redirected;
 - limits on the total uncompressed bytes and the entry count stop archive bombs. They are checked
@@ -251,6 +252,14 @@ def _tar_entry(archive: Path, member: tarfile.TarInfo) -> _Entry:
 
 def _safe_name(archive: Path, raw: str) -> str:
     """The entry's path as safe relative POSIX parts; backslashes count as separators."""
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:  # tarfile keeps undecodable bytes as surrogates
+        shown = raw.encode("utf-8", "surrogateescape")
+        raise DatasetError(
+            f"{archive}: entry {shown!r} has a name that is not valid UTF-8; rename it and "
+            "create the archive again"
+        ) from None
     name = raw.replace("\\", "/")
     if "\x00" in name:
         raise _refuse(archive, raw, "has a NUL byte in its name")

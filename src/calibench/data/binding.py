@@ -6,7 +6,7 @@ from typing import Any
 
 from calibench.data.dataset import Dataset, as_dataset
 from calibench.data.preprocess import Preprocess
-from calibench.errors import DatasetError
+from calibench.errors import DatasetError, NotEligibleError
 from calibench.runtime.inputs import InputSpec
 
 
@@ -18,6 +18,11 @@ def open_for_model(
 ) -> tuple[Dataset, Preprocess | None]:
     """The dataset, bound to the model's image input when it holds images, and the
     preprocessing it was bound with (``None`` for tensor datasets)."""
+    if not specs:
+        raise NotEligibleError(
+            f"{model_name} has no inputs (every value it computes is a constant), so there is "
+            "nothing to calibrate or feed data to"
+        )
     data = as_dataset(source, [s.name for s in specs])
     bind = getattr(data, "bind", None)
     if bind is None or not getattr(data, "needs_binding", True):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from calibench.data.annotations import Task
-from calibench.data.npz import LABEL_KEYS, NpzDataset
+from calibench.data.npz import LABEL_KEYS, NpzDataset, read_member
 from calibench.data.scan import Candidate, Layout, Tree
 from calibench.errors import DatasetError
 
@@ -55,9 +55,10 @@ def _labels(path: Path, shown: str, count: int) -> np.ndarray | None:
             key = next((k for k in sorted(LABEL_KEYS) if f"{k}.npy" in names), None)
             if key is None:
                 return None
-            with archive.open(f"{key}.npy") as member:
-                labels = np.lib.format.read_array(member, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            labels = read_member(path, archive, archive.getinfo(f"{key}.npy"))
+    except DatasetError as exc:  # the header declares more than the file may hold
+        raise DatasetError(str(exc).replace(str(path), shown)) from exc
+    except Exception as exc:  # zipfile, zlib and numpy raise many types on damaged bytes
         raise DatasetError(f"{shown}: its labels array is not readable ({exc})") from exc
     if labels.ndim != 1 or len(labels) != count or labels.dtype.kind not in "iu":
         raise DatasetError(

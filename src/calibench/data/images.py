@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,17 @@ from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+UNREADABLE_IMAGE = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    Image.DecompressionBombError,  # a header declaring more pixels than Pillow's limit
+)
+"""What Pillow raises on a file that is not a readable image: the image is skipped and
+counted, never the end of the run."""
 
 
 class ImageFolder:
@@ -46,7 +58,7 @@ class ImageFolder:
             with Image.open(path) as image:
                 image.load()
                 tensor = self.preprocess.apply(image)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        except UNREADABLE_IMAGE:
             self.unreadable.append(path)
             return None
         return {self.input_name: tensor}

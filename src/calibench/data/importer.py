@@ -124,6 +124,10 @@ def _build_manifest(
     tree = Tree.scan(folder, display=str(shown))
     layout = _detect(tree, formats, source, kind)
     problems = list(layout.problems)
+    problems += [
+        Problem("unreadable-name", bad, "the name is not valid UTF-8; rename it")
+        for bad in tree.bad_names
+    ]
     samples: list[dict[str, object]] = []
     sizes: list[tuple[int, int]] = []
     splits: dict[str, list[int]] = {}

@@ -6,6 +6,7 @@ The pipeline is fixed: decode → colour order → resize → centre crop → sc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from calibench.errors import ConfigError
+from calibench.data.staging import write_text_atomic
+from calibench.errors import ConfigError, DatasetError
+
+MAX_SIDE = 8192
+"""The largest resize or crop accepted, per side, in pixels."""
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,13 @@ class Preprocess:
             raise ConfigError(f"layout must be NCHW or NHWC, got {self.layout!r}")
         if self.channels not in (1, 3):
             raise ConfigError(f"images have 1 or 3 channels, not {self.channels}")
+        object.__setattr__(self, "resize", _sizes(self.resize, "resize", single=True))
+        object.__setattr__(self, "crop", _sizes(self.crop, "crop", single=False))
+        object.__setattr__(self, "scale", _finite(self.scale, "scale"))
+        object.__setattr__(self, "mean", _finite_values(self.mean, "mean"))
+        object.__setattr__(self, "std", _finite_values(self.std, "std"))
         if any(s == 0 for s in self.std):
-            raise ConfigError("std must not contain 0")
-        if isinstance(self.resize, list):
-            object.__setattr__(self, "resize", tuple(self.resize))
-        if isinstance(self.crop, list):
-            object.__setattr__(self, "crop", tuple(self.crop))
-        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
-        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+            raise ConfigError(f"std (--std) must not contain 0, got {_show(self.std)}")
 
     @classmethod
     def for_input_shape(cls, shape: list[int | str | None], **overrides: Any) -> Preprocess:
@@ -116,6 +120,55 @@ class Preprocess:
         return asdict(self)
 
 
+def _sizes(value: Any, option: str, *, single: bool) -> Any:
+    """``value`` as ``None``, an int (when ``single``: the short side) or ``(height, width)``,
+    each side a whole number of pixels in ``1..MAX_SIDE``; anything else is a ConfigError."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = tuple(value)
+    if single and not isinstance(value, tuple):
+        return _side(value, value, option)
+    if not isinstance(value, tuple) or len(value) != 2:
+        example = "256 or 224x224" if single else "224x224"
+        raise ConfigError(f"{option} (--{option}) takes a size like {example}, got {value!r}")
+    return tuple(_side(side, value, option) for side in value)
+
+
+def _side(side: Any, value: Any, option: str) -> int:
+    if isinstance(side, bool) or not isinstance(side, (int, np.integer)):
+        raise ConfigError(f"{option} (--{option}) takes whole pixels, got {value!r}")
+    if not 1 <= side <= MAX_SIDE:
+        raise ConfigError(
+            f"{option} (--{option}) must be 1 to {MAX_SIDE} pixels per side, got {value!r}"
+        )
+    return int(side)
+
+
+def _finite(value: Any, option: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{option} (--{option}) takes a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ConfigError(f"{option} (--{option}) must be a finite number, got {value!r}")
+    return number
+
+
+def _finite_values(values: Any, option: str) -> tuple[float, ...]:
+    if isinstance(values, np.ndarray):
+        values = values.reshape(-1).tolist()
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    if not isinstance(values, (tuple, list)) or not values:
+        raise ConfigError(f"{option} (--{option}) takes one number per channel, got {values!r}")
+    return tuple(_finite(v, option) for v in values)
+
+
+def _show(values: tuple[float, ...]) -> str:
+    return ",".join(f"{v:g}" for v in values)
+
+
 def _center_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
     height, width = crop
     if image.width < width or image.height < height:
@@ -128,9 +181,18 @@ def _center_crop(image: Image.Image, crop: tuple[int, int]) -> Image.Image:
     return image.crop((left, top, left + width, top + height))
 
 
+def preprocess_json(preprocess: Preprocess) -> str:
+    """The text :func:`save_preprocess` writes."""
+    return json.dumps(preprocess.to_dict(), indent=2) + "\n"
+
+
 def save_preprocess(preprocess: Preprocess, path: Path) -> Path:
-    """Write the preprocessing of a model–dataset pair as a small JSON file."""
-    path.write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
+    """Write the preprocessing of a model–dataset pair as a small JSON file, whole or not at
+    all (a :class:`ConfigError` names the file when it cannot be written)."""
+    try:
+        write_text_atomic(path, preprocess_json(preprocess))
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from exc
     return path
 
 

@@ -67,6 +67,8 @@ class Tree:
     files: list[str]
     display: str = ""
     """How messages name ``root``: the source the user gave, not the staging folder."""
+    bad_names: list[str] = field(default_factory=list)
+    """Files and folders left out because their names are not valid UTF-8 (shown escaped)."""
 
     @classmethod
     def scan(cls, root: Path, display: str = "") -> Tree:
@@ -78,12 +80,14 @@ class Tree:
                 break
             base = posixpath.join(base, entries[0].name)
         files: list[str] = []
+        bad: list[str] = []
         for folder, dirs, names in os.walk(root / base):
-            dirs[:] = sorted(d for d in dirs if _visible(d))
             rel = Path(folder).relative_to(root).as_posix()
             prefix = "" if rel == "." else rel + "/"
-            files.extend(prefix + n for n in names if _visible(n))
-        return cls(root, base, sorted(files), display)
+            bad.extend(prefix + _escaped(n) for n in dirs + names if not _utf8(n))
+            dirs[:] = sorted(d for d in dirs if _visible(d) and _utf8(d))
+            files.extend(prefix + n for n in names if _visible(n) and _utf8(n))
+        return cls(root, base, sorted(files), display, sorted(bad))
 
     def path(self, rel: str) -> Path:
         return self.root.joinpath(*rel.split("/"))
@@ -136,3 +140,17 @@ class Tree:
 
 def _visible(name: str) -> bool:
     return not name.startswith(".") and name not in _JUNK
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name read from the disk is valid UTF-8 (undecodable bytes come back as
+    surrogates, which cannot be written into the manifest or printed)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(name: str) -> str:
+    return os.fsencode(name).decode("utf-8", "backslashreplace")

@@ -34,6 +34,8 @@ class CalibrationReport:
     """The ISA class the model is made for, and this machine's CPU."""
     kernel_check: dict[str, Any] | None = None
     """Integer kernels against the exact arithmetic (``calibration.kernel_check``)."""
+    memory: dict[str, Any] | None = None
+    """The memory limit the passes were sized for and each stage's peak, in MB."""
     overflow: list[dict[str, Any]] = field(default_factory=list)
     """Per Conv/Gemm/MatMul on a saturating ISA: the saturation measured, the candidates."""
 
@@ -61,6 +63,7 @@ class CalibrationReport:
             "isa": self.isa,
             "kernel_check": self.kernel_check,
             "overflow": self.overflow,
+            "memory": self.memory,
         }
 
     def to_json(self) -> str:
@@ -76,6 +79,9 @@ class CalibrationReport:
             f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."
         )
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in self.stage_seconds.items())
+        if self.memory and self.memory.get("peak_mb"):
+            peaks = ", ".join(f"{k} {v:.0f}" for k, v in self.memory["peak_mb"].items())
+            stages += f". Peak memory (MB; limit {self.memory['limit_mb']:.0f}): {peaks}"
         console.print(
             f"Subset: {self.subset_size} of {self.dataset_size} samples"
             + (f" ({len(self.skipped)} unreadable, skipped)" if self.skipped else "")

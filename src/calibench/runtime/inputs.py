@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +10,7 @@ import onnx
 
 from calibench.data.dataset import Dataset, Sample
 from calibench.errors import DatasetError
+from calibench.runtime.memory import fitting_batch
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,11 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
 
 @dataclass
 class BatchReader:
-    """Reads samples by index, checks them against the model's inputs, stacks batches."""
+    """Reads samples by index, checks them against the model's inputs, stacks batches.
+
+    Every sample is checked here, where it enters: names, ranks, fixed dimensions, dtypes, and
+    float inputs must hold finite numbers (a NaN or an infinity would poison every range
+    computed from it; a huge finite value is data and passes)."""
 
     dataset: Dataset
     specs: Sequence[InputSpec]
@@ -54,10 +59,12 @@ class BatchReader:
 
     def batches(self, indices: Sequence[int]) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
         pending: list[tuple[int, Sample]] = []
+        unreadable = 0
         for index in indices:
             sample = self.dataset[index]
             if sample is None:
                 self.skipped.append(index)
+                unreadable += 1
                 continue
             sample = self._conform(index, sample)
             pending.append((index, sample))
@@ -66,7 +73,7 @@ class BatchReader:
                 pending = []
         if pending:
             yield self._stack(pending)
-        if len(self.skipped) == len(indices):
+        if unreadable == len(indices):
             raise DatasetError(f"none of the {len(indices)} selected samples could be read")
 
     def _stack(self, pending: list[tuple[int, Sample]]) -> tuple[list[int], dict[str, np.ndarray]]:
@@ -97,6 +104,7 @@ class BatchReader:
                         f"sample {index} has {tuple(array.shape)} (axis {axis + 1} differs); "
                         "check the resize/crop options"
                     )
+            converted = ""
             if array.dtype != spec.dtype:
                 same_kind = array.dtype.kind == spec.dtype.kind or (
                     array.dtype.kind in "ui" and spec.dtype.kind in "ui"
@@ -106,9 +114,46 @@ class BatchReader:
                         f"input {spec.name!r}: the model takes {spec.dtype} but sample {index} "
                         f"holds {array.dtype}"
                     )
-                array = array.astype(spec.dtype)
+                given = array
+                with np.errstate(over="ignore", invalid="ignore"):
+                    array = array.astype(spec.dtype)
+                if array.dtype.kind in "fc" and given.dtype.kind in "fc":
+                    _check_finite(given, spec.name, index)
+                    converted = f" once converted to {spec.dtype}"  # a float64 past float32
+            if array.dtype.kind in "fc":
+                _check_finite(array, spec.name, index, converted)
             out[spec.name] = array
         return out
+
+
+def _check_finite(array: np.ndarray, name: str, index: int, how: str = "") -> None:
+    """Refuse NaN and infinities, naming the input, the sample and the first bad position."""
+    if np.isfinite(array).all():
+        return
+    position = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    where = f"first at position {list(position)}: " if position else ""
+    raise DatasetError(
+        f"input {name!r}: sample {index} holds NaN or infinite values{how} ({where}"
+        f"{array[position]}); calibration needs finite numbers, so fix or leave out that sample"
+    )
+
+
+def fit_reader(
+    reader: BatchReader,
+    indices: Sequence[int],
+    run: Callable[[dict[str, np.ndarray]], object],
+    memory_limit: int | None,
+) -> BatchReader:
+    """A reader whose batches fit ``memory_limit``: ``run`` is tried on one sample and the
+    growth of the peak memory taken as one sample's cost (``runtime.memory.fitting_batch``)."""
+    if memory_limit is None or reader.batch_size <= 1 or not indices:
+        return reader
+    single = BatchReader(reader.dataset, reader.specs, 1, skipped=reader.skipped)
+    first = next(single.batches(indices), None)
+    if first is None:
+        return reader
+    batch, _ = fitting_batch(lambda: run(first[1]), memory_limit, reader.batch_size)
+    return BatchReader(reader.dataset, reader.specs, batch, skipped=reader.skipped)
 
 
 def _show(shape: tuple[int | str | None, ...]) -> str:

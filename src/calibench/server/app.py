@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +29,7 @@ from calibench.errors import CalibenchError, ConfigError
 from calibench.server.db import make_engine, session_factory
 from calibench.server.jobs import JobRunner
 from calibench.server.migrate import upgrade
-from calibench.server.service import Workbench, WorkbenchError
+from calibench.server.service import Workbench, WorkbenchError, disk_full, disk_full_refusal
 from calibench.server.settings import ServerSettings, is_loopback
 
 HERE = Path(__file__).parent
@@ -47,6 +48,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
         raise ConfigError(
             f"bound to {settings.host}, beyond this machine, the workbench needs an access token"
         )
+    started = time.time()
     settings.workspace.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.url)
     try:
@@ -59,6 +61,8 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     workbench = Workbench(
         sessions, settings.workspace, settings.max_upload_bytes, settings.perf_seconds
     )
+    for path in workbench.sweep_leftovers(started):
+        log.info("removed %s, left by a server that stopped", path.relative_to(settings.workspace))
     runner = JobRunner(settings.url, settings.workspace, settings.max_workers)
 
     @asynccontextmanager
@@ -91,7 +95,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(routes_pages.router)
     _install_guard(app, settings)
     app.add_middleware(BodyLimit, settings=settings)
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings)
     return app
 
 
@@ -235,14 +239,31 @@ def check_csrf(request: Request, submitted: str | None) -> None:
         )
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _disk_full_answer(request: Request, settings: ServerSettings) -> Response:
+    refusal = disk_full_refusal(settings.workspace)
+    return _refuse(request, refusal.status, refusal.message)
+
+
+def _install_error_handlers(app: FastAPI, settings: ServerSettings) -> None:
     @app.exception_handler(WorkbenchError)
     async def workbench_error(request: Request, error: WorkbenchError) -> Response:
+        if disk_full(error):
+            return _disk_full_answer(request, settings)
         return _refuse(request, error.status, error.message)
 
     @app.exception_handler(CalibenchError)
     async def calibench_error(request: Request, error: CalibenchError) -> Response:
+        if disk_full(error):
+            return _disk_full_answer(request, settings)
         return _refuse(request, 400, str(error))
+
+    async def maybe_disk_full(request: Request, error: Exception) -> Response:
+        if disk_full(error):
+            return _disk_full_answer(request, settings)
+        return _internal_error(request, error)
+
+    app.add_exception_handler(OSError, maybe_disk_full)
+    app.add_exception_handler(DBAPIError, maybe_disk_full)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -252,12 +273,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
-        return _refuse(
-            request,
-            500,
-            f"internal error ({type(error).__name__}); the server's output has the details",
-        )
+        return _internal_error(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
@@ -271,6 +287,15 @@ def _install_error_handlers(app: FastAPI) -> None:
                 status_code=422,
             )
         return _refuse(request, 422, "; ".join(problems))
+
+
+def _internal_error(request: Request, error: BaseException) -> Response:
+    log.error("unexpected error on %s", request.url.path, exc_info=error)
+    return _refuse(
+        request,
+        500,
+        f"internal error ({type(error).__name__}); the server's output has the details",
+    )
 
 
 def _plain(errors: Any) -> Any:

@@ -32,8 +32,14 @@ class Base(DeclarativeBase):
     pass
 
 
+NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+"""SQLite would hand a deleted row's id to the next row (a stale link would open another
+dataset); AUTOINCREMENT never does. PostgreSQL's sequences never reuse ids anyway."""
+
+
 class ModelRow(Base):
     __tablename__ = "models"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -55,6 +61,7 @@ class ModelRow(Base):
 
 class DatasetRow(Base):
     __tablename__ = "datasets"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -75,6 +82,7 @@ class DatasetRow(Base):
 
 class ProjectRow(Base):
     __tablename__ = "projects"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
@@ -92,6 +100,7 @@ class ProjectRow(Base):
 
 class JobRow(Base):
     __tablename__ = "jobs"
+    __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True)

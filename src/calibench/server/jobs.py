@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from calibench.errors import CalibenchError
 from calibench.server.db import JobRow, make_engine, now, session_factory
+from calibench.server.paths import shown
 
 log = logging.getLogger("calibench.server")
 
@@ -97,9 +98,7 @@ class JobContext:
         self._waiting = False
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        entry: dict[str, Any] | None = next(
-            (s for s in self._stages if s["name"] == stage), None
-        )
+        entry: dict[str, Any] | None = next((s for s in self._stages if s["name"] == stage), None)
         if entry is None:
             entry = {"name": stage, "done": 0, "total": 0}
             self._stages.append(entry)
@@ -184,14 +183,17 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
         logger.info("job %d done", job_id)
     except CalibenchError as error:
         logger.error("%s", error)
-        _finish(sessions, job_id, "failed", str(error), root)
+        _finish(sessions, job_id, "failed", shown(str(error), root), root)
     except Exception as error:  # the log keeps the traceback; the page shows the words
         logger.error("%s", traceback.format_exc())
         _finish(
             sessions,
             job_id,
             "failed",
-            f"internal error ({type(error).__name__}: {error}); the job's log has the details",
+            shown(
+                f"internal error ({type(error).__name__}: {error}); the job's log has the details",
+                root,
+            ),
             root,
         )
     finally:
@@ -257,7 +259,10 @@ class JobRunner:
                 job = session.get(JobRow, job_id)
                 if job is not None and not job.finished:
                     end_job(
-                        session, job, "failed", STOPPED,
+                        session,
+                        job,
+                        "failed",
+                        STOPPED,
                         self.workspace,
                     )
             shutil.rmtree(work_dir(self.workspace, job_id), ignore_errors=True)
@@ -341,14 +346,14 @@ class JobRunner:
                 # Its own session: Ctrl-C on the server stops the server, which then stops the
                 # worker; a worker whose server is killed stops itself (parent watch).
                 proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "calibench.server.worker",
-                    str(job_id),
-                    str(self.workspace),
-                    str(os.getpid()),
-                ],
+                    [
+                        sys.executable,
+                        "-m",
+                        "calibench.server.worker",
+                        str(job_id),
+                        str(self.workspace),
+                        str(os.getpid()),
+                    ],
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=sink,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from calibench.server.db import DatasetRow, JobRow, ModelRow
@@ -29,6 +29,8 @@ def _wb(request: Request) -> Workbench:
 
 
 class ProjectCreate(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     model_id: int
     dataset_id: int
     batch: int = Field(1, ge=1, le=1024, description="inference batch size")
@@ -47,6 +49,8 @@ class ProjectCreate(BaseModel):
 
 
 class OptimizeRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     dataset_id: int = Field(description="the calibration dataset")
     subset_percent: float = Field(100, gt=0, le=100, description="Subset Size, percent")
     method: str = Field("default", pattern="^(default|accuracy-aware)$")
@@ -130,7 +134,14 @@ def download_model(request: Request, model_id: int) -> FileResponse:
         if model.state != "ready":
             raise WorkbenchError(f"model {model_id} is {model.state}: there is no file yet", 409)
         name = f"{model.name.replace(' ', '_')}.onnx"
-        return FileResponse(workbench.workspace / model.path, filename=name)
+        path = workbench.workspace / model.path
+        if not path.is_file():
+            raise WorkbenchError(
+                f"the file of model {model.name!r} is missing from the workspace ({model.path}): "
+                "it was deleted outside the workbench; delete the model and upload it again",
+                410,
+            )
+        return FileResponse(path, filename=name)
 
 
 @router.delete("/models/{model_id}", status_code=204)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -65,9 +66,23 @@ def _float(value: str | None, what: str) -> float | None:
     if value is None or value.strip() == "":
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError as error:
         raise WorkbenchError(f"{what} must be a number, not {value[:20]!r}") from error
+    if not math.isfinite(number):
+        raise WorkbenchError(f"{what} must be a finite number, not {value[:20]!r}")
+    return number
+
+
+def _floats(text: str, what: str) -> list[float]:
+    """Comma-separated numbers, e.g. a mean per channel."""
+    numbers = []
+    for part in text.split(","):
+        number = _float(part, what)
+        if number is None:
+            raise WorkbenchError(f"{what} must be numbers separated by commas, not {text[:40]!r}")
+        numbers.append(number)
+    return numbers
 
 
 def _or(value: float | None, default: float) -> float:
@@ -84,6 +99,8 @@ def _scale(text: str) -> float:
         raise WorkbenchError(
             f"the pixel scale must be a number like 1/255 or 1, not {text[:20]!r}"
         ) from error
+    if not math.isfinite(value):
+        raise WorkbenchError(f"the pixel scale must be a finite number, not {text[:20]!r}")
     if value <= 0:
         raise WorkbenchError("the pixel scale must be above 0")
     return value
@@ -162,9 +179,9 @@ def new_project(
         if scale and scale.strip():
             preprocess["scale"] = _scale(scale)
         if mean and mean.strip():
-            preprocess["mean"] = [float(x) for x in mean.split(",")]
+            preprocess["mean"] = _floats(mean, "the mean")
         if std and std.strip():
-            preprocess["std"] = [float(x) for x in std.split(",")]
+            preprocess["std"] = _floats(std, "the standard deviation")
         if color and color.strip():
             preprocess["color"] = color.strip()
         project = workbench.create_project(
@@ -203,8 +220,7 @@ def project_page(request: Request, project_id: int, tab: str = "analyze") -> HTM
             else None
         )
         children = [
-            workbench.project_view(session, workbench.project(session, c))
-            for c in view["children"]
+            workbench.project_view(session, workbench.project(session, c)) for c in view["children"]
         ]
     return page(
         request,
@@ -305,7 +321,9 @@ def optimize(
     except WorkbenchError as error:
         context = _optimize_context(request, project_id)
         return page(
-            request, "optimize.html", {**context, "form": form, "error": error.message},
+            request,
+            "optimize.html",
+            {**context, "form": form, "error": error.message},
             status=error.status,
         )
     return _see(f"/projects/{child['id']}")
@@ -324,8 +342,7 @@ def import_page(request: Request, next: str | None = None) -> HTMLResponse:
     return page(
         request,
         "dataset_import.html",
-        {"next": _safe_next(next, "/datasets"), "types": DATASET_TYPES, "error": None,
-         "form": {}},
+        {"next": _safe_next(next, "/datasets"), "types": DATASET_TYPES, "error": None, "form": {}},
     )
 
 
@@ -350,8 +367,12 @@ def import_dataset(
         return page(
             request,
             "dataset_import.html",
-            {"next": target, "types": DATASET_TYPES, "error": error.message,
-             "form": {"name": name or "", "type": type or ""}},
+            {
+                "next": target,
+                "types": DATASET_TYPES,
+                "error": error.message,
+                "form": {"name": name or "", "type": type or ""},
+            },
             status=error.status,
         )
     separator = "&" if "?" in target else "?"

@@ -3,6 +3,10 @@ projects, start, cancel and retry jobs, and describe all of them as plain dicts.
 
 from __future__ import annotations
 
+import errno
+import json
+import math
+import os
 import re
 import shutil
 import tempfile
@@ -14,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import onnx
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
@@ -29,12 +33,22 @@ from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.jobs import KINDS, end_job, log_path
+from calibench.server.paths import shown, shown_in
 from calibench.server.tasks import model_file, report_file, retry_calibration, stages_for
 
 THIS_MACHINE = "this machine"
 MODEL_SUFFIXES = (".onnx",)
 DATASET_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".npz")
 NAME = re.compile(r"^[\w][\w .()+-]{0,99}$")
+MAX_ID = 2**31 - 1
+"""The largest id a row can have (PostgreSQL's INTEGER); a larger one names no row."""
+LIVE = ("queued", "running")
+EXTERNAL_DATA = (
+    "models with external data files cannot be uploaded; embed the weights: "
+    "onnx.save(model, path, save_as_external_data=False)"
+)
+LEFTOVERS = (("uploads", "upload-*"), ("datasets", ".ds-*.partial"))
+"""What a killed server can leave behind: uploads being received, datasets being imported."""
 PRESET_HELP = {
     "performance": "symmetric activations: the fastest INT8 kernels (the default)",
     "mixed": "asymmetric activations: more accurate for activations that are not centred on "
@@ -80,6 +94,75 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+DISK_FULL_WORDS = ("database or disk is full", "no space left on device", "disk quota exceeded")
+DISK_FULL_SQLSTATE = "53100"
+"""PostgreSQL's disk_full."""
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """Whether the error, or one it was raised from, is a full disk (a file write, SQLite's or
+    PostgreSQL's)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return True
+        original = error.orig if isinstance(error, DBAPIError) else error
+        if getattr(original, "sqlstate", None) == DISK_FULL_SQLSTATE:
+            return True
+        if any(words in str(original).lower() for words in DISK_FULL_WORDS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_refusal(workspace: Path) -> WorkbenchError:
+    try:
+        free = f"{shutil.disk_usage(workspace).free // 1_000_000} MB free"
+    except OSError:
+        free = "free space unknown"
+    return WorkbenchError(f"the workspace disk is full ({free})", 507)
+
+
+def _write_chunk(out: BinaryIO, chunk: bytes) -> None:
+    out.write(chunk)
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Refuse NaN and infinities anywhere in a number, a list or a dict (JSON allows them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise WorkbenchError(f"{what} must be a finite number, not {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{what}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_finite(item, what)
+
+
+def _external_tensors(proto: onnx.ModelProto) -> bool:
+    """Whether any tensor of the model keeps its data in another file."""
+
+    def graph_has(graph: onnx.GraphProto) -> bool:
+        tensors = [*graph.initializer]
+        for sparse in graph.sparse_initializer:
+            tensors += [sparse.values, sparse.indices]
+        if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
+            return True
+        for node in graph.node:
+            for attribute in node.attribute:
+                inner = [attribute.t, *attribute.tensors]
+                if any(t.data_location == onnx.TensorProto.EXTERNAL for t in inner):
+                    return True
+                subgraphs = [attribute.g, *attribute.graphs]
+                if any(graph_has(g) for g in subgraphs if g.ByteSize()):
+                    return True
+        return False
+
+    return graph_has(proto.graph)
+
+
 class Workbench:
     def __init__(
         self,
@@ -108,22 +191,51 @@ class Workbench:
         folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self.workspace / "uploads"))
         path = folder / f"upload{suffix}"
         size = 0
-        with path.open("wb") as out:
-            while chunk := upload.stream.read(1 << 20):
-                size += len(chunk)
-                if size > self.max_upload_bytes:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    raise WorkbenchError(
-                        f"{what} is larger than the upload limit of "
-                        f"{self.max_upload_bytes / 1e6:g} MB (start the server with "
-                        "--max-upload-mb to change it)",
-                        413,
-                    )
-                out.write(chunk)
-        if size == 0:
+        try:
+            with path.open("wb") as out:
+                while chunk := upload.stream.read(1 << 20):
+                    size += len(chunk)
+                    if size > self.max_upload_bytes:
+                        raise WorkbenchError(
+                            f"{what} is larger than the upload limit of "
+                            f"{self.max_upload_bytes / 1e6:g} MB (start the server with "
+                            "--max-upload-mb to change it)",
+                            413,
+                        )
+                    _write_chunk(out, chunk)
+            if size == 0:
+                raise WorkbenchError(f"{what} is empty")
+        except BaseException:  # a full disk, a refusal, a broken connection: nothing stays
             shutil.rmtree(folder, ignore_errors=True)
-            raise WorkbenchError(f"{what} is empty")
+            raise
         return path
+
+    def _shown(self, text: str, upload: Path, called: str, dataset: str | None = None) -> str:
+        """An error's words for the person who uploaded: the upload ``called`` so, no server
+        path."""
+        names = {str(upload): called, str(upload.parent): "the upload's folder"}
+        return shown(text, self.workspace, names, dataset)
+
+    def sweep_leftovers(self, before: float) -> list[Path]:
+        """Remove what a killed server left: uploads being received and datasets being
+        imported, untouched since ``before`` (this server's start), that no live job names."""
+        with self.sessions() as session:
+            live = [
+                json.dumps(d)
+                for d in session.scalars(select(JobRow.description).where(JobRow.state.in_(LIVE)))
+            ]
+        removed = []
+        for folder, pattern in LEFTOVERS:
+            for path in sorted((self.workspace / folder).glob(pattern)):
+                try:
+                    if any(path.name in text for text in live) or _newest(path) >= before:
+                        continue
+                except OSError:  # gone meanwhile, or unreadable: not ours to judge
+                    continue
+                shutil.rmtree(path, ignore_errors=True)
+                if not path.exists():
+                    removed.append(path)
+        return removed
 
     # models -----------------------------------------------------------------------------------
 
@@ -132,11 +244,20 @@ class Workbench:
         try:
             chosen = check_name(name or display_name(upload.filename, "model"), "model")
             try:
+                shallow: onnx.ModelProto | None = onnx.load(str(path), load_external_data=False)
+            except Exception:  # load_model says what is wrong with it
+                shallow = None
+            if shallow is not None and _external_tensors(shallow):
+                raise WorkbenchError(f"{upload.filename[:80]!r} is refused: {EXTERNAL_DATA}")
+            del shallow
+            try:
                 proto = load_model(path)
             except CalibenchError as error:
+                if disk_full(error):
+                    raise disk_full_refusal(self.workspace) from error
                 raise WorkbenchError(
                     f"{upload.filename[:80]!r} is not a usable ONNX model: "
-                    + str(error).replace(str(path), "the file")
+                    + self._shown(str(error), path, "the file")
                 ) from error
             precision, optimizable, reason = model_precision(proto, chosen)
             with self.sessions.begin() as session:
@@ -182,16 +303,18 @@ class Workbench:
                 raise WorkbenchError("the dataset must be an archive or an .npz file", 415)
             folder = f"ds-{uuid.uuid4().hex[:12]}"
             try:
-                result = import_dataset(
-                    path, self.workspace / "datasets", folder, kind or None
-                )
+                result = import_dataset(path, self.workspace / "datasets", folder, kind or None)
             except CalibenchError as error:
+                if disk_full(error):
+                    raise disk_full_refusal(self.workspace) from error
                 raise WorkbenchError(
                     f"{upload.filename[:80]!r} could not be imported: "
-                    + str(error).replace(str(path), "the upload")
+                    + self._shown(str(error), path, "the upload", folder)
                 ) from error
             summary = result.summary()
             summary.pop("path", None)
+            names = {str(path): upload.filename[:200], str(path.parent): "the upload's folder"}
+            summary = shown_in(summary, self.workspace, names, folder)
             summary["source"] = upload.filename[:200]
             summary["name"] = chosen
             try:
@@ -229,6 +352,7 @@ class Workbench:
     ) -> dict[str, Any]:
         settings = inference_settings(batch, streams)
         metric = check_metric(metric)
+        check_finite(preprocess, "preprocess")
         if preprocess:
             try:
                 Preprocess(**preprocess)
@@ -256,6 +380,7 @@ class Workbench:
                     "model": model.path,
                     "name": model.name,
                     "dataset": dataset.path,
+                    "dataset_name": dataset.name,
                     **settings,
                     "seconds": self.perf_seconds,
                     "preprocess": preprocess or None,
@@ -311,6 +436,8 @@ class Workbench:
             raise WorkbenchError(f"unknown method {method[:40]!r}: use default or accuracy-aware")
         if preset not in {p.value for p in Preset}:
             raise WorkbenchError(f"unknown preset {preset[:40]!r}: use performance or mixed")
+        check_finite(subset_percent, "subset_percent")
+        check_finite(max_drop, "max_drop")
         if not 0 < subset_percent <= 100:
             raise WorkbenchError("the subset size must be a percentage above 0 and at most 100")
         with self.sessions.begin() as session:
@@ -392,7 +519,12 @@ class Workbench:
                     "preprocess": preprocess,
                     "metric": metric,
                     "parent_inference": parent.inference,
-                    "names": {"fp32": model.name, "int8": child_name},
+                    "names": {
+                        "fp32": model.name,
+                        "int8": child_name,
+                        "calibration": calibration.name,
+                        "validation": validation.name,
+                    },
                 },
             )
             return self.project_view(session, child)
@@ -438,7 +570,10 @@ class Workbench:
                 )
             if job.state == "queued":
                 end_job(
-                    session, job, "cancelled", "cancelled by the user before it started",
+                    session,
+                    job,
+                    "cancelled",
+                    "cancelled by the user before it started",
                     self.workspace,
                 )
             else:
@@ -482,9 +617,7 @@ class Workbench:
             session.flush()
             session.delete(project)
             session.flush()
-            others = session.scalar(
-                select(func.count()).where(ProjectRow.model_id == model.id)
-            )
+            others = session.scalar(select(func.count()).where(ProjectRow.model_id == model.id))
             drop_model = model.parent_id is not None and not others
             if drop_model:
                 session.delete(model)
@@ -498,10 +631,19 @@ class Workbench:
     def delete_dataset(self, dataset_id: int) -> None:
         with self.sessions.begin() as session:
             dataset = self.dataset(session, dataset_id)
+            _refuse_while_a_job_uses(session, dataset.path, f"dataset {dataset.name!r}")
             _refuse_while_used(
                 _referrers(session, ProjectRow.dataset_id, dataset_id),
                 f"dataset {dataset.name!r} is used by project(s)",
             )
+            calibrated = _calibrated_with(session, dataset_id)
+            if calibrated:
+                raise WorkbenchError(
+                    f"dataset {dataset.name!r} is the calibration dataset of project "
+                    f"{', '.join(map(str, calibrated))} (Retry calibrates with it again): "
+                    "delete that project first",
+                    409,
+                )
             folder = self.workspace / dataset.path
             session.delete(dataset)
         shutil.rmtree(folder, ignore_errors=True)
@@ -509,6 +651,7 @@ class Workbench:
     def delete_model(self, model_id: int) -> None:
         with self.sessions.begin() as session:
             model = self.model(session, model_id)
+            _refuse_while_a_job_uses(session, model.path, f"model {model.name!r}")
             _refuse_while_used(
                 _referrers(session, ProjectRow.model_id, model_id),
                 f"model {model.name!r} is used by project(s)",
@@ -593,10 +736,55 @@ RowT = TypeVar("RowT", ModelRow, DatasetRow, ProjectRow, JobRow)
 
 
 def _row(session: Session, table: type[RowT], row_id: int, what: str) -> RowT:
-    row = session.get(table, row_id)
+    row = session.get(table, row_id) if 0 < row_id <= MAX_ID else None
     if row is None:
         raise WorkbenchError(f"there is no {what} {row_id}", 404)
     return row
+
+
+def _newest(path: Path) -> float:
+    """The latest modification time of a folder or of anything in it."""
+    newest = path.lstat().st_mtime
+    for folder, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            try:
+                newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+            except OSError:
+                continue
+    return newest
+
+
+def _names_path(value: Any, path: str) -> bool:
+    """Whether a job description names ``path`` (relative to the workspace) or a file in it."""
+    if isinstance(value, str):
+        return value == path or value.startswith(path.rstrip("/") + "/")
+    if isinstance(value, dict):
+        return any(_names_path(v, path) for v in value.values())
+    if isinstance(value, list):
+        return any(_names_path(v, path) for v in value)
+    return False
+
+
+def _refuse_while_a_job_uses(session: Session, path: str, what: str) -> None:
+    """A queued or running job reads its inputs by path: they stay until it has ended."""
+    if not path:
+        return
+    jobs = session.scalars(select(JobRow).where(JobRow.state.in_(LIVE)).order_by(JobRow.id))
+    for job in jobs:
+        if _names_path(job.description, path):
+            raise WorkbenchError(
+                f"{what} is used by job {job.id} ({job.state}): wait for it to end or cancel "
+                "it first",
+                409,
+            )
+
+
+def _calibrated_with(session: Session, dataset_id: int) -> list[int]:
+    """The INT8 projects whose calibration dataset this is (a Retry calibrates with it again)."""
+    rows = session.scalars(select(ProjectRow).where(ProjectRow.calibration.is_not(None)))
+    return [
+        p.id for p in rows if ((p.calibration or {}).get("dataset") or {}).get("id") == dataset_id
+    ]
 
 
 def _referrers(session: Session, column: Any, row_id: int) -> list[int]:
@@ -642,9 +830,7 @@ def metric_fits(metric: str | None, dataset: DatasetRow) -> None:
             f"output decoder ({', '.join(m for m in METRICS if m.startswith('map:'))})"
         )
     if dataset.task != "detection" and (metric or "").startswith("map:"):
-        raise WorkbenchError(
-            f"mAP needs a detection dataset; {dataset.name!r} is {dataset.task}"
-        )
+        raise WorkbenchError(f"mAP needs a detection dataset; {dataset.name!r} is {dataset.task}")
 
 
 def inference_settings(batch: int, streams: int) -> dict[str, int]:

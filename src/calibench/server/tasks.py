@@ -18,6 +18,7 @@ from calibench.config import CalibrationConfig, Method
 from calibench.errors import CalibenchError
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs import KINDS, JobContext, JobKind
+from calibench.server.paths import shown
 from calibench.workflow.performance import PerfSettings
 
 if TYPE_CHECKING:
@@ -70,14 +71,15 @@ def _try_lock(handle: Any) -> bool:
 
 
 @contextmanager
-def _named(names: dict[str, str]) -> Iterator[None]:
-    """Errors name the models as the person named them, not by their files in the workspace."""
+def _named(workspace: Path, names: dict[Path, str | None]) -> Iterator[None]:
+    """Errors name the models and datasets as the person named them, not by their files in the
+    workspace; any other file there by its path relative to the workspace."""
     try:
         yield
     except CalibenchError as error:
-        message = str(error)
-        for file, name in names.items():
-            message = message.replace(file, repr(name))
+        message = shown(
+            str(error), workspace, {str(path): repr(name) for path, name in names.items() if name}
+        )
         if message == str(error):
             raise
         raise type(error)(message) from error
@@ -108,10 +110,11 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
     ws = ctx.workspace
     model = ws / inputs["model"]
-    with _named({model.name: inputs.get("name", model.name)}):
+    dataset = ws / inputs["dataset"]
+    with _named(ws, {model: inputs.get("name"), dataset: inputs.get("dataset_name")}):
         report = run_inference(
             model,
-            ws / inputs["dataset"],
+            dataset,
             metric=inputs.get("metric") or None,
             perf=_perf(inputs),
             preprocess=inputs.get("preprocess") or None,
@@ -125,7 +128,8 @@ def run_baseline(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
         report.performance["throughput"],
     )
     ctx.progress("layers", 0, 1)
-    layers = _layers(ctx, model)
+    with _named(ws, {model: inputs.get("name")}):
+        layers = _layers(ctx, model)
     ctx.progress("layers", 1, 1)
     return {"inference": report.to_dict(), "layers": layers}
 
@@ -153,19 +157,26 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
 
     ctx.log.info("calibrating %s with %s", inputs["model"], config.to_dict())
     names = inputs.get("names") or {}
-    with _named({parent.name: names.get("fp32", parent.name)}):
+    datasets = {
+        ws / inputs["dataset"]: names.get("calibration"),
+        validation: names.get("validation"),
+    }
+    with _named(ws, {parent: names.get("fp32"), **datasets}):
         result = _calibrate(ctx, inputs, parent, validation, config, preprocess, metric)
     for note in result.report.notes:
         ctx.log.info("note: %s", note)
     int8 = result.save(ctx.work / "int8.onnx")
-    ctx.log.info("INT8 model written: %d of %d layers in INT8", result.report.int8_layers,
-                 len(result.report.layers))
+    ctx.log.info(
+        "INT8 model written: %d of %d layers in INT8",
+        result.report.int8_layers,
+        len(result.report.layers),
+    )
 
     def on_inference(_: str, done: int, total: int) -> None:
         ctx.progress("inference", done, total)
 
-    shown = {parent.name: names.get("fp32", parent.name), int8.name: names.get("int8", int8.name)}
-    with _named(shown):
+    named = {parent: names.get("fp32"), int8: names.get("int8"), **datasets}
+    with _named(ws, named):
         report = run_inference(
             int8,
             validation,
@@ -177,7 +188,7 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
             timing=measuring(ctx),
         )
     ctx.progress("comparison", 0, 1)
-    with _named(shown), measuring(ctx):
+    with _named(ws, named), measuring(ctx):
         comparison = run_compare(
             parent,
             int8,
@@ -191,9 +202,7 @@ def run_calibration(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
     write_html(comparison, ctx.work / "compare.html")
     ctx.progress("comparison", 1, 1)
     times = {row.name: row.int8_ms for row in comparison.layers}
-    layers = [
-        {**row.to_dict(), "time_ms": times.get(row.name)} for row in result.report.layers
-    ]
+    layers = [{**row.to_dict(), "time_ms": times.get(row.name)} for row in result.report.layers]
     return {
         "calibration": result.report.to_dict(),
         "inference": report.to_dict(),
