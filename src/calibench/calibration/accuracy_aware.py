@@ -20,7 +20,7 @@ the drop is too large, sends the layers that cost the most accuracy back to FP32
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,8 +36,10 @@ from calibench.metrics.base import Metric
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
 from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.memory import default_limit
 from calibench.runtime.profiling import profile_layers
 from calibench.runtime.session import make_session
+from calibench.runtime.spill import SpillList
 
 Built = tuple[QuantPlan, onnx.ModelProto]
 RANKING_SAMPLES = 64
@@ -93,6 +95,29 @@ class AccuracyAwareOutcome:
         }
 
 
+class _Feeds(Sequence[tuple[list[int], dict[str, np.ndarray]]]):
+    """Validation batches as (sample indices, feeds), spilled to disk past the budget."""
+
+    def __init__(self, names: list[str], budget: int | None) -> None:
+        self.names = names
+        self.indices: list[list[int]] = []
+        self.arrays = SpillList(budget)
+
+    def append(self, indices: list[int], feeds: dict[str, np.ndarray]) -> None:
+        self.indices.append(indices)
+        self.arrays.append([feeds[n] for n in self.names])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[list[int], dict[str, np.ndarray]]:  # type: ignore[override]
+        return self.indices[index], dict(zip(self.names, self.arrays[index], strict=True))
+
+    def __iter__(self) -> Iterator[tuple[list[int], dict[str, np.ndarray]]]:
+        for index in range(len(self.indices)):
+            yield self[index]
+
+
 class _Validator:
     """Runs models on the validation samples; remembers FP32's outputs."""
 
@@ -104,17 +129,26 @@ class _Validator:
         indices: list[int],
         batch_size: int,
         threads: int | None,
+        memory_limit: int | None = None,
     ) -> None:
         self.data, self.metric, self.threads = data, metric, threads
         self.names = [o.name for o in fp32.graph.output]
         self.specs = input_specs(fp32)
         reader = BatchReader(data, self.specs, batch_size)
-        self.batches = list(reader.batches(indices))
+        # Inputs and FP32's outputs are kept for every evaluation, in memory up to a quarter of the
+        # memory limit each and on disk beyond it (a detector's outputs alone can be gigabytes).
+        budget = None if memory_limit is None else memory_limit // 4
+        self.batches = _Feeds([s.name for s in self.specs], budget)
+        for batch_indices, feeds in reader.batches(indices):
+            self.batches.append(batch_indices, feeds)
         self.full = 0
         self.ranked = 0
         self.tried: dict[frozenset[str], tuple[float, QuantPlan, onnx.ModelProto, list[str]]] = {}
         """Reverted sets already evaluated on the whole validation set: never twice."""
-        self.reference = self.outputs(fp32)
+        self.reference = SpillList(budget)
+        session = make_session(fp32, threads=threads, lean=True)
+        for _, feeds in self.batches:
+            self.reference.append(session.run(None, feeds))
 
     def outputs(
         self,
@@ -161,7 +195,15 @@ def run_accuracy_aware(
         if config.validation_subset
         else list(range(len(validation)))
     )
-    validator = _Validator(fp32, validation, metric, indices, config.batch_size, threads)
+    validator = _Validator(
+        fp32,
+        validation,
+        metric,
+        indices,
+        config.batch_size,
+        threads,
+        config.memory_limit or default_limit(),
+    )
     fp32_accuracy = validator.accuracy()
     validator.full = 1  # FP32, evaluated once and cached
     assert config.max_drop is not None
