@@ -147,6 +147,7 @@ def _run_default(
     ranges.update({t: ranges[root] for t, root in plan.aliases.items()})
     refine_with_ranges(plan, ranges)
     params = {t: params_for_range(*ranges[t], config.preset) for t in plan.tensors}
+    _check_finite(params, ranges)
     notes: list[str] = _preset_hints(config, stats)
     finish("quantization", start)
 
@@ -214,6 +215,19 @@ def _run_default(
         memory_limit=limit,
         overflow=overflow,
     )
+
+
+def _check_finite(
+    params: dict[str, QuantParams], ranges: dict[str, tuple[float, float]]
+) -> None:
+    """A scale that is not finite would write a model that outputs NaN: stop before writing.
+    Data is checked for NaN/Inf where it enters, so this is a bug, reported as one."""
+    for tensor, p in params.items():
+        if not np.isfinite(p.scale) or p.scale <= 0:
+            raise ArithmeticError(
+                f"the quantization scale of {tensor!r} is {p.scale} (range {ranges.get(tensor)}); "
+                "nothing was written"
+            )
 
 
 def _overflow_note(overflow: dict[str, LayerOverflow], isa: Isa) -> str:

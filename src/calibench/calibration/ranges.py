@@ -13,6 +13,7 @@ import numpy as np
 
 from calibench.calibration.statistics import TensorStats
 from calibench.config import Preset, RangeEstimator
+from calibench.errors import ModelError
 
 MIN_SCALE = 1e-8
 PERCENTILE = 99.99
@@ -77,6 +78,8 @@ def quantize_weights(weight: np.ndarray, axis: int, bits: int = 8) -> tuple[np.n
     """Symmetric per-channel int8, narrow range −127..127 (per-channel absolute maximum);
     ``bits=7``: −63..63, which no u8×s8 pair of products can push past 16 bits."""
     top = (1 << (bits - 1)) - 1
+    if not np.isfinite(weight).all():
+        raise ModelError("the model's weights hold NaN or infinite values: it cannot be quantized")
     moved = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
     absmax = np.abs(moved).max(axis=1).astype(np.float64)
     scale = np.where(absmax > 0, absmax / top, 1.0)

@@ -80,3 +80,12 @@ def test_weights_are_symmetric_narrow_range_per_channel() -> None:
 def test_bias_is_int32_at_input_times_weight_scale() -> None:
     q = quantize_bias(np.array([0.5, -0.25]), 0.01, np.array([0.1, 0.05], dtype=np.float32))
     assert q.dtype == np.int32 and list(q) == [500, -500]
+
+
+def test_weights_that_are_not_finite_are_refused() -> None:
+    from calibench.errors import ModelError
+
+    w = np.ones((2, 3), dtype=np.float32)
+    w[1, 2] = np.nan
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        quantize_weights(w, axis=0)

@@ -7,7 +7,9 @@ from calibench.runtime.spill import SpillList
 
 def test_batches_past_the_budget_go_to_disk_and_come_back_equal() -> None:
     rng = np.random.default_rng(0)
-    batches = [[rng.normal(size=(4, 100)).astype(np.float32), np.arange(3)] for _ in range(5)]
+    batches: list[list[np.ndarray]] = [
+        [rng.normal(size=(4, 100)).astype(np.float32), np.arange(3)] for _ in range(5)
+    ]
     store = SpillList(budget=2 * batches[0][0].nbytes + 100)
     for batch in batches:
         store.append(batch)
