@@ -46,7 +46,7 @@ from calibench.server.service import Upload, Workbench
 from calibench.server.tasks import model_file, report_file
 from tests.server_helpers import alive, reset_postgres
 
-HEAD = "0003"
+HEAD = "0004"
 TABLES = {"models", "datasets", "projects", "jobs"}
 QUICK = 0.2
 """Seconds of performance measurement for jobs that should simply finish."""

@@ -59,7 +59,11 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
         raise ConfigError(f"cannot open the database …{shown[-80:]}: {reason}") from error
     sessions = session_factory(engine)
     workbench = Workbench(
-        sessions, settings.workspace, settings.max_upload_bytes, settings.perf_seconds
+        sessions,
+        settings.workspace,
+        settings.max_upload_bytes,
+        settings.perf_seconds,
+        import_job_bytes=settings.import_job_bytes,
     )
     for path in workbench.sweep_leftovers(started):
         log.info("removed %s, left by a server that stopped", path.relative_to(settings.workspace))

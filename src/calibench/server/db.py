@@ -71,6 +71,9 @@ class DatasetRow(Base):
     samples: Mapped[int] = mapped_column(Integer)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    state: Mapped[str] = mapped_column(String(20), default="ready", server_default="ready")
+    """ready; importing (a large upload being imported by its job, ``summary["job"]``); failed
+    (that job failed or was cancelled: ``summary["error"]`` says why)."""
 
     @property
     def annotated(self) -> bool:

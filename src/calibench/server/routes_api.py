@@ -158,16 +158,38 @@ def list_datasets(request: Request) -> list[dict[str, Any]]:
         return [dataset_view(d) for d in rows]
 
 
-@router.post("/datasets", status_code=201)
+@router.post(
+    "/datasets",
+    status_code=201,
+    responses={
+        202: {
+            "description": "A large upload: the dataset (``state``: ``importing``) with its "
+            "import job under ``job``"
+        }
+    },
+)
 def upload_dataset(
     request: Request,
+    response: Response,
     file: UploadFile = File(...),
     name: str | None = Form(None),
     type: str | None = Form(None),
 ) -> dict[str, Any]:
     """Import a dataset archive (.zip, .tar, .tar.gz, .tgz) or .npz; ``type`` is optional
-    (classification, detection, not-annotated, tensors or one layout's name)."""
-    return _wb(request).add_dataset(Upload(file.file, file.filename or ""), name, type or None)
+    (classification, detection, not-annotated, tensors or one layout's name).
+
+    A small upload is unpacked and checked at once: **201** with the dataset, ``state``
+    ``ready``, its problems in ``summary``. A large one (by default above 64 MB, or whose
+    archive or .npz headers say it unpacks to more) is imported by a job in a worker process:
+    **202** with the dataset, ``state`` ``importing``, and the job under ``job`` (follow it at
+    ``/api/jobs/{id}``: stages unpacking, checking samples, summary). When the job is done the
+    dataset is ``ready`` with its problems; when it fails or is cancelled the dataset is
+    ``failed``, ``error`` says why, and nothing it unpacked is kept. Projects and calibrations
+    on a dataset that is not ready are refused (409)."""
+    view = _wb(request).add_dataset(Upload(file.file, file.filename or ""), name, type or None)
+    if view["state"] == "importing":
+        response.status_code = 202
+    return view
 
 
 @router.get("/datasets/{dataset_id}")

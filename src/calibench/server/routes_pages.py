@@ -174,7 +174,13 @@ def new_project(
                 Upload(dataset_file.file, dataset_file.filename), dataset_name, dataset_type
             )
             dataset_id = str(dataset["id"])
-            imported.append(f"dataset {dataset['name']!r} imported")
+            if dataset["state"] == "importing":
+                imported.append(
+                    f"dataset {dataset['name']!r} is large: it is being imported by job "
+                    f"{dataset['job']['id']}; create the project once it is ready"
+                )
+            else:
+                imported.append(f"dataset {dataset['name']!r} imported")
         preprocess: dict[str, Any] = {}
         if scale and scale.strip():
             preprocess["scale"] = _scale(scale)
@@ -378,7 +384,7 @@ def import_dataset(
     separator = "&" if "?" in target else "?"
     if target.endswith("/optimize"):
         return _see(f"{target}{separator}dataset={dataset['id']}")
-    return _see(f"/datasets/{dataset['id']}")
+    return _see(f"/datasets/{dataset['id']}")  # an import job's progress is shown there
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
@@ -386,7 +392,9 @@ def dataset_page(request: Request, dataset_id: int) -> HTMLResponse:
     workbench = _wb(request)
     with workbench.sessions() as session:
         view = dataset_view(workbench.dataset(session, dataset_id))
-    return page(request, "dataset.html", {"d": view})
+        job = session.get(JobRow, view["job_id"]) if isinstance(view["job_id"], int) else None
+        job_info = job_view(job) if job is not None else None
+    return page(request, "dataset.html", {"d": view, "job": job_info})
 
 
 # models ------------------------------------------------------------------------------------------
@@ -453,6 +461,14 @@ def job_log_fragment(request: Request, job_id: int) -> HTMLResponse:
     with workbench.sessions() as session:
         view = job_view(workbench.job(session, job_id))
     return page(request, "_job_log.html", {"job": view, "log": workbench.job_log(job_id)})
+
+
+@router.get("/fragments/jobs/{job_id}/stages", response_class=HTMLResponse)
+def job_stages_fragment(request: Request, job_id: int) -> HTMLResponse:
+    workbench = _wb(request)
+    with workbench.sessions() as session:
+        view = job_view(workbench.job(session, job_id))
+    return page(request, "_job_stages.html", {"job": view})
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=None)

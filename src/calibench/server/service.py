@@ -9,8 +9,10 @@ import math
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,8 +35,15 @@ from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.jobs import KINDS, end_job, log_path
-from calibench.server.paths import shown, shown_in
-from calibench.server.tasks import model_file, report_file, retry_calibration, stages_for
+from calibench.server.paths import shown
+from calibench.server.tasks import (
+    import_memory_limit,
+    import_summary,
+    model_file,
+    report_file,
+    retry_calibration,
+    stages_for,
+)
 
 THIS_MACHINE = "this machine"
 MODEL_SUFFIXES = (".onnx",)
@@ -43,6 +52,9 @@ NAME = re.compile(r"^[\w][\w .()+-]{0,99}$")
 MAX_ID = 2**31 - 1
 """The largest id a row can have (PostgreSQL's INTEGER); a larger one names no row."""
 LIVE = ("queued", "running")
+IMPORT_JOB_BYTES = 64_000_000
+"""Default threshold above which a dataset upload (its bytes, or what its headers say it unpacks
+to) is imported by a job rather than inside the request."""
 EXTERNAL_DATA = (
     "models with external data files cannot be uploaded; embed the weights: "
     "onnx.save(model, path, save_as_external_data=False)"
@@ -170,11 +182,17 @@ class Workbench:
         workspace: Path,
         max_upload_bytes: int,
         perf_seconds: float = 3.0,
+        import_job_bytes: int = IMPORT_JOB_BYTES,
+        import_memory_bytes: int | None = None,
     ) -> None:
         self.sessions = sessions
         self.workspace = workspace
         self.max_upload_bytes = max_upload_bytes
         self.perf_seconds = perf_seconds
+        self.import_job_bytes = import_job_bytes
+        """Uploads above this (or unpacking to more) are imported by a job."""
+        self.import_memory_bytes = import_memory_bytes or import_memory_limit()
+        """The most private memory an import job's worker may take."""
         for folder in ("models", "datasets", "projects", "jobs", "uploads"):
             (workspace / folder).mkdir(parents=True, exist_ok=True)
 
@@ -288,20 +306,25 @@ class Workbench:
     def add_dataset(
         self, upload: Upload, name: str | None = None, kind: str | None = None
     ) -> dict[str, Any]:
+        """Import a dataset upload. A small one is unpacked and checked here and its dataset is
+        returned ready; a large one (see :meth:`imports_as_job`) is handed to an ``import`` job:
+        its dataset is returned ``importing``, with the job under ``"job"``."""
         if kind and kind not in DATASET_KINDS:
             raise WorkbenchError(
                 f"unknown dataset type {kind[:40]!r}; choose one of {', '.join(DATASET_KINDS)}"
             )
         path = self._receive(upload, DATASET_SUFFIXES, "the dataset")
+        handed_over = False
         try:
             chosen = check_name(name or display_name(upload.filename, "dataset"), "dataset")
-            with self.sessions() as session:
-                taken = session.scalar(select(DatasetRow.id).where(DatasetRow.name == chosen))
-            if taken is not None:
-                raise WorkbenchError(f"a dataset named {chosen!r} exists already", 409)
+            self._refuse_taken(chosen)
             if not (is_archive(path) or path.suffix == ".npz"):
                 raise WorkbenchError("the dataset must be an archive or an .npz file", 415)
             folder = f"ds-{uuid.uuid4().hex[:12]}"
+            if self.imports_as_job(path):
+                view = self._queue_import(path, upload.filename, chosen, folder, kind)
+                handed_over = True
+                return view
             try:
                 result = import_dataset(path, self.workspace / "datasets", folder, kind or None)
             except CalibenchError as error:
@@ -311,12 +334,7 @@ class Workbench:
                     f"{upload.filename[:80]!r} could not be imported: "
                     + self._shown(str(error), path, "the upload", folder)
                 ) from error
-            summary = result.summary()
-            summary.pop("path", None)
-            names = {str(path): upload.filename[:200], str(path.parent): "the upload's folder"}
-            summary = shown_in(summary, self.workspace, names, folder)
-            summary["source"] = upload.filename[:200]
-            summary["name"] = chosen
+            summary = import_summary(result, self.workspace, path, upload.filename, chosen, folder)
             try:
                 with self.sessions.begin() as session:
                     row = DatasetRow(
@@ -326,6 +344,7 @@ class Workbench:
                         format=result.format,
                         samples=result.samples,
                         summary=summary,
+                        state="ready",
                     )
                     session.add(row)
                     session.flush()
@@ -334,10 +353,70 @@ class Workbench:
                 shutil.rmtree(result.path, ignore_errors=True)
                 raise WorkbenchError(f"a dataset named {chosen!r} exists already", 409) from error
         finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
+            if not handed_over:
+                shutil.rmtree(path.parent, ignore_errors=True)
+
+    def _refuse_taken(self, name: str) -> None:
+        with self.sessions() as session:
+            taken = session.scalars(select(DatasetRow).where(DatasetRow.name == name)).first()
+        if taken is None:
+            return
+        why = {
+            "importing": " (its import is still running)",
+            "failed": " (its import failed; delete it to reuse the name)",
+        }.get(taken.state, "")
+        raise WorkbenchError(f"a dataset named {name!r} exists already{why}", 409)
+
+    def imports_as_job(self, upload: Path) -> bool:
+        """Whether an upload is imported by a job: when it is larger than ``import_job_bytes``,
+        or its archive's headers say it unpacks to more (zip and .npz: the members' declared
+        sizes; gzip: its trailer's size). Those take long, and unpacking or loading them must
+        not hold the request nor the server's memory; small ones are ready at once."""
+        size = upload.stat().st_size
+        return max(size, _declared_bytes(upload)) > self.import_job_bytes
+
+    def _queue_import(
+        self, upload: Path, filename: str, name: str, folder: str, kind: str | None
+    ) -> dict[str, Any]:
+        inputs = {
+            "upload": str(upload.relative_to(self.workspace)),
+            "filename": filename[:200],
+            "name": name,
+            "kind": kind or None,
+            "folder": folder,
+            "dataset": f"datasets/{folder}",
+            "memory_limit": self.import_memory_bytes,
+        }
+        try:
+            with self.sessions.begin() as session:
+                row = DatasetRow(
+                    name=name,
+                    path=f"datasets/{folder}",
+                    task="",
+                    format="",
+                    samples=0,
+                    summary={"source": filename[:200], "name": name},
+                    state="importing",
+                )
+                session.add(row)
+                session.flush()
+                job = self._queue(session, None, "import", {**inputs, "dataset_id": row.id})
+                row.summary = {**row.summary, "job": job.id}
+                return {**dataset_view(row), "job": job_view(job)}
+        except IntegrityError as error:  # another upload took the name meanwhile
+            raise WorkbenchError(f"a dataset named {name!r} exists already", 409) from error
 
     def dataset(self, session: Session, dataset_id: int) -> DatasetRow:
         return _row(session, DatasetRow, dataset_id, "dataset")
+
+    def ready_dataset(self, session: Session, dataset_id: int) -> DatasetRow:
+        """A dataset jobs can read: refused in words (409) while it is imported or when its
+        import failed."""
+        dataset = self.dataset(session, dataset_id)
+        refusal = not_ready(dataset)
+        if refusal is not None:
+            raise WorkbenchError(refusal, 409)
+        return dataset
 
     # projects ---------------------------------------------------------------------------------
 
@@ -360,7 +439,7 @@ class Workbench:
                 raise WorkbenchError(f"invalid preprocessing: {error}") from error
         with self.sessions.begin() as session:
             model = self.model(session, model_id)
-            dataset = self.dataset(session, dataset_id)
+            dataset = self.ready_dataset(session, dataset_id)
             metric_fits(metric, dataset)
             if model.state != "ready":
                 raise WorkbenchError(f"model {model.name!r} is not ready ({model.state})", 409)
@@ -442,7 +521,7 @@ class Workbench:
             raise WorkbenchError("the subset size must be a percentage above 0 and at most 100")
         with self.sessions.begin() as session:
             parent = self.project(session, project_id)
-            calibration = self.dataset(session, dataset_id)
+            calibration = self.ready_dataset(session, dataset_id)
             options = self.optimize_options(session, parent)
             if not options["enabled"]:
                 raise WorkbenchError(f"INT8 calibration is not available: {options['reason']}", 409)
@@ -540,11 +619,11 @@ class Workbench:
         return f"{name} ({n})"
 
     def _queue(
-        self, session: Session, project: ProjectRow, kind: str, inputs: dict[str, Any]
+        self, session: Session, project: ProjectRow | None, kind: str, inputs: dict[str, Any]
     ) -> JobRow:
         description = {"inputs": inputs}
         job = JobRow(
-            project_id=project.id,
+            project_id=project.id if project is not None else None,
             kind=kind,
             description=description,
             state="queued",
@@ -586,6 +665,12 @@ class Workbench:
             if job.state not in ("failed", "cancelled"):
                 raise WorkbenchError(
                     f"job {job_id} is {job.state}: only a failed or cancelled job can be retried",
+                    409,
+                )
+            if job.kind == "import":
+                raise WorkbenchError(
+                    f"job {job_id} imported an upload that was removed when it "
+                    f"{job.state}: delete its dataset and import the file again",
                     409,
                 )
             job.state, job.message, job.cancel_requested = "queued", None, False
@@ -733,6 +818,42 @@ class Workbench:
 
 
 RowT = TypeVar("RowT", ModelRow, DatasetRow, ProjectRow, JobRow)
+
+
+def not_ready(dataset: DatasetRow) -> str | None:
+    """Why jobs cannot use this dataset yet (None: they can)."""
+    job = (dataset.summary or {}).get("job")
+    if dataset.state == "importing":
+        return (
+            f"dataset {dataset.name!r} is still being imported (job {job}); use it once that "
+            "job is done"
+        )
+    if dataset.state == "failed":
+        error = (dataset.summary or {}).get("error") or "no reason was recorded"
+        return (
+            f"dataset {dataset.name!r} was not imported (job {job}: {error}); delete it and "
+            "import the file again"
+        )
+    return None
+
+
+def _declared_bytes(path: Path) -> int:
+    """What an upload says it unpacks to, from its headers alone (0 when it says nothing or
+    cannot be read: the import itself then explains what is wrong with it)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return sum(max(0, info.file_size) for info in archive.infolist())
+        lower = path.name.lower()
+        if lower.endswith((".tar.gz", ".tgz")):
+            with path.open("rb") as handle:  # gzip's trailer: the size modulo 2**32, a hint
+                handle.seek(-4, os.SEEK_END)
+                return int.from_bytes(handle.read(4), "little")
+        if lower.endswith(".tar") and tarfile.is_tarfile(path):
+            return path.stat().st_size
+    except (OSError, ValueError, zipfile.BadZipFile, tarfile.TarError, EOFError):
+        return 0
+    return 0
 
 
 def _row(session: Session, table: type[RowT], row_id: int, what: str) -> RowT:
@@ -919,6 +1040,9 @@ def dataset_view(row: DatasetRow) -> dict[str, Any]:
         "format_name": FORMAT_NAMES.get(row.format, row.format),
         "samples": row.samples,
         "summary": row.summary,
+        "state": row.state,
+        "job_id": (row.summary or {}).get("job"),
+        "error": (row.summary or {}).get("error") if row.state == "failed" else None,
         "created_at": _iso(row.created_at),
     }
 
@@ -939,6 +1063,9 @@ def job_view(row: JobRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "project_id": row.project_id,
+        "dataset_id": (row.description or {}).get("inputs", {}).get("dataset_id")
+        if row.kind == "import"
+        else None,
         "kind": row.kind,
         "state": row.state,
         "stage": row.stage,

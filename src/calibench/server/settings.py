@@ -33,6 +33,9 @@ class ServerSettings:
     max_workers: int = 2
     perf_seconds: float = 3.0
     """How long each performance measurement lasts."""
+    import_job_mb: float = 64
+    """A dataset upload larger than this, or an archive declaring more bytes than this once
+    unpacked, is imported by a job in a worker process instead of inside the request."""
 
     @property
     def url(self) -> str:
@@ -41,6 +44,10 @@ class ServerSettings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def import_job_bytes(self) -> int:
+        return int(self.import_job_mb * 1_000_000)
 
     @property
     def loopback_only(self) -> bool:

@@ -1,12 +1,15 @@
-"""The workbench's job kinds: baseline inference, and calibration (INT8 model, its inference and
-its comparison with the parent). Each run function takes only its inputs (paths relative to the
-workspace, plain settings) and writes its files into the job's work folder; its commit moves them
-into place with a rename, in the transaction that marks the job done."""
+"""The workbench's job kinds: baseline inference, calibration (INT8 model, its inference and
+its comparison with the parent), and the import of a large dataset upload. Each run function
+takes only its inputs (paths relative to the workspace, plain settings) and writes its files into
+the job's work folder (an import: into the dataset's staging folder); its commit moves them into
+place (or marks them ready) in the transaction that marks the job done."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import resource
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from calibench.config import CalibrationConfig, Method
-from calibench.errors import CalibenchError
-from calibench.server.db import JobRow, ModelRow, ProjectRow
+from calibench.errors import CalibenchError, DatasetError
+from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.jobs import KINDS, JobContext, JobKind
-from calibench.server.paths import shown
+from calibench.server.paths import shown, shown_in
 from calibench.workflow.performance import PerfSettings
 
 if TYPE_CHECKING:
     from calibench.api import CalibrationResult
+    from calibench.data.import_result import ImportResult
 
 BASELINE_STAGES = ["accuracy", "performance", "layers"]
 DEFAULT_STAGES = ["statistics", "quantization", "bias correction", "inference", "comparison"]
@@ -35,6 +39,7 @@ ACCURACY_AWARE_STAGES = [
     "comparison",
 ]
 _CALIBRATION_STAGES = {"statistics", "quantization", "bias correction"}
+IMPORT_STAGES = ["unpacking", "checking samples", "summary"]
 
 
 def model_file(workspace: Path, model_id: int) -> Path:
@@ -292,10 +297,157 @@ def retry_calibration(session: Session, job: JobRow) -> None:
             model.state = "pending"
 
 
+# dataset import ---------------------------------------------------------------------------------
+
+
+def import_memory_limit() -> int:
+    """The most memory (private data: heap and anonymous mappings) an import job's worker may
+    take: a quarter of the machine's memory, at least 1 GiB. An archive or .npz that needs more
+    fails in words in its worker; the server's own memory is never at stake."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 * 1024**3
+    return max(1024**3, total // 4)
+
+
+def upload_names(workspace: Path, upload: Path, filename: str) -> dict[str, str]:
+    """How messages name an upload: by the name the browser gave, never by its server path."""
+    return {str(upload): filename[:200], str(upload.parent): "the upload's folder"}
+
+
+def import_summary(
+    result: ImportResult, workspace: Path, upload: Path, filename: str, name: str, folder: str
+) -> dict[str, Any]:
+    """A dataset's summary as the pages show it: no server path, its uploaded file's name."""
+    summary = result.summary()
+    summary.pop("path", None)
+    summary = shown_in(summary, workspace, upload_names(workspace, upload, filename), folder)
+    summary["source"] = filename[:200]
+    summary["name"] = name
+    return dict(summary)
+
+
+def run_import(ctx: JobContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Unpack and check a large upload into ``datasets/<folder>`` (built in a hidden staging
+    folder beside it, renamed at the end); the dataset row becomes ready at the commit."""
+    from calibench.data.importer import import_dataset
+
+    ws = ctx.workspace
+    upload = ws / inputs["upload"]
+    filename = str(inputs.get("filename") or "the upload")
+    folder = str(inputs["folder"])
+    limit = int(inputs.get("memory_limit") or import_memory_limit())
+    _limit_memory(limit)
+    ctx.log.info("importing %r (%d bytes) as %r", filename, upload.stat().st_size, inputs["name"])
+    ctx.progress("unpacking", 0, 1)
+
+    def on_checks(done: int, total: int) -> None:
+        ctx.progress("checking samples", done, total)
+
+    try:
+        result = import_dataset(
+            upload, ws / "datasets", folder, inputs.get("kind") or None, progress=on_checks
+        )
+    except (CalibenchError, MemoryError) as error:
+        if _out_of_memory(error):
+            raise DatasetError(
+                f"{filename[:80]!r} could not be imported: it needs more memory than an import "
+                f"may use ({limit // 1_000_000} MB, a quarter of this machine's memory); split "
+                "it into smaller files, or store its arrays uncompressed (np.savez) so that they "
+                "are mapped rather than loaded"
+            ) from error
+        names = upload_names(ws, upload, filename)
+        raise DatasetError(
+            f"{filename[:80]!r} could not be imported: {shown(str(error), ws, names, folder)}"
+        ) from error
+    ctx.progress("summary", 0, 1)
+    summary = import_summary(result, ws, upload, filename, str(inputs["name"]), folder)
+    ctx.log.info(
+        "imported %d samples (%s, %s); %d problem(s)",
+        result.samples,
+        result.task.value,
+        result.format,
+        int((summary.get("problems") or {}).get("count") or 0),
+    )
+    ctx.progress("summary", 1, 1)
+    return {
+        "task": result.task.value,
+        "format": result.format,
+        "samples": result.samples,
+        "summary": summary,
+    }
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    """Whether the error is, or was raised from, a failed allocation."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, MemoryError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _limit_memory(limit: int) -> None:
+    """Cap the worker's private memory (RLIMIT_DATA: heap and anonymous mappings; a memory-
+    mapped file does not count), so an allocation beyond it is a MemoryError, not the machine's
+    memory."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+
+
+def _import_row(session: Session, job: JobRow) -> DatasetRow | None:
+    dataset_id = job.description.get("inputs", {}).get("dataset_id")
+    return session.get(DatasetRow, dataset_id) if isinstance(dataset_id, int) else None
+
+
+def _remove_upload(ws: Path, job: JobRow) -> None:
+    upload = job.description.get("inputs", {}).get("upload")
+    if upload:
+        folder = (ws / upload).parent
+        if folder.parent == ws / "uploads":
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def commit_import(session: Session, job: JobRow, result: dict[str, Any], ws: Path) -> None:
+    dataset = _import_row(session, job)
+    if dataset is None:
+        raise DatasetError("the dataset being imported was deleted meanwhile")
+    if not (ws / dataset.path).is_dir():
+        raise DatasetError("the imported dataset's folder is missing from the workspace")
+    dataset.task, dataset.format = result["task"], result["format"]
+    dataset.samples, dataset.state = int(result["samples"]), "ready"
+    dataset.summary = {**result["summary"], "job": job.id}
+    _remove_upload(ws, job)
+
+
+def abandon_import(session: Session, job: JobRow, ws: Path) -> None:
+    """The import ended without a result: its dataset is failed, with the job's words; what it
+    had unpacked (the staging folder, or a folder a commit that did not finish had renamed into
+    place) and its upload are removed."""
+    folder = str(job.description.get("inputs", {}).get("folder") or "")
+    if folder:
+        datasets = ws / "datasets"
+        for staging in datasets.glob(f".{folder}.*.partial"):
+            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(datasets / folder, ignore_errors=True)
+    _remove_upload(ws, job)
+    dataset = _import_row(session, job)
+    if dataset is not None and dataset.state != "ready":
+        dataset.state = "failed"
+        dataset.summary = {**(dataset.summary or {}), "error": job.message, "job": job.id}
+
+
 KINDS["baseline"] = JobKind(BASELINE_STAGES, run_baseline, commit_baseline, _nothing)
 KINDS["calibration"] = JobKind(
     DEFAULT_STAGES, run_calibration, commit_calibration, abandon_calibration
 )
+KINDS["import"] = JobKind(IMPORT_STAGES, run_import, commit_import, abandon_import)
 
 
 def stages_for(kind: str, description: dict[str, Any]) -> list[str]:
