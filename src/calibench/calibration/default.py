@@ -38,7 +38,7 @@ from calibench.passes.placement import (
 )
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
-from calibench.runtime.memory import RssWatch, default_limit
+from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
 from calibench.runtime.session import make_session
 
 BIAS_CORRECTION_SAMPLES = 64
@@ -98,6 +98,7 @@ def run_default(
         def finish(stage: str, started: float) -> None:
             seconds[stage] = time.perf_counter() - started
             peaks[stage] = watch.take()
+            release_free_memory()  # the next stage's peak is its own, not what this one left
 
         return _run_default(
             model, dataset, config, progress, threads, limit, finish, seconds, peaks

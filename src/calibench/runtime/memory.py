@@ -12,6 +12,8 @@ every few milliseconds; elsewhere they are not measured.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import threading
@@ -97,12 +99,30 @@ class RssWatch:
         return peak
 
 
+def release_free_memory() -> None:
+    """Hand memory freed by earlier stages back to the system (glibc keeps it otherwise), so
+    that the resident set measures what is really in use and a probe's growth shows."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            _libc = False
+    trim = getattr(_libc, "malloc_trim", None) if _libc else None
+    if trim is not None:
+        trim(0)
+
+
+_libc: ctypes.CDLL | bool | None = None
+
+
 def fitting_batch(
     probe: Callable[[], object], limit: int | None, requested: int
 ) -> tuple[int, int | None]:
     """How many samples fit a batch under ``limit``: ``probe`` runs one sample, and the growth
     of the resident memory while it runs is one sample's cost. Returns the batch size (at least
     1, at most ``requested``) and the measured bytes per sample."""
+    release_free_memory()
     start = current_rss()
     if limit is None or start is None:
         probe()
