@@ -6,8 +6,9 @@ sample. So batch sizes come from a budget (default: a quarter of the machine's m
 sample is run first and the growth of the process's peak memory measured; a batch is as many
 samples as the rest of the budget holds.
 
-Peaks per stage come from a thread that samples the resident set (Linux's ``/proc/self/statm``)
-every few milliseconds; elsewhere they are not measured.
+Peaks per stage come from a thread that samples the memory the process holds (resident less
+file-backed pages, from Linux's ``/proc/self/statm``) every few milliseconds; elsewhere they are
+not measured.
 """
 
 from __future__ import annotations
@@ -55,10 +56,14 @@ def parse_size(text: str | int) -> int:
 
 
 def current_rss() -> int | None:
-    """This process's resident memory in bytes (Linux; None elsewhere)."""
+    """The memory this process holds, in bytes: resident pages less file-backed ones (Linux;
+    None elsewhere). A memory-mapped dataset's pages are left out: the kernel drops them when
+    memory runs short, so they cannot exhaust the machine, while a budget that counted them
+    would shrink every batch as the dataset is read."""
     try:
         with open(STATM) as handle:
-            return int(handle.read().split()[1]) * PAGE
+            fields = handle.read().split()
+        return (int(fields[1]) - int(fields[2])) * PAGE
     except (OSError, ValueError, IndexError):
         return None
 
