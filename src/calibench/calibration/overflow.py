@@ -226,7 +226,12 @@ def choose_schemes(
         else:
             x = decision.activation_inputs[0]
             options = {"w7": found.sqnr("w7")}
-            if readers.get(x, 0) == 1 and x not in shared and found.a7_saturated == 0:
+            if (
+                readers.get(x, 0) == 1
+                and x not in shared
+                and found.a7_saturated == 0
+                and _keeps_clip_folded(fp32, x, params_for_range(*ranges[x], preset, bits=7))
+            ):
                 options["a7"] = found.sqnr("a7")
             best = max(options, key=lambda c: options[c])
             lost = (
@@ -257,6 +262,23 @@ def choose_schemes(
         found.scheme = decision.scheme.value
         decision.scheme_note = found.note
     return params
+
+
+def _keeps_clip_folded(fp32: onnx.ModelProto, tensor: str, p7: QuantParams) -> bool:
+    """ORT folds a Clip into the quantizer after it only when the quantizer's range lies within
+    the Clip's: a 7-bit input spans twice the calibrated range, which can pass a ReLU6's 6 and
+    leave the Clip, and the layer before it, in float."""
+    producer = next((n for n in fp32.graph.node if tensor in n.output), None)
+    if producer is None or producer.op_type != "Clip":
+        return True
+    inits = {t.name: t for t in fp32.graph.initializer}
+    top: float | None = None
+    if len(producer.input) > 2 and producer.input[2] in inits:
+        top = float(onnx.numpy_helper.to_array(inits[producer.input[2]]))
+    for attribute in producer.attribute:
+        if attribute.name == "max":
+            top = attribute.f
+    return top is None or p7.high <= top
 
 
 def _measure_layer(
