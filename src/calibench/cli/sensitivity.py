@@ -11,6 +11,7 @@ from typing import Any
 
 from calibench.cli.common import (
     add_preprocess_options,
+    positive_int,
     preprocess_options,
     progress_bars,
     wide_console,
@@ -18,6 +19,7 @@ from calibench.cli.common import (
 from calibench.config import CalibrationConfig, Subset
 from calibench.errors import ConfigError
 from calibench.runtime.isa import ISA_CHOICES
+from calibench.runtime.memory import parse_size
 
 
 def register(sub: Any) -> None:
@@ -45,10 +47,13 @@ def register(sub: Any) -> None:
         help="the ISA class the model will run on (default: this CPU)",
     )
     sens.add_argument("--keep-fp32", action="append", default=[], metavar="PATTERN")
-    sens.add_argument("--batch-size", type=int, default=8)
-    sens.add_argument("--threads", type=int)
+    sens.add_argument("--memory-limit", metavar="SIZE", help="e.g. 4G (default: a quarter of RAM)")
+    sens.add_argument("--batch-size", type=positive_int, default=8)
+    sens.add_argument("--threads", type=positive_int)
     sens.add_argument("--workspace", type=Path)
-    sens.add_argument("--top", type=int, default=25, help="rows shown in the table (default 25)")
+    sens.add_argument(
+        "--top", type=positive_int, default=25, help="rows shown in the table (default 25)"
+    )
     sens.add_argument("--json", action="store_true", help="print the ranking as JSON")
     sens.add_argument("--html", type=Path, help="write the ranking with a chart to this file")
     sens.add_argument("--quiet", "-q", action="store_true")
@@ -73,6 +78,7 @@ def sensitivity_command(args: argparse.Namespace) -> int:
         validation_subset=Subset.parse(args.validation_subset) if args.validation_subset else None,
         isa=args.isa,
         keep_fp32=tuple(args.keep_fp32),
+        memory_limit=parse_size(args.memory_limit) if args.memory_limit else None,
     )
     model = load_model(args.model)
     check_eligible(model, args.model.name)
