@@ -35,7 +35,7 @@ from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
-from calibench.runtime.inputs import BatchReader, input_specs
+from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.memory import default_limit
 from calibench.runtime.profiling import profile_layers
 from calibench.runtime.session import make_session
@@ -135,6 +135,8 @@ class _Validator:
         self.names = [o.name for o in fp32.graph.output]
         self.specs = input_specs(fp32)
         reader = BatchReader(data, self.specs, batch_size)
+        reference = make_session(fp32, threads=threads, lean=True)
+        reader = fit_reader(reader, indices, lambda f: reference.run(None, f), memory_limit)
         # Inputs and FP32's outputs are kept for every evaluation, in memory up to a quarter of the
         # memory limit each and on disk beyond it (a detector's outputs alone can be gigabytes).
         budget = None if memory_limit is None else memory_limit // 4
@@ -146,9 +148,8 @@ class _Validator:
         self.tried: dict[frozenset[str], tuple[float, QuantPlan, onnx.ModelProto, list[str]]] = {}
         """Reverted sets already evaluated on the whole validation set: never twice."""
         self.reference = SpillList(budget)
-        session = make_session(fp32, threads=threads, lean=True)
         for _, feeds in self.batches:
-            self.reference.append(session.run(None, feeds))
+            self.reference.append(reference.run(None, feeds))
 
     def outputs(
         self,
@@ -156,7 +157,7 @@ class _Validator:
         batches: Sequence[Any] | None = None,
         threads: int | None = None,
     ) -> list[list[np.ndarray]]:
-        session = make_session(model, threads=threads or self.threads)
+        session = make_session(model, threads=threads or self.threads, lean=True)
         return [session.run(None, feeds) for _, feeds in (batches or self.batches)]
 
     def accuracy(self, model: onnx.ModelProto | None = None) -> float:
