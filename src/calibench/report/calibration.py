@@ -88,10 +88,12 @@ class CalibrationReport:
             + f". Time: {stages}."
         )
         if self.isa:
-            how = "this CPU" if self.isa["detected"] else "given with --isa"
-            console.print(
-                f"Calibrated for: {self.isa['label']} ({how}; this CPU: {self.isa['host']})."
+            where = (
+                f"this CPU: {self.isa['host']}"
+                if self.isa["detected"]
+                else f"given with --isa; this CPU: {self.isa['host']}"
             )
+            console.print(f"Calibrated for: {self.isa['label']} ({where}).")
         for note in self.notes:
             console.print(f"Note: {note}")
         if self.kernel_check:
