@@ -77,3 +77,24 @@ def assert_matches_torch(
             f"(shape {actual.shape} vs {expected.shape}, max |diff| {max_diff:.3g} > {atol})"
         )
     return max_diff
+
+
+def export_image_classifier(model: torch.nn.Module, out_path: Path, size: int = 224) -> Path:
+    """Export an ImageNet classifier (input "input" [batch,3,size,size], output "logits"
+    [batch,classes]) and check it against torch; an unverified file is never left behind for a
+    cache to pick up."""
+    export_onnx(
+        model,
+        (torch.zeros(1, 3, size, size),),
+        out_path,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    sample = np.random.default_rng(0).standard_normal((2, 3, size, size), dtype=np.float32)
+    try:
+        assert_matches_torch(model, out_path, {"input": sample}, atol=1e-4)
+    except AssertionError:
+        out_path.unlink()
+        raise
+    return out_path

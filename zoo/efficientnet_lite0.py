@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo._onnx import assert_matches_torch, export_onnx
+from zoo._onnx import export_image_classifier
 
 MEAN = 127.0
 STD = 128.0
@@ -48,20 +48,4 @@ def build_efficientnet_lite0(out_path: Path) -> Path:
     out_path = Path(out_path)
     if out_path.exists():
         return out_path
-    model = load_pretrained()
-    export_onnx(
-        model,
-        (torch.zeros(1, 3, 224, 224),),
-        out_path,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    rng = np.random.default_rng(0)
-    sample = rng.standard_normal((2, 3, 224, 224), dtype=np.float32)
-    try:
-        assert_matches_torch(model, out_path, {"input": sample}, atol=1e-4)
-    except AssertionError:
-        out_path.unlink()
-        raise
-    return out_path
+    return export_image_classifier(load_pretrained(), out_path)

@@ -150,6 +150,7 @@ def calibrate(
 
     reasons = {d.name: d.reason for d in plan.layers.values()}
     rows, runtime = layer_table(int8, reasons)
+    cpu = host_cpu()
     describe = getattr(data, "describe", None)
     report = CalibrationReport(
         model=name,
@@ -168,17 +169,15 @@ def calibrate(
             "target": outcome.isa.value,
             "label": outcome.isa.label,
             "detected": outcome.isa_detected,
-            "host": host_cpu().describe(),
-            "host_cpu": host_cpu().to_dict(),
+            "host": cpu.describe(),
+            "host_cpu": cpu.to_dict(),
         },
         kernel_check=check.to_dict(),
         memory={
             "limit_mb": round((outcome.memory_limit or 0) / 2**20),
             "peak_mb": {k: round(v / 2**20) for k, v in outcome.stage_peaks.items()},
         },
-        overflow=[
-            f.to_dict() for f in outcome.overflow.values() if plan.layers[f.name].int8
-        ],
+        overflow=[f.to_dict() for f in outcome.overflow.values() if plan.layers[f.name].int8],
     )
     return CalibrationResult(int8, report)
 

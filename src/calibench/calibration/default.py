@@ -156,7 +156,8 @@ def _run_default(
     if isa.saturates:
         start = time.perf_counter()
         step = max(1, len(indices) // OVERFLOW_SAMPLES)
-        measured_on = [i for i in indices[::step] if i not in set(reader.skipped)]
+        unreadable = set(reader.skipped)
+        measured_on = [i for i in indices[::step] if i not in unreadable]
         overflow = measure_overflow(
             fp32,
             plan,
@@ -218,9 +219,7 @@ def _run_default(
     )
 
 
-def _check_finite(
-    params: dict[str, QuantParams], ranges: dict[str, tuple[float, float]]
-) -> None:
+def _check_finite(params: dict[str, QuantParams], ranges: dict[str, tuple[float, float]]) -> None:
     """A scale that is not finite would write a model that outputs NaN: stop before writing.
     Data is checked for NaN/Inf where it enters, so this is a bug, reported as one."""
     for tensor, p in params.items():
@@ -265,7 +264,7 @@ def _preset_hints(config: CalibrationConfig, stats: dict[str, TensorStats]) -> l
     ]
 
 
-def _reference_outputs(
+def reference_outputs(
     fp32: onnx.ModelProto,
     reader: BatchReader,
     indices: list[int],
@@ -291,7 +290,7 @@ def _keep_helpful_shifts(
     memory_limit: int | None = None,
 ) -> tuple[dict[str, np.ndarray], onnx.ModelProto, list[str]]:
     """Apply the corrections as deep as they improve the outputs on the calibration data."""
-    batches, expected = _reference_outputs(fp32, reader, indices, threads, memory_limit)
+    batches, expected = reference_outputs(fp32, reader, indices, threads, memory_limit)
     best: tuple[float, dict[str, np.ndarray], onnx.ModelProto] | None = None
     scores = []
     order = [node.name for node in fp32.graph.node]

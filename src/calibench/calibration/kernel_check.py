@@ -111,7 +111,7 @@ def check_kernels(
             ranges,
             preset,
             reader,
-            list(indices)[:SAMPLES],
+            chosen,
             threads=threads,
             candidates=False,
             memory_limit=memory_limit,
@@ -137,11 +137,7 @@ def check_kernels(
             f"exact INT8 arithmetic: output SQNR {check.host_sqnr_db:.1f} dB against it, while "
             f"quantization itself is at {check.quantization_sqnr_db:.1f} dB against FP32, on "
             f"{check.samples} calibration samples{where}"
-            + (
-                f" — recalibrate with --isa {host.value if host is not Isa.OTHER else 'avx2'}"
-                if host != isa
-                else ""
-            )
+            + (f" — recalibrate with --isa {host.advice}" if host != isa else "")
         )
     elif isa.saturates and names:
         check.warnings.append(

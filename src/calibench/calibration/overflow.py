@@ -159,6 +159,12 @@ def measure_overflow(
     found = {d.name: LayerOverflow(d.name, d.op_type) for d in layers}
     names = list(wanted)
     reader = fit_reader(reader, indices, lambda feeds: session.run(names, feeds), memory_limit)
+    prepared: dict[tuple[str, tuple[int, ...]], _WeightSide] = {}
+    seven_bit = {
+        d.activation_inputs[0]: params_for_range(*ranges[x], preset, bits=7)
+        for d in layers
+        if (x := d.activation_inputs[0]) in ranges
+    }
     done = 0
     for batch_indices, feeds in reader.batches(indices):
         values = dict(zip(names, session.run(names, feeds), strict=True))
@@ -174,7 +180,8 @@ def measure_overflow(
                     values[f"{x}::q"][row : row + 1],
                     values[float_name][row : row + 1],
                     params[x],
-                    params_for_range(*ranges[x], preset, bits=7) if x in ranges else params[x],
+                    seven_bit.get(x, params[x]),
+                    prepared,
                     candidates,
                 )
         done += len(batch_indices)
@@ -212,6 +219,7 @@ def choose_schemes(
     for output in fp32.graph.output:
         readers[output.name] = readers.get(output.name, 0) + 1
     shared = set(plan.aliases) | set(plan.aliases.values())
+    clip_tops = _clip_tops(fp32)
     for name, found in measured.items():
         decision = plan.layers[name]
         if decision.scheme_note is not None:
@@ -230,7 +238,7 @@ def choose_schemes(
                 readers.get(x, 0) == 1
                 and x not in shared
                 and found.a7_saturated == 0
-                and _keeps_clip_folded(fp32, x, params_for_range(*ranges[x], preset, bits=7))
+                and _keeps_clip_folded(clip_tops, x, params_for_range(*ranges[x], preset, bits=7))
             ):
                 options["a7"] = found.sqnr("a7")
             best = max(options, key=lambda c: options[c])
@@ -264,21 +272,73 @@ def choose_schemes(
     return params
 
 
-def _keeps_clip_folded(fp32: onnx.ModelProto, tensor: str, p7: QuantParams) -> bool:
+def _clip_tops(fp32: onnx.ModelProto) -> dict[str, float | None]:
+    """Output tensor → the maximum of the Clip that writes it (None: no maximum)."""
+    inits = {t.name: t for t in fp32.graph.initializer}
+    tops: dict[str, float | None] = {}
+    for node in fp32.graph.node:
+        if node.op_type != "Clip" or not node.output:
+            continue
+        top: float | None = None
+        if len(node.input) > 2 and node.input[2] in inits:
+            top = float(onnx.numpy_helper.to_array(inits[node.input[2]]))
+        for attribute in node.attribute:
+            if attribute.name == "max":
+                top = attribute.f
+        tops[node.output[0]] = top
+    return tops
+
+
+def _keeps_clip_folded(clip_tops: dict[str, float | None], tensor: str, p7: QuantParams) -> bool:
     """ORT folds a Clip into the quantizer after it only when the quantizer's range lies within
     the Clip's: a 7-bit input spans twice the calibrated range, which can pass a ReLU6's 6 and
     leave the Clip, and the layer before it, in float."""
-    producer = next((n for n in fp32.graph.node if tensor in n.output), None)
-    if producer is None or producer.op_type != "Clip":
-        return True
-    inits = {t.name: t for t in fp32.graph.initializer}
-    top: float | None = None
-    if len(producer.input) > 2 and producer.input[2] in inits:
-        top = float(onnx.numpy_helper.to_array(inits[producer.input[2]]))
-    for attribute in producer.attribute:
-        if attribute.name == "max":
-            top = attribute.f
+    top = clip_tops.get(tensor)
     return top is None or p7.high <= top
+
+
+_WeightSide = tuple[
+    ConvGeometry | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
+
+def _weight_side(
+    decision: LayerDecision,
+    node: onnx.NodeProto,
+    weights: dict[str, np.ndarray],
+    input_shape: tuple[int, ...],
+) -> _WeightSide:
+    """A layer's float, 8-bit and 7-bit weight columns, their scales and bias, per group."""
+    weight = weights[node.input[1]].astype(np.float32)
+    bias = weights.get(node.input[2]) if len(node.input) > 2 else None
+    axis = decision.weight_axis
+    q8, s8 = quantize_weights(weight, axis, decision.scheme.weight_bits)
+    q7, s7 = quantize_weights(weight, axis, 7)
+    geometry: ConvGeometry | None = None
+    if decision.op_type == "Conv":
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        geometry = ConvGeometry.from_attributes(
+            attrs, weight.shape, (input_shape[2], input_shape[3])
+        )
+        cols_f = conv_columns(weight, geometry.group)
+        cols8 = conv_columns(q8, geometry.group)
+        cols7 = conv_columns(q7, geometry.group)
+        per = weight.shape[0] // geometry.group
+        scales8 = s8.reshape(geometry.group, per)
+        scales7 = s7.reshape(geometry.group, per)
+    else:
+        transposed = decision.op_type == "Gemm" and axis == 0
+        cols_f = (weight.T if transposed else weight)[None]
+        cols8 = (q8.T if transposed else q8)[None]
+        cols7 = (q7.T if transposed else q7)[None]
+        scales8, scales7 = s8[None], s7[None]
+    outputs = cols_f.shape[0] * cols_f.shape[2]
+    per_bias = (
+        np.broadcast_to(bias.astype(np.float64).reshape(-1), (outputs,))
+        if bias is not None and bias.size == outputs
+        else np.zeros(outputs)
+    ).reshape(cols_f.shape[0], -1)
+    return geometry, cols_f, cols8, cols7, scales8, scales7, per_bias
 
 
 def _measure_layer(
@@ -290,40 +350,23 @@ def _measure_layer(
     x_float: np.ndarray,
     p8: QuantParams,
     p7: QuantParams,
+    prepared: dict[tuple[str, tuple[int, ...]], _WeightSide],
     candidates: bool = True,
 ) -> None:
-    """``p8``: the input's params as planned; ``p7``: its 7-bit candidate."""
-    weight = weights[node.input[1]].astype(np.float32)
-    bias = weights.get(node.input[2]) if len(node.input) > 2 else None
-    axis = decision.weight_axis
-    q8, s8 = quantize_weights(weight, axis, decision.scheme.weight_bits)
-    q7, s7 = quantize_weights(weight, axis, 7)
-    if decision.op_type == "Conv":
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        geometry = ConvGeometry.from_attributes(attrs, weight.shape, x_q.shape[2:4])
+    """``p8``: the input's params as planned; ``p7``: its 7-bit candidate. The weight side,
+    the same for every sample, is prepared once per layer and input shape in ``prepared``."""
+    key = (decision.name, x_q.shape[1:])
+    if key not in prepared:
+        prepared[key] = _weight_side(decision, node, weights, x_q.shape)
+    geometry, cols_f, cols8, cols7, scales8, scales7, per_bias = prepared[key]
+    if geometry is not None:
         rows_q = conv_rows(x_q, geometry, p8.zero_point)
         rows_f = conv_rows(x_float.astype(np.float32), geometry, 0.0)
-        cols_f = conv_columns(weight, geometry.group)
-        cols8 = conv_columns(q8, geometry.group)
-        cols7 = conv_columns(q7, geometry.group)
-        per = weight.shape[0] // geometry.group
-        scales8 = s8.reshape(geometry.group, per)
-        scales7 = s7.reshape(geometry.group, per)
     else:
         k = x_q.shape[-1]
         rows_q = x_q.reshape(1, -1, k)
         rows_f = x_float.reshape(1, -1, k).astype(np.float32)
-        transposed = decision.op_type == "Gemm" and axis == 0
-        cols_f = (weight.T if transposed else weight)[None]
-        cols8 = (q8.T if transposed else q8)[None]
-        cols7 = (q7.T if transposed else q7)[None]
-        scales8, scales7 = s8[None], s7[None]
     groups = rows_q.shape[0]
-    per_bias = (
-        np.broadcast_to(bias.astype(np.float64).reshape(-1), (cols_f.shape[0] * cols_f.shape[2],))
-        if bias is not None and bias.size == cols_f.shape[0] * cols_f.shape[2]
-        else np.zeros(cols_f.shape[0] * cols_f.shape[2])
-    ).reshape(groups, -1)
     for g in range(groups):
         a_raw = rows_q[g].astype(np.int64)
         centred = (a_raw - p8.zero_point).astype(np.float64)

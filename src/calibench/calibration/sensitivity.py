@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 
 from calibench.calibration.bias_correction import output_sqnr
-from calibench.calibration.default import ProgressCallback, run_default
+from calibench.calibration.default import ProgressCallback, reference_outputs, run_default
 from calibench.config import CalibrationConfig
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
@@ -60,9 +60,7 @@ def revert_each(
     results: dict[str, float] = {}
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(max_workers=count) as pool:
-        for done, (name, value) in enumerate(
-            pool.map(lambda n: (n, run(n)), candidates), start=1
-        ):
+        for done, (name, value) in enumerate(pool.map(lambda n: (n, run(n)), candidates), start=1):
             results[name] = score(value)
             if progress:
                 progress(done, len(candidates))
@@ -157,14 +155,13 @@ def run_sensitivity(
         if config.validation_subset
         else list(range(min(len(validation), SAMPLES)))
     )
-    batches = list(BatchReader(validation, input_specs(fp32), config.batch_size).batches(indices))
+    reader = BatchReader(validation, input_specs(fp32), config.batch_size)
+    batches, reference = reference_outputs(fp32, reader, indices, threads, default.memory_limit)
     names = [o.name for o in fp32.graph.output]
 
     def outputs(candidate: onnx.ModelProto, workers: int | None = None) -> list[list[np.ndarray]]:
-        session = make_session(candidate, threads=workers or threads)
+        session = make_session(candidate, threads=workers or threads, lean=True)
         return [session.run(None, feeds) for _, feeds in batches]
-
-    reference = outputs(fp32)
 
     def score_outputs(outs: list[list[np.ndarray]]) -> float:
         if metric is None:

@@ -46,6 +46,11 @@ class Isa(str, Enum):
         return self in (Isa.AVX512, Isa.AVX2, Isa.OTHER)
 
     @property
+    def advice(self) -> str:
+        """The ``--isa`` value to recalibrate for a CPU of this class."""
+        return self.value if self is not Isa.OTHER else Isa.AVX2.value
+
+    @property
     def label(self) -> str:
         return {
             Isa.AMX: "AMX",
@@ -188,10 +193,9 @@ def mismatch_warning(model_isa: str | None, host: Isa) -> str | None:
     except ValueError:
         return None
     if host.saturates and not calibrated.saturates:
-        advice = host.value if host is not Isa.OTHER else "avx2"
         return (
             f"this model was calibrated for {calibrated.label}; this CPU has {host.label}: "
             "ONNX Runtime's INT8 kernels can saturate here and lose accuracy — recalibrate "
-            f"with --isa {advice}"
+            f"with --isa {host.advice}"
         )
     return None

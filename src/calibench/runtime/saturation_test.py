@@ -70,6 +70,43 @@ def test_depthwise_convolutions_are_exact() -> None:
     assert not error.any()
 
 
+def _qdq_model(
+    layer: onnx.NodeProto,
+    stored: np.ndarray,
+    w_zero: np.ndarray,
+    w_axis: int,
+    zp: int,
+    shape: tuple[int, ...],
+    s_out: float,
+    z_out: int,
+) -> onnx.ModelProto:
+    """uint8 input → DequantizeLinear → ``layer`` (reading "xd" and weights "wd", writing "c")
+    → QuantizeLinear → uint8 output, with per-channel weights of scale 1."""
+    inits = [
+        numpy_helper.from_array(stored, "w"),
+        numpy_helper.from_array(w_zero, "wz"),
+        numpy_helper.from_array(np.ones(w_zero.size, np.float32), "ws"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "s"),
+        numpy_helper.from_array(np.array(zp, np.uint8), "z"),
+        numpy_helper.from_array(np.array(s_out, np.float32), "so"),
+        numpy_helper.from_array(np.array(z_out, np.uint8), "zo"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=w_axis),
+        layer,
+        helper.make_node("QuantizeLinear", ["c", "so", "zo"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
 def _qdq_conv(
     w: np.ndarray,
     zp: int,
@@ -81,34 +118,12 @@ def _qdq_conv(
 ) -> onnx.ModelProto:
     cout = w.shape[0]
     if unsigned_weights:
-        stored = numpy_helper.from_array((w.astype(np.int16) + 128).astype(np.uint8), "w")
-        zero = numpy_helper.from_array(np.full(cout, 128, np.uint8), "wz")
+        stored = (w.astype(np.int16) + 128).astype(np.uint8)
+        zero = np.full(cout, 128, np.uint8)
     else:
-        stored = numpy_helper.from_array(w, "w")
-        zero = numpy_helper.from_array(np.zeros(cout, np.int8), "wz")
-    inits = [
-        stored,
-        zero,
-        numpy_helper.from_array(np.ones(cout, np.float32), "ws"),
-        numpy_helper.from_array(np.array(1.0, np.float32), "s"),
-        numpy_helper.from_array(np.array(zp, np.uint8), "z"),
-        numpy_helper.from_array(np.array(s_out, np.float32), "so"),
-        numpy_helper.from_array(np.array(z_out, np.uint8), "zo"),
-    ]
-    nodes = [
-        helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xd"]),
-        helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
-        helper.make_node("Conv", ["xd", "wd"], ["c"], **geometry),
-        helper.make_node("QuantizeLinear", ["c", "so", "zo"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.UINT8, list(shape))],
-        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        stored, zero = w, np.zeros(cout, np.int8)
+    conv = helper.make_node("Conv", ["xd", "wd"], ["c"], **geometry)
+    return _qdq_model(conv, stored, zero, 0, zp, shape, s_out, z_out)
 
 
 CASES = [
@@ -155,36 +170,13 @@ def _qdq_matmul(
 ) -> onnx.ModelProto:
     """DQ → Gemm (transB=1, weights N×K) or MatMul (weights K×N) → Q."""
     n = w.shape[0] if op == "Gemm" else w.shape[1]
-    inits = [
-        numpy_helper.from_array(w, "w"),
-        numpy_helper.from_array(np.zeros(n, np.int8), "wz"),
-        numpy_helper.from_array(np.ones(n, np.float32), "ws"),
-        numpy_helper.from_array(np.array(1.0, np.float32), "s"),
-        numpy_helper.from_array(np.array(zp, np.uint8), "z"),
-        numpy_helper.from_array(np.array(s_out, np.float32), "so"),
-        numpy_helper.from_array(np.array(z_out, np.uint8), "zo"),
-    ]
     layer = (
         helper.make_node("Gemm", ["xd", "wd"], ["c"], transB=1)
         if op == "Gemm"
         else helper.make_node("MatMul", ["xd", "wd"], ["c"])
     )
-    nodes = [
-        helper.make_node("DequantizeLinear", ["x", "s", "z"], ["xd"]),
-        helper.make_node(
-            "DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0 if op == "Gemm" else 1
-        ),
-        layer,
-        helper.make_node("QuantizeLinear", ["c", "so", "zo"], ["y"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.UINT8, list(shape))],
-        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    axis = 0 if op == "Gemm" else 1
+    return _qdq_model(layer, w, np.zeros(n, np.int8), axis, zp, shape, s_out, z_out)
 
 
 @needs_avx2_cpu
