@@ -42,3 +42,13 @@ class KernelCheckError(CalibenchError):
     """``--strict``: the integer kernels do not compute what the model was calibrated for."""
 
     exit_code = 6
+
+
+class WorkbenchError(CalibenchError):
+    """A request the web workbench refuses: the words to show and the HTTP status to answer
+    with (the exception handlers turn it into an error page or ``{"detail": ...}``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status

@@ -6,7 +6,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from calibench.errors import NotEligibleError
-from calibench.model.eligibility import check_eligible
+from calibench.model.eligibility import Eligibility, Precision, check_eligible, eligibility
 from calibench.model.load import DERIVED_KEY
 from zoo.nlp import build_tiny_transformer
 
@@ -64,3 +64,26 @@ def test_derived_model_is_refused() -> None:
     helper.set_model_props(model, {DERIVED_KEY: "resnet.onnx"})
     with pytest.raises(NotEligibleError, match="derived from resnet.onnx"):
         check_eligible(model)
+
+
+def test_eligibility_says_the_precision_as_data() -> None:
+    assert eligibility(_model("y = Relu(x)")) == Eligibility(Precision.FP32, False, False, None)
+    half = _model("y = Add(x, c)", inits="<float c = {1.0}>")
+    half.graph.initializer[0].CopyFrom(
+        numpy_helper.from_array(np.array([1.0], dtype=np.float16), "c")
+    )
+    assert eligibility(half).precision is Precision.FP16
+    quantized = _model(
+        "q = QuantizeLinear(x, s)\n y = DequantizeLinear(q, s)", inits="<float s = {0.1}>"
+    )
+    assert eligibility(quantized).precision is Precision.INT8
+    derived = _model("y = Relu(x)")
+    helper.set_model_props(derived, {DERIVED_KEY: "resnet.onnx"})
+    found = eligibility(derived)
+    assert (found.precision, found.derived, found.eligible) == (Precision.INT8, True, False)
+
+
+def test_an_nlp_model_is_fp32_but_not_eligible(tmp_path: Path) -> None:
+    found = eligibility(onnx.load(str(build_tiny_transformer(tmp_path / "nlp.onnx"))))
+    assert (found.precision, found.nlp, found.eligible) == (Precision.FP32, True, False)
+    assert found.reason is not None and found.reason.startswith("INT8 calibration is not")
