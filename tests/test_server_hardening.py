@@ -26,11 +26,12 @@ from onnx import TensorProto, helper
 from sqlalchemy.exc import OperationalError
 
 from calibench.errors import DatasetError
-from calibench.server import service
+from calibench.server.web import uploads
 from calibench.server.app import create_app
 from calibench.server.db import JobRow, make_engine
 from calibench.server.migrate import upgrade
-from calibench.server.service import Workbench
+from calibench.server.web.datasets import service as datasets
+from calibench.server.web.workbench import Workbench
 from calibench.server.settings import ServerSettings
 from tests.server_helpers import reset_postgres
 
@@ -300,7 +301,7 @@ def _full(*_: Any, **__: Any) -> None:
 def test_a_full_disk_is_507_for_writes_and_reads_keep_working(
     idle: Idle, tiny_cnn_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "_write_chunk", _full)
+    monkeypatch.setattr(uploads, "_write_chunk", _full)
     detail = refused(post_model(idle.client, tiny_cnn_path.read_bytes(), "more"), 507)
     assert detail.startswith("the workspace disk is full (") and detail.endswith("MB free)")
     refused(post_dataset(idle.client, npz_bytes(), "more"), 507)
@@ -329,8 +330,8 @@ def test_a_full_disk_is_507_for_writes_and_reads_keep_working(
         except OSError as error:
             raise DatasetError(f"cannot create a folder in datasets ({error})") from error
 
-    monkeypatch.setattr(service, "_write_chunk", lambda out, chunk: out.write(chunk))
-    monkeypatch.setattr(service, "import_dataset", import_full)
+    monkeypatch.setattr(uploads, "_write_chunk", lambda out, chunk: out.write(chunk))
+    monkeypatch.setattr(datasets, "import_dataset", import_full)
     page = idle.client.post(
         "/datasets/import",
         data={"csrf_token": _csrf(idle.client), "name": "more"},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -56,33 +55,42 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from calibench.server.app import create_app
-    from calibench.server.settings import ServerSettings, is_loopback, server_token
+    from pydantic import ValidationError
+
+    from calibench.server.settings import ServerSettings, server_token
 
     if args.workers < 1 or args.max_upload_mb <= 0 or args.measure_seconds <= 0:
         raise ConfigError("--workers, --max-upload-mb and --measure-seconds must be positive")
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
-    token = args.token if args.token is not None else os.environ.get("CALIBENCH_TOKEN")
+    given = {
+        "database_url": args.database_url,
+        "token": args.token,  # left out: $CALIBENCH_TOKEN, through the settings
+    }
+    try:
+        settings = ServerSettings(
+            workspace=workspace,
+            host=args.host,
+            port=args.port,
+            max_upload_mb=args.max_upload_mb,
+            max_workers=args.workers,
+            perf_seconds=args.measure_seconds,
+            **{k: v for k, v in given.items() if v is not None},
+        )
+    except ValidationError as error:
+        raise ConfigError(f"the server settings are invalid: {error}") from error
+    token = settings.token
     if token is not None and len(token.strip()) < MIN_TOKEN:
         raise ConfigError(
             f"the access token must have at least {MIN_TOKEN} characters; leave --token out to "
             "have one generated"
         )
-    if token is None and not is_loopback(args.host):
+    if token is None and not settings.loopback_only:
         token = server_token(workspace)
-    settings = ServerSettings(
-        workspace=workspace,
-        database_url=args.database_url,
-        host=args.host,
-        port=args.port,
-        token=token,
-        max_upload_mb=args.max_upload_mb,
-        max_workers=args.workers,
-        perf_seconds=args.measure_seconds,
-    )
+        settings = settings.model_copy(update={"token": token})
     app = create_app(settings)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
-    database = (args.database_url or f"sqlite:///{workspace / 'workbench.db'}").split("@")[-1]
+    database = settings.url.split("@")[-1]
     print(f"calibench workbench: {address}", flush=True)
     print(f"  workspace {workspace}; database …{database[-60:]}", flush=True)
     if token:

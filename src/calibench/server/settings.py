@@ -1,12 +1,17 @@
-"""How a workbench server is set up: where it keeps things, who may reach it, its limits."""
+"""How a workbench server is set up: where it keeps things, who may reach it, its limits.
+
+One validated object, read from the arguments it is given and, for what they leave out, from
+``CALIBENCH_*`` environment variables (``CALIBENCH_TOKEN``, ``CALIBENCH_DATABASE_URL``, …)."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -20,8 +25,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass
-class ServerSettings:
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALIBENCH_", frozen=True, extra="forbid")
+
     workspace: Path
     database_url: str | None = None
     """Default: SQLite in the workspace (``workbench.db``)."""
@@ -29,11 +35,11 @@ class ServerSettings:
     port: int = 8765
     token: str | None = None
     """Required on every request when set; always set when bound beyond loopback."""
-    max_upload_mb: float = 2048
-    max_workers: int = 2
-    perf_seconds: float = 3.0
+    max_upload_mb: float = Field(2048, gt=0)
+    max_workers: int = Field(2, ge=1)
+    perf_seconds: float = Field(3.0, gt=0)
     """How long each performance measurement lasts."""
-    import_job_mb: float = 64
+    import_job_mb: float = Field(64, gt=0)
     """A dataset upload larger than this, or an archive declaring more bytes than this once
     unpacked, is imported by a job in a worker process instead of inside the request."""
 

@@ -1,0 +1,1 @@
+"""Models: upload, describe, download and delete ONNX models."""

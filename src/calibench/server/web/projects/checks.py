@@ -1,0 +1,75 @@
+"""What a project's settings must satisfy before any job runs, beyond what the calibration
+settings check themselves: a built-in metric that fits the dataset, inference batch and streams
+in range, finite preprocessing numbers, and annotations for AccuracyAware."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from calibench.errors import WorkbenchError
+from calibench.metrics.detection.decoders import DECODERS
+from calibench.server.db import DatasetRow
+
+METRICS = ("topk", *(f"map:{name}" for name in DECODERS))
+"""What the workbench accepts as a metric: built-in ones only (a custom metric is code, and the
+server never runs code a client names)."""
+
+
+def check_metric(metric: str | None) -> str | None:
+    if metric is None or not metric.strip():
+        return None
+    chosen = metric.strip().lower()
+    if chosen in ("top1", "top5", "accuracy"):  # the figures' names, and the CLI's alias
+        chosen = "topk"
+    if chosen not in METRICS:
+        raise WorkbenchError(
+            f"unknown metric {metric[:60]!r}: choose {', '.join(METRICS)} (or none, for the "
+            "dataset's default); custom metrics are for the command line and the Python API"
+        )
+    return chosen
+
+
+def metric_fits(metric: str | None, dataset: DatasetRow) -> None:
+    """Refuse, before any job runs, a metric the dataset cannot be scored with."""
+    if dataset.task == "detection" and not (metric or "").startswith("map:"):
+        raise WorkbenchError(
+            f"{dataset.name!r} is a detection dataset: choose its metric, mAP with the model's "
+            f"output decoder ({', '.join(m for m in METRICS if m.startswith('map:'))})"
+        )
+    if dataset.task != "detection" and (metric or "").startswith("map:"):
+        raise WorkbenchError(f"mAP needs a detection dataset; {dataset.name!r} is {dataset.task}")
+
+
+def inference_settings(batch: int, streams: int) -> dict[str, int]:
+    try:
+        batch, streams = int(batch), int(streams)
+    except (TypeError, ValueError) as error:
+        raise WorkbenchError("batch size and streams must be whole numbers") from error
+    if not 1 <= batch <= 1024:
+        raise WorkbenchError("the batch size must be between 1 and 1024")
+    if not 1 <= streams <= 64:
+        raise WorkbenchError("the number of parallel streams must be between 1 and 64")
+    return {"batch": batch, "streams": streams}
+
+
+def check_finite(value: Any, what: str) -> None:
+    """Refuse NaN and infinities anywhere in a number, a list or a dict (JSON allows them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise WorkbenchError(f"{what} must be a finite number, not {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{what}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_finite(item, what)
+
+
+def accuracy_aware_refusal(validation: DatasetRow) -> str | None:
+    """Why AccuracyAware is not available on a project with this dataset (None: it is)."""
+    if validation.annotated:
+        return None
+    return (
+        f"AccuracyAware measures accuracy on the project's dataset, {validation.name!r}, "
+        "which has no annotations; use Default, or create the project on an annotated dataset"
+    )

@@ -1,0 +1,119 @@
+"""The project pages' forms: the text as typed (shown again with an error), and the typed
+values the same service calls as the API's take."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator
+
+from calibench.server.web import forms
+
+
+class NewProjectForm(BaseModel):
+    """The new-project form's text fields (the model and dataset files come beside it)."""
+
+    model_id: str | None = None
+    model_name: str | None = None
+    dataset_id: str | None = None
+    dataset_name: str | None = None
+    dataset_type: str | None = None
+    batch: str | None = "1"
+    streams: str | None = "1"
+    scale: str | None = None
+    mean: str | None = None
+    std: str | None = None
+    color: str | None = None
+    metric: str | None = None
+
+    def shown(self) -> dict[str, str]:
+        """What the form shows again: the fields as typed."""
+        return self.model_dump(exclude_none=True)
+
+
+class Preprocessing(BaseModel):
+    """The preprocessing fields of the new-project form; those left empty are left out."""
+
+    scale: Annotated[float | None, BeforeValidator(forms.scale)] = None
+    mean: Annotated[list[float] | None, BeforeValidator(forms.numbers("the mean"))] = None
+    std: Annotated[
+        list[float] | None, BeforeValidator(forms.numbers("the standard deviation"))
+    ] = None
+    color: Annotated[str | None, BeforeValidator(forms.stripped)] = None
+
+
+class NewProject(BaseModel):
+    """The new-project form, typed: the arguments of ``create_project``. The preprocessing comes
+    first, as the form's readers expect its errors first."""
+
+    preprocess: Annotated[dict[str, Any] | None, BeforeValidator(lambda v: v or None)] = None
+    model_id: Annotated[int, BeforeValidator(forms.whole("model"))]
+    dataset_id: Annotated[int, BeforeValidator(forms.whole("dataset"))]
+    batch: Annotated[int, BeforeValidator(forms.whole("batch size", 1))]
+    streams: Annotated[int, BeforeValidator(forms.whole("number of streams", 1))]
+    metric: Annotated[str | None, BeforeValidator(forms.stripped)] = None
+
+    @classmethod
+    def of(cls, form: NewProjectForm, model_id: str | None, dataset_id: str | None) -> NewProject:
+        preprocess = Preprocessing.model_validate(
+            {"scale": form.scale, "mean": form.mean, "std": form.std, "color": form.color}
+        )
+        return cls.model_validate(
+            {
+                "preprocess": preprocess.model_dump(exclude_none=True),
+                "model_id": model_id,
+                "dataset_id": dataset_id,
+                "batch": form.batch,
+                "streams": form.streams,
+                "metric": form.metric,
+            }
+        )
+
+
+class OptimizeForm(BaseModel):
+    """The optimize form, as typed."""
+
+    dataset_id: str | None = None
+    subset: str | None = "100"
+    method: str = "default"
+    max_drop: str | None = None
+    drop_type: str = "absolute"
+    preset: str = "performance"
+    keep_fp32: str | None = None
+    batch: str | None = None
+    streams: str | None = None
+
+    def shown(self) -> dict[str, str]:
+        """What the form shows again: every field, as typed."""
+        return {name: value or "" for name, value in self.model_dump().items()}
+
+
+class Optimize(BaseModel):
+    """The optimize form, typed: the arguments of ``optimize`` (method, preset and drop type
+    are checked where the calibration settings are made, once)."""
+
+    dataset_id: Annotated[int, BeforeValidator(forms.whole("calibration dataset"))]
+    subset_percent: Annotated[float, BeforeValidator(forms.number("Subset Size", 100.0))]
+    method: str
+    max_drop: Annotated[float | None, BeforeValidator(forms.number("Maximum Accuracy Drop"))]
+    preset: str
+    batch: Annotated[int | None, BeforeValidator(forms.optional_whole("batch size"))]
+    streams: Annotated[int | None, BeforeValidator(forms.optional_whole("number of streams"))]
+    drop_type: str
+    keep_fp32: Annotated[list[str], BeforeValidator(forms.patterns)]
+
+    @classmethod
+    def of(cls, form: OptimizeForm) -> Optimize:
+        return cls.model_validate(
+            {
+                "dataset_id": form.dataset_id,
+                "subset_percent": form.subset,
+                "method": form.method,
+                "max_drop": form.max_drop,
+                "preset": form.preset,
+                "batch": form.batch,
+                "streams": form.streams,
+                "drop_type": form.drop_type,
+                "keep_fp32": form.keep_fp32,
+            }
+        )

@@ -1,0 +1,211 @@
+"""Projects: the projects list, a project's page, the new-project and optimize forms, the
+comparison, and the same actions as JSON under ``/api``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from calibench.errors import WorkbenchError
+from calibench.server.web.datasets.schemas import ImportingDatasetView
+from calibench.server.web.deps import CsrfDep, WorkbenchDep
+from calibench.server.web.pages import page, see
+from calibench.server.web.projects.forms import NewProject, NewProjectForm, Optimize, OptimizeForm
+from calibench.server.web.projects.optimize import PRESET_HELP
+from calibench.server.web.projects.schemas import OptimizeRequest, ProjectCreate, ProjectView
+from calibench.server.web.uploads import Upload
+from calibench.server.web.workbench import Workbench
+
+api = APIRouter(prefix="/api", tags=["api"])
+pages = APIRouter(include_in_schema=False)
+FileField = Annotated[UploadFile | None, File()]
+
+
+@api.get("/projects")
+def list_projects(workbench: WorkbenchDep) -> list[ProjectView]:
+    return workbench.projects()
+
+
+@api.post("/projects", status_code=201)
+def create_project(workbench: WorkbenchDep, body: ProjectCreate) -> ProjectView:
+    """Create a project; its baseline inference (accuracy, performance) starts as a job."""
+    return workbench.create_project(**body.model_dump())
+
+
+@api.get("/projects/{project_id}")
+def get_project(workbench: WorkbenchDep, project_id: int) -> ProjectView:
+    return workbench.project_view(project_id)
+
+
+@api.delete("/projects/{project_id}", status_code=204)
+def delete_project(workbench: WorkbenchDep, project_id: int) -> Response:
+    """Delete a project whose jobs have ended and which no INT8 project was made from; an INT8
+    project's model goes with it."""
+    workbench.delete_project(project_id)
+    return Response(status_code=204)
+
+
+@api.post("/projects/{project_id}/optimize", status_code=201)
+def optimize(workbench: WorkbenchDep, project_id: int, body: OptimizeRequest) -> ProjectView:
+    """INT8 calibration: creates the INT8 project at once and starts its job."""
+    return workbench.optimize(project_id, **body.model_dump())
+
+
+@api.get("/projects/{project_id}/compare")
+def compare(workbench: WorkbenchDep, project_id: int) -> dict[str, Any]:
+    """The INT8 project's model beside its FP32 parent."""
+    comparison, _ = workbench.comparison(project_id)
+    return comparison
+
+
+# pages -------------------------------------------------------------------------------------------
+
+
+@pages.get("/", response_class=HTMLResponse)
+def projects_page(request: Request, workbench: WorkbenchDep) -> HTMLResponse:
+    return page(request, "projects.html", {"projects": workbench.projects()})
+
+
+@pages.get("/fragments/projects", response_class=HTMLResponse)
+def projects_fragment(request: Request, workbench: WorkbenchDep) -> HTMLResponse:
+    return page(request, "_projects_table.html", {"projects": workbench.projects()})
+
+
+@pages.get("/projects/new", response_class=HTMLResponse)
+def new_project_page(request: Request, workbench: WorkbenchDep) -> HTMLResponse:
+    return page(request, "project_new.html", {**workbench.choices(), "form": {}, "error": None})
+
+
+@pages.post("/projects/new", response_model=None)
+def new_project(
+    request: Request,
+    _: CsrfDep,
+    workbench: WorkbenchDep,
+    form: Annotated[NewProjectForm, Form()],
+    model_file: FileField = None,
+    dataset_file: FileField = None,
+) -> Response:
+    """The project form may carry a new model and a new dataset: they are uploaded first (and
+    stay, when the project is then refused)."""
+    model_id, dataset_id = form.model_id, form.dataset_id
+    imported: list[str] = []
+    try:
+        if model_file is not None and model_file.filename:
+            upload = Upload(model_file.file, model_file.filename)
+            model = workbench.add_model(upload, form.model_name)
+            model_id = str(model.id)
+            imported.append(f"model {model.name!r} uploaded")
+        if dataset_file is not None and dataset_file.filename:
+            upload = Upload(dataset_file.file, dataset_file.filename)
+            dataset = workbench.add_dataset(upload, form.dataset_name, form.dataset_type)
+            dataset_id = str(dataset.id)
+            if isinstance(dataset, ImportingDatasetView):
+                imported.append(
+                    f"dataset {dataset.name!r} is large: it is being imported by job "
+                    f"{dataset.job.id}; create the project once it is ready"
+                )
+            else:
+                imported.append(f"dataset {dataset.name!r} imported")
+        project = workbench.create_project(**dict(NewProject.of(form, model_id, dataset_id)))
+    except (WorkbenchError, ValueError) as error:
+        message = error.message if isinstance(error, WorkbenchError) else f"invalid value: {error}"
+        status = error.status if isinstance(error, WorkbenchError) else 400
+        shown = {**form.shown(), "model_id": model_id or "", "dataset_id": dataset_id or ""}
+        context = {**workbench.choices(), "form": shown, "error": message, "imported": imported}
+        return page(request, "project_new.html", context, status=status)
+    return see(f"/projects/{project.id}")
+
+
+@pages.get("/projects/{project_id}", response_class=HTMLResponse)
+def project_page(
+    request: Request, workbench: WorkbenchDep, project_id: int, tab: str = "analyze"
+) -> HTMLResponse:
+    detail = workbench.project_detail(project_id)
+    context = {
+        "p": detail.project,
+        "jobs": detail.jobs,
+        "parent": detail.parent,
+        "children": detail.children,
+        "tab": "perform" if tab == "perform" else "analyze",
+    }
+    return page(request, "project.html", context)
+
+
+@pages.get("/fragments/projects/{project_id}/status", response_class=HTMLResponse)
+def project_status_fragment(
+    request: Request, workbench: WorkbenchDep, project_id: int
+) -> HTMLResponse:
+    view = workbench.project_view(project_id)
+    return page(request, "_job_status.html", {"p": view, "job": view.job})
+
+
+def _optimize_context(workbench: Workbench, project_id: int) -> dict[str, Any]:
+    view = workbench.project_view(project_id)
+    return {
+        "p": view,
+        "datasets": workbench.datasets(),
+        "aa_refusal": workbench.accuracy_aware_refusal(project_id),
+        "presets": PRESET_HELP,
+    }
+
+
+@pages.get("/projects/{project_id}/optimize", response_class=HTMLResponse)
+def optimize_page(
+    request: Request, workbench: WorkbenchDep, project_id: int, dataset: int | None = None
+) -> HTMLResponse:
+    context = _optimize_context(workbench, project_id)
+    settings = context["p"].settings
+    form = OptimizeForm(
+        dataset_id=str(dataset or context["p"].dataset.id),
+        max_drop="1",
+        batch=str(settings.get("batch", 1)),
+        streams=str(settings.get("streams", 1)),
+    )
+    return page(request, "optimize.html", {**context, "form": form.shown(), "error": None})
+
+
+@pages.post("/projects/{project_id}/optimize", response_model=None)
+def optimize_form(
+    request: Request,
+    _: CsrfDep,
+    workbench: WorkbenchDep,
+    project_id: int,
+    form: Annotated[OptimizeForm, Form()],
+) -> Response:
+    try:
+        child = workbench.optimize(project_id, **dict(Optimize.of(form)))
+    except WorkbenchError as error:
+        context = {**_optimize_context(workbench, project_id), "form": form.shown()}
+        return page(
+            request, "optimize.html", {**context, "error": error.message}, status=error.status
+        )
+    return see(f"/projects/{child.id}")
+
+
+@pages.get("/projects/{project_id}/compare", response_class=HTMLResponse)
+def compare_page(request: Request, workbench: WorkbenchDep, project_id: int) -> HTMLResponse:
+    found = workbench.comparison_detail(project_id)
+    return page(
+        request, "compare.html", {"c": found.comparison, "int8": found.int8, "fp32": found.fp32}
+    )
+
+
+@pages.get("/projects/{project_id}/compare/report", response_model=None)
+def compare_report(workbench: WorkbenchDep, project_id: int) -> Response:
+    _, path = workbench.comparison(project_id)
+    if not path.is_file():
+        raise WorkbenchError("the comparison report file is missing", 404)
+    return FileResponse(path, media_type="text/html")
+
+
+@pages.post("/projects/{project_id}/delete", response_model=None)
+def delete_project_form(_: CsrfDep, workbench: WorkbenchDep, project_id: int) -> Response:
+    workbench.delete_project(project_id)
+    return see("/")
+
+
+router = APIRouter()
+router.include_router(api)
+router.include_router(pages)

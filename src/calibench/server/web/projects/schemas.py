@@ -1,0 +1,111 @@
+"""A project as the pages and the API show it, and what the API takes to create one or to
+calibrate it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from calibench.server.web.datasets.schemas import DatasetView
+from calibench.server.web.jobs.schemas import JobView
+from calibench.server.web.models.schemas import ModelView
+from calibench.server.web.schemas import View
+
+
+class Accuracy(View):
+    metric: str | None
+    figures: dict[str, Any]
+
+
+class OptimizeOptions(View):
+    """Whether the project's model can be calibrated now, and if not, why."""
+
+    enabled: bool
+    reason: str | None
+
+
+class ProjectView(View):
+    id: int
+    name: str
+    model: ModelView
+    dataset: DatasetView
+    target: str
+    precision: str
+    parent_id: int | None
+    """The FP32 project an INT8 project was calibrated from."""
+    children: list[int]
+    """The INT8 projects calibrated from this one."""
+    settings: dict[str, Any]
+    status: str
+    """The state of its latest job (``new`` before any)."""
+    job: JobView | None
+    accuracy: Accuracy | None
+    throughput: int | float | None
+    latency_ms: int | float | None
+    inference: dict[str, Any] | None
+    calibration: dict[str, Any] | None
+    has_comparison: bool
+    optimize: OptimizeOptions
+    created_at: str | None
+
+
+class ProjectDetail(View):
+    """What the project's page shows: the project, its jobs (newest first), its family."""
+
+    project: ProjectView
+    jobs: list[JobView]
+    parent: ProjectView | None
+    children: list[ProjectView]
+
+
+class Comparison(View):
+    """The compare page: the comparison an INT8 project's job made, and both projects."""
+
+    comparison: dict[str, Any]
+    int8: ProjectView
+    fp32: ProjectView
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    model_id: int
+    dataset_id: int
+    batch: int = Field(1, ge=1, le=1024, description="inference batch size")
+    streams: int = Field(1, ge=1, le=64, description="parallel inference streams")
+    preprocess: dict[str, Any] | None = Field(
+        None,
+        description="image preprocessing: resize, crop, scale, mean, std, color (RGB|BGR|GRAY), "
+        "layout (NCHW|NHWC); default: fitted to the model's input",
+    )
+    metric: str | None = Field(
+        None,
+        description="top1 or topk (top-1 and top-5 accuracy) or map:yolox|yolov5|yolov8|ssd "
+        "(detection mAP with the model's output decoder); "
+        "default: top-1/top-5 for classification",
+    )
+
+
+class OptimizeRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    dataset_id: int = Field(description="the calibration dataset")
+    subset_percent: float = Field(100, gt=0, le=100, description="Subset Size, percent")
+    method: str = Field("default", pattern="^(default|accuracy-aware)$")
+    max_drop: float | None = Field(
+        None, ge=0, lt=100, description="Maximum Accuracy Drop (AccuracyAware), see drop_type"
+    )
+    drop_type: str = Field(
+        "absolute",
+        pattern="^(absolute|relative)$",
+        description="absolute: points of the metric; relative: percent of FP32's accuracy",
+    )
+    preset: str = Field("performance", pattern="^(performance|mixed)$")
+    keep_fp32: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="layers kept in FP32: layer names, op types or regexes over the names",
+    )
+    batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
+    streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")

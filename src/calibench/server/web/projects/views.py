@@ -1,0 +1,74 @@
+"""A project described for the pages and the API, from its rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from calibench.server.db import ProjectRow
+from calibench.server.web.datasets.schemas import DatasetView
+from calibench.server.web.datasets.service import get_dataset
+from calibench.server.web.jobs.schemas import JobView
+from calibench.server.web.jobs.service import latest_job
+from calibench.server.web.models.schemas import ModelView
+from calibench.server.web.models.service import get_model
+from calibench.server.web.projects.schemas import Accuracy, OptimizeOptions, ProjectView
+from calibench.server.web.rows import get_row
+from calibench.server.web.schemas import iso
+
+
+def get_project(session: Session, project_id: int) -> ProjectRow:
+    return get_row(session, ProjectRow, project_id, "project")
+
+
+def optimize_options(session: Session, project: ProjectRow) -> OptimizeOptions:
+    """Whether the project's model can be calibrated now, and if not, why."""
+    model = get_model(session, project.model_id)
+    job = latest_job(session, project.id)
+    if not model.optimizable:
+        return OptimizeOptions(
+            enabled=False, reason=model.reason or "this model cannot be calibrated"
+        )
+    if job is None or job.kind != "baseline" or job.state != "done":
+        state = "has not finished" if job is None or not job.finished else job.state
+        return OptimizeOptions(
+            enabled=False,
+            reason=f"the baseline inference {state}; INT8 calibration compares against it, so "
+            "it must finish first",
+        )
+    return OptimizeOptions(enabled=True, reason=None)
+
+
+def project_view(session: Session, project: ProjectRow) -> ProjectView:
+    model = get_model(session, project.model_id)
+    dataset = get_dataset(session, project.dataset_id)
+    job = latest_job(session, project.id)
+    inference = project.inference or {}
+    accuracy = inference.get("accuracy") or None
+    perf = inference.get("performance") or {}
+    children = session.scalars(
+        select(ProjectRow.id).where(ProjectRow.parent_id == project.id)
+    ).all()
+    return ProjectView(
+        id=project.id,
+        name=f"{model.name} × {dataset.name} × {project.target}",
+        model=ModelView.of(model),
+        dataset=DatasetView.of(dataset),
+        target=project.target,
+        precision=model.precision,
+        parent_id=project.parent_id,
+        children=list(children),
+        settings=project.settings,
+        status=job.state if job else "new",
+        job=JobView.of(job) if job else None,
+        accuracy=None
+        if not accuracy
+        else Accuracy(metric=accuracy["metric"], figures=accuracy["figures"]),
+        throughput=perf.get("throughput"),
+        latency_ms=perf.get("latency_ms_median"),
+        inference=project.inference,
+        calibration=project.calibration,
+        has_comparison=project.comparison is not None,
+        optimize=optimize_options(session, project),
+        created_at=iso(project.created_at),
+    )
