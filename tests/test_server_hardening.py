@@ -26,13 +26,13 @@ from onnx import TensorProto, helper
 from sqlalchemy.exc import OperationalError
 
 from calibench.errors import DatasetError
-from calibench.server.web import uploads
 from calibench.server.app import create_app
 from calibench.server.db import JobRow, make_engine
 from calibench.server.migrate import upgrade
+from calibench.server.settings import ServerSettings
+from calibench.server.web import uploads
 from calibench.server.web.datasets import service as datasets
 from calibench.server.web.workbench import Workbench
-from calibench.server.settings import ServerSettings
 from tests.server_helpers import reset_postgres
 
 BASE = "http://127.0.0.1:8765"

@@ -42,9 +42,9 @@ from calibench.server.db import (
 )
 from calibench.server.jobs import LEASE, WORKER_DATABASE_ENV, JobRunner, work_dir
 from calibench.server.migrate import alembic_config, current_revision, upgrade
+from calibench.server.tasks import model_file, report_file
 from calibench.server.web.uploads import Upload
 from calibench.server.web.workbench import Workbench
-from calibench.server.tasks import model_file, report_file
 from tests.server_helpers import alive, reset_postgres
 
 HEAD = "0004"

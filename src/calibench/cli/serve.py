@@ -53,10 +53,9 @@ def register(sub: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from calibench.server.app import create_app
     from pydantic import ValidationError
 
+    from calibench.server.app import create_app
     from calibench.server.settings import ServerSettings, server_token
 
     if args.workers < 1 or args.max_upload_mb <= 0 or args.measure_seconds <= 0:

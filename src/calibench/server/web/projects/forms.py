@@ -36,9 +36,9 @@ class Preprocessing(BaseModel):
 
     scale: Annotated[float | None, BeforeValidator(forms.scale)] = None
     mean: Annotated[list[float] | None, BeforeValidator(forms.numbers("the mean"))] = None
-    std: Annotated[
-        list[float] | None, BeforeValidator(forms.numbers("the standard deviation"))
-    ] = None
+    std: Annotated[list[float] | None, BeforeValidator(forms.numbers("the standard deviation"))] = (
+        None
+    )
     color: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
 

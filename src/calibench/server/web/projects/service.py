@@ -111,9 +111,7 @@ class ProjectService(WorkbenchBase):
                 parent=project_view(session, get_project(session, parent_id))
                 if parent_id
                 else None,
-                children=[
-                    project_view(session, get_project(session, c)) for c in view.children
-                ],
+                children=[project_view(session, get_project(session, c)) for c in view.children],
             )
 
     def accuracy_aware_refusal(self, project_id: int) -> str | None:
