@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -9,8 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class View(BaseModel):
-    """A response: frozen, and readable by key as well as by attribute (``view["id"]``), as the
-    templates and scripts that drive the workbench in Python read it."""
+    """A response: frozen, and readable as its JSON reads, by key (``view["id"]``) and equal to
+    the same data as a mapping, for the templates and the scripts that drive the workbench in
+    Python."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -18,6 +20,13 @@ class View(BaseModel):
         if key not in type(self).model_fields:
             raise KeyError(key)
         return getattr(self, key)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self.model_dump() == dict(other)
+        return super().__eq__(other)
+
+    __hash__ = BaseModel.__hash__
 
 
 def iso(moment: datetime | None) -> str | None:
