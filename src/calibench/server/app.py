@@ -81,8 +81,10 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.workbench = workbench
     app.state.runner = runner
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    for router in (system.router, models.router, datasets.router, projects.router, jobs.router):
-        app.include_router(router)
+    app.include_router(system.router)
+    for domain in (models, datasets, projects, jobs):  # each: its JSON API, then its pages
+        app.include_router(domain.api)
+        app.include_router(domain.pages)
     install_guard(app, settings)
     app.add_middleware(BodyLimit, settings=settings)
     install_error_handlers(app, settings)

@@ -35,11 +35,11 @@ class ServerSettings(BaseSettings):
     port: int = 8765
     token: str | None = None
     """Required on every request when set; always set when bound beyond loopback."""
-    max_upload_mb: float = Field(2048, gt=0)
-    max_workers: int = Field(2, ge=1)
-    perf_seconds: float = Field(3.0, gt=0)
+    max_upload_mb: float = Field(default=2048, gt=0)
+    max_workers: int = Field(default=2, ge=1)
+    perf_seconds: float = Field(default=3.0, gt=0)
     """How long each performance measurement lasts."""
-    import_job_mb: float = Field(64, gt=0)
+    import_job_mb: float = Field(default=64, gt=0)
     """A dataset upload larger than this, or an archive declaring more bytes than this once
     unpacked, is imported by a job in a worker process instead of inside the request."""
 

@@ -136,8 +136,3 @@ def dataset_page(request: Request, workbench: WorkbenchDep, dataset_id: int) -> 
 def delete_dataset_form(_: CsrfDep, workbench: WorkbenchDep, dataset_id: int) -> Response:
     workbench.delete_dataset(dataset_id)
     return see("/datasets")
-
-
-router = APIRouter()
-router.include_router(api)
-router.include_router(pages)

@@ -73,8 +73,3 @@ def retry_job_form(
 ) -> Response:
     workbench.retry(job_id)
     return see(safe_next(next, f"/jobs/{job_id}"))
-
-
-router = APIRouter()
-router.include_router(api)
-router.include_router(pages)

@@ -72,8 +72,3 @@ def model_page(request: Request, workbench: WorkbenchDep, model_id: int) -> HTML
 def delete_model_form(_: CsrfDep, workbench: WorkbenchDep, model_id: int) -> Response:
     workbench.delete_model(model_id)
     return see("/")
-
-
-router = APIRouter()
-router.include_router(api)
-router.include_router(pages)

@@ -204,8 +204,3 @@ def compare_report(workbench: WorkbenchDep, project_id: int) -> Response:
 def delete_project_form(_: CsrfDep, workbench: WorkbenchDep, project_id: int) -> Response:
     workbench.delete_project(project_id)
     return see("/")
-
-
-router = APIRouter()
-router.include_router(api)
-router.include_router(pages)

@@ -1,0 +1,40 @@
+import pytest
+
+from calibench.errors import WorkbenchError
+from calibench.server.web.projects.forms import NewProject, NewProjectForm, Optimize, OptimizeForm
+
+
+def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
+    form = OptimizeForm(dataset_id="3", subset="0", keep_fp32="Conv, Gemm", batch="")
+    parsed = Optimize.of(form)
+    assert dict(parsed) == {
+        "dataset_id": 3,
+        "subset_percent": 0.0,  # a value: the calibration settings refuse it, in their words
+        "method": "default",
+        "max_drop": None,
+        "preset": "performance",
+        "batch": None,
+        "streams": None,
+        "drop_type": "absolute",
+        "keep_fp32": ["Conv", "Gemm"],
+    }
+    assert form.shown()["keep_fp32"] == "Conv, Gemm" and form.shown()["batch"] == ""
+
+
+def test_a_form_refusal_comes_through_pydantic_in_the_forms_words() -> None:
+    with pytest.raises(WorkbenchError, match="^Subset Size must be a finite number, not 'inf'$"):
+        Optimize.of(OptimizeForm(dataset_id="3", subset="inf"))
+    with pytest.raises(WorkbenchError, match="^choose a calibration dataset$"):
+        Optimize.of(OptimizeForm())
+
+
+def test_the_new_project_form_reads_preprocessing_first() -> None:
+    form = NewProjectForm(scale="1/255", mean="0.5,0.5,0.5", color=" RGB ")
+    with pytest.raises(WorkbenchError, match="^choose a model$"):
+        NewProject.of(form, None, "2")
+    with pytest.raises(WorkbenchError, match="the pixel scale"):
+        NewProject.of(NewProjectForm(scale="x"), None, None)  # before the missing model
+    parsed = NewProject.of(form, "1", "2")
+    assert parsed.preprocess == {"scale": pytest.approx(1 / 255), "mean": [0.5] * 3, "color": "RGB"}
+    assert (parsed.model_id, parsed.dataset_id, parsed.batch, parsed.streams) == (1, 2, 1, 1)
+    assert NewProject.of(NewProjectForm(), "1", "2").preprocess is None
