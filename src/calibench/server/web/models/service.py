@@ -103,12 +103,7 @@ class ModelService(WorkbenchBase):
     def model_layers(self, model_id: int) -> list[dict[str, Any]]:
         with self.sessions() as session:
             model = get_model(session, model_id)
-            if model.state == "failed":
-                raise WorkbenchError(
-                    f"model {model_id} was not made (its calibration job failed or was "
-                    "cancelled): it has no layer table",
-                    409,
-                )
+            _refuse_if_failed(model, "it has no layer table")
             if model.layers is None:
                 raise WorkbenchError(
                     f"model {model_id}'s layer table is made by its first inference job, which "
@@ -121,12 +116,7 @@ class ModelService(WorkbenchBase):
         """The model's file and the name to download it as."""
         with self.sessions() as session:
             model = get_model(session, model_id)
-            if model.state == "failed":
-                raise WorkbenchError(
-                    f"model {model_id} was not made (its calibration job failed or was "
-                    "cancelled): there is no file",
-                    409,
-                )
+            _refuse_if_failed(model, "there is no file")
             if model.state != "ready":
                 raise WorkbenchError(
                     f"model {model_id} is {model.state}: there is no file yet", 409
@@ -155,6 +145,15 @@ class ModelService(WorkbenchBase):
             )
             session.delete(model)
         shutil.rmtree(model_file(self.workspace, model_id).parent, ignore_errors=True)
+
+
+def _refuse_if_failed(model: ModelRow, so: str) -> None:
+    """An INT8 model whose calibration failed or was cancelled was never made."""
+    if model.state == "failed":
+        raise WorkbenchError(
+            f"model {model.id} was not made (its calibration job failed or was cancelled): {so}",
+            409,
+        )
 
 
 def _external_tensors(proto: onnx.ModelProto) -> bool:
