@@ -847,7 +847,7 @@ def test_optimize_nlp_model_is_409(bench: Bench, fashion_archives: dict[str, Pat
 
 def worker_pid(workspace: Path, job_id: int) -> int | None:
     """The process id of the live worker running this job of this workspace (Linux)."""
-    wanted = [b"calibench.server.worker", str(job_id).encode(), str(workspace).encode()]
+    wanted = [b"calibench.server.jobs.worker", str(job_id).encode(), str(workspace).encode()]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue

@@ -23,11 +23,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import calibench.server.tasks  # noqa: F401  (registers the job kinds)
 from calibench import __version__
 from calibench.errors import CalibenchError, ConfigError
 from calibench.server.db import make_engine, session_factory
-from calibench.server.jobs import JobRunner
+from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.service import Workbench, WorkbenchError, disk_full, disk_full_refusal
 from calibench.server.settings import ServerSettings, is_loopback

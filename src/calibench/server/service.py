@@ -34,16 +34,11 @@ from calibench.metrics.detection.decoders import DECODERS
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
-from calibench.server.jobs import KINDS, end_job, log_path
+from calibench.server.jobs.dataset_import import import_memory_limit, import_summary
+from calibench.server.jobs.lifecycle import queue_job, request_cancel, requeue
+from calibench.server.jobs.registry import describe
+from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
-from calibench.server.tasks import (
-    import_memory_limit,
-    import_summary,
-    model_file,
-    report_file,
-    retry_calibration,
-    stages_for,
-)
 
 THIS_MACHINE = "this machine"
 MODEL_SUFFIXES = (".onnx",)
@@ -290,7 +285,7 @@ class Workbench:
                 )
                 session.add(row)
                 session.flush()
-                target = model_file(self.workspace, row.id)
+                target = Workspace(self.workspace).model_file(row.id)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
                 row.path = str(target.relative_to(self.workspace))
@@ -621,19 +616,8 @@ class Workbench:
     def _queue(
         self, session: Session, project: ProjectRow | None, kind: str, inputs: dict[str, Any]
     ) -> JobRow:
-        description = {"inputs": inputs}
-        job = JobRow(
-            project_id=project.id if project is not None else None,
-            kind=kind,
-            description=description,
-            state="queued",
-            stages=[{"name": s, "done": 0, "total": 0} for s in stages_for(kind, description)],
-            cancel_requested=False,
-            attempts=0,
-        )
-        session.add(job)
-        session.flush()
-        return job
+        project_id = project.id if project is not None else None
+        return queue_job(session, project_id, describe(kind, inputs))
 
     # jobs -------------------------------------------------------------------------------------
 
@@ -647,16 +631,7 @@ class Workbench:
                 raise WorkbenchError(
                     f"job {job_id} has ended ({job.state}): nothing to cancel", 409
                 )
-            if job.state == "queued":
-                end_job(
-                    session,
-                    job,
-                    "cancelled",
-                    "cancelled by the user before it started",
-                    self.workspace,
-                )
-            else:
-                job.cancel_requested = True
+            request_cancel(session, job, Workspace(self.workspace))
             return job_view(job)
 
     def retry(self, job_id: int) -> dict[str, Any]:
@@ -673,11 +648,7 @@ class Workbench:
                     f"{job.state}: delete its dataset and import the file again",
                     409,
                 )
-            job.state, job.message, job.cancel_requested = "queued", None, False
-            job.stage, job.finished_at, job.started_at = None, None, None
-            job.stages = [{"name": s["name"], "done": 0, "total": 0} for s in job.stages]
-            if job.kind == "calibration":
-                retry_calibration(session, job)
+            requeue(session, job)
             return job_view(job)
 
     # deleting ---------------------------------------------------------------------------------
@@ -711,7 +682,7 @@ class Workbench:
             shutil.rmtree(self.workspace / "jobs" / str(job_id), ignore_errors=True)
         shutil.rmtree(self.workspace / "projects" / str(project_id), ignore_errors=True)
         if drop_model:
-            shutil.rmtree(model_file(self.workspace, model.id).parent, ignore_errors=True)
+            shutil.rmtree(Workspace(self.workspace).model_dir(model.id), ignore_errors=True)
 
     def delete_dataset(self, dataset_id: int) -> None:
         with self.sessions.begin() as session:
@@ -746,12 +717,12 @@ class Workbench:
                 f"INT8 models were made from {model.name!r}",
             )
             session.delete(model)
-        shutil.rmtree(model_file(self.workspace, model_id).parent, ignore_errors=True)
+        shutil.rmtree(Workspace(self.workspace).model_dir(model_id), ignore_errors=True)
 
     def job_log(self, job_id: int) -> str:
         with self.sessions() as session:
             self.job(session, job_id)
-        path = log_path(self.workspace, job_id)
+        path = Workspace(self.workspace).log_path(job_id)
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
     # views ------------------------------------------------------------------------------------
@@ -814,7 +785,7 @@ class Workbench:
                     else f"its calibration job {state}; retry it from the project's page"
                 )
                 raise WorkbenchError(f"project {project_id} has no comparison: {why}", 409)
-            return project.comparison, report_file(self.workspace, project.id)
+            return project.comparison, Workspace(self.workspace).report_file(project.id)
 
 
 RowT = TypeVar("RowT", ModelRow, DatasetRow, ProjectRow, JobRow)
@@ -1081,4 +1052,4 @@ def job_view(row: JobRow) -> dict[str, Any]:
     }
 
 
-__all__ = ["KINDS", "Upload", "Workbench", "WorkbenchError"]
+__all__ = ["Upload", "Workbench", "WorkbenchError"]
