@@ -52,11 +52,11 @@ class JobDescription:
             and f.default_factory is dataclasses.MISSING
         )
         if unknown or missing:
-            words = [f"unknown {', '.join(map(repr, unknown))}" if unknown else "",
-                     f"missing {', '.join(map(repr, missing))}" if missing else ""]  # fmt: skip
+            words = [f"unknown {', '.join(map(repr, unknown))}"] if unknown else []
+            words += [f"missing {', '.join(map(repr, missing))}"] if missing else []
             raise JobDescriptionError(
                 f"the {cls.KIND} job's description does not fit version {cls.VERSION}: "
-                + "; ".join(w for w in words if w)
+                + "; ".join(words)
             )
         return cls(**inputs)
 

@@ -81,8 +81,12 @@ class ProgressEvent:
 
     def to_json(self) -> dict[str, Any]:
         """The event as it travels from a remote worker (one JSON object per event)."""
-        return {"stage": self.stage.value, "done": self.done, "total": self.total,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "stage": self.stage.value,
+            "done": self.done,
+            "total": self.total,
+            "detail": self.detail,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProgressEvent:
