@@ -28,10 +28,17 @@ class JobDescription:
     KIND: ClassVar[str]
     VERSION: ClassVar[int] = 1
     STAGES: ClassVar[tuple[Stage, ...]]
+    INPUTS: ClassVar[tuple[str, ...]]
+    """The fields that name a file or folder the job reads (relative to the workspace)."""
 
     def stages(self) -> tuple[Stage, ...]:
         """The stages the job goes through, in order (the progress bars it starts with)."""
         return self.STAGES
+
+    def input_paths(self) -> tuple[str, ...]:
+        """What the job reads from the workspace: what must stay while it lives, and what an
+        executor on another machine sends there first."""
+        return tuple(getattr(self, name) for name in self.INPUTS)
 
     def inputs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -82,6 +89,7 @@ class BaselineJob(JobDescription):
 
     KIND: ClassVar[str] = "baseline"
     STAGES: ClassVar[tuple[Stage, ...]] = (Stage.ACCURACY, Stage.PERFORMANCE, Stage.LAYERS)
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "dataset")
 
     model: str
     name: str
@@ -114,6 +122,7 @@ class CalibrationJob(JobDescription):
     dataset, and its comparison with the parent."""
 
     KIND: ClassVar[str] = "calibration"
+    INPUTS: ClassVar[tuple[str, ...]] = ("model", "dataset", "validation")
     STAGES: ClassVar[tuple[Stage, ...]] = (
         *CALIBRATION_STAGES,
         Stage.INFERENCE,
@@ -168,6 +177,7 @@ class ImportJob(JobDescription):
     """A large dataset upload unpacked and checked into ``datasets/<folder>``."""
 
     KIND: ClassVar[str] = "import"
+    INPUTS: ClassVar[tuple[str, ...]] = ("upload",)
     STAGES: ClassVar[tuple[Stage, ...]] = (
         Stage.UNPACKING,
         Stage.CHECKING_SAMPLES,

@@ -97,3 +97,13 @@ def test_the_stages_follow_the_method() -> None:
     aware = CalibrationConfig(method=Method.ACCURACY_AWARE, max_drop=1.0)
     stages = CalibrationJob(**{**CALIBRATION.__dict__, "config": aware}).stages()
     assert stages[3] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
+
+
+def test_a_description_names_what_it_reads_from_the_workspace() -> None:
+    assert BASELINE.input_paths() == ("models/1/model.onnx", "datasets/ds-0123456789ab")
+    assert CALIBRATION.input_paths() == (
+        "models/1/model.onnx",
+        "datasets/ds-cal",
+        "datasets/ds-val",
+    )
+    assert IMPORT.input_paths() == ("uploads/upload-x/upload.zip",)

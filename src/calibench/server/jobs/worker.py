@@ -15,12 +15,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from calibench.errors import CalibenchError
 from calibench.server.db import JobRow, make_engine, session_factory
 from calibench.server.jobs.context import JobContext
+from calibench.server.jobs.kinds import JobDescription
 from calibench.server.jobs.lifecycle import commit_job, end_job
 from calibench.server.jobs.local import WORKER_DATABASE_ENV
 from calibench.server.jobs.progress import DatabaseProgress, StageBoard
@@ -38,6 +40,15 @@ def job_logger(path: Path, job_id: int) -> logging.Logger:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     return logger
+
+
+def run_job(context: JobContext, kind: str, description: JobDescription) -> dict[str, Any]:
+    """Run a job's body in a fresh work folder: all a worker does before the commit, here or on
+    another machine (which reports the context's progress back instead of writing it)."""
+    shutil.rmtree(context.work, ignore_errors=True)
+    context.work.mkdir(parents=True)
+    context.log.info("job %d (%s) started in process %d", context.job_id, kind, os.getpid())
+    return kind_named(kind).run(context, description)
 
 
 def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int) -> None:
@@ -62,11 +73,8 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
     if not board.entries:
         board = StageBoard(s.value for s in description.stages())
     context = JobContext(job_id, ws, DatabaseProgress(sessions, job_id, board), logger)
-    shutil.rmtree(context.work, ignore_errors=True)
-    context.work.mkdir(parents=True)
-    logger.info("job %d (%s) started in process %d", job_id, kind, os.getpid())
     try:
-        result = kind_named(kind).run(context, description)
+        result = run_job(context, kind, description)
         with sessions.begin() as session:
             job = session.get(JobRow, job_id)
             assert job is not None
