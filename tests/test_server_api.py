@@ -847,7 +847,7 @@ def test_optimize_nlp_model_is_409(bench: Bench, fashion_archives: dict[str, Pat
 
 def worker_pid(workspace: Path, job_id: int) -> int | None:
     """The process id of the live worker running this job of this workspace (Linux)."""
-    wanted = [b"calibench.server.worker", str(job_id).encode(), str(workspace).encode()]
+    wanted = [b"calibench.server.jobs.worker", str(job_id).encode(), str(workspace).encode()]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -1287,9 +1287,7 @@ def test_other_loopback_addresses_are_served(tmp_path: Path) -> None:
 
 def test_a_chunked_upload_past_the_limit_is_413(tmp_path: Path) -> None:
     """No Content-Length to check up front: the body is counted as it arrives."""
-    app = create_app(
-        ServerSettings(workspace=tmp_path / "ws", max_upload_mb=0.05), run_jobs=False
-    )
+    app = create_app(ServerSettings(workspace=tmp_path / "ws", max_upload_mb=0.05), run_jobs=False)
     boundary = "calibench-test"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.onnx"\r\n'
@@ -1321,9 +1319,7 @@ def test_browsers_get_pages_for_errors(bench: Bench) -> None:
     assert response.status_code == 404 and "there is no project 999" in response.text
 
 
-def test_detection_dataset_needs_its_map_metric_up_front(
-    tmp_path: Path, fashion_cnn: Path
-) -> None:
+def test_detection_dataset_needs_its_map_metric_up_front(tmp_path: Path, fashion_cnn: Path) -> None:
     from zoo.text_detection import write_text_coco
 
     write_text_coco(tmp_path / "det", 3, seed=0)

@@ -245,7 +245,7 @@ def test_an_import_interrupted_by_a_stopped_server_is_failed_and_cleaned(idle: A
     from datetime import datetime, timezone
 
     from calibench.server.db import JobRow
-    from calibench.server.jobs import JobRunner
+    from calibench.server.jobs.runner import JobRunner
 
     client, workspace, app = idle
     answer = ok(post_dataset(client, npz_bytes(), "cut", "cut.npz"), 202)

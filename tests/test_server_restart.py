@@ -23,14 +23,14 @@ import onnx
 import pytest
 
 from calibench.server.db import JobRow, make_engine, session_factory
-from calibench.server.jobs import STOPPED
+from calibench.server.jobs.runner import STOPPED
 from tests.server_helpers import Server, alive, free_port, reset_postgres
 
 JOB_TIMEOUT = 150.0
 
 
 def _workers(workspace: Path) -> set[int]:
-    """Live worker processes (``calibench.server.worker``) of this workspace's servers."""
+    """Live worker processes (``calibench.server.jobs.worker``) of this workspace's servers."""
     found = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -39,7 +39,7 @@ def _workers(workspace: Path) -> set[int]:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        mine = b"calibench.server.worker" in argv and str(workspace).encode() in argv
+        mine = b"calibench.server.jobs.worker" in argv and str(workspace).encode() in argv
         if mine and alive(int(proc.name)):
             found.add(int(proc.name))
     return found

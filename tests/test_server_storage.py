@@ -29,7 +29,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.orm import Session, sessionmaker
 
-import calibench.server.tasks  # noqa: F401  (registers the job kinds)
 from calibench.server.db import (
     Base,
     DatasetRow,
@@ -40,9 +39,10 @@ from calibench.server.db import (
     now,
     session_factory,
 )
-from calibench.server.jobs import LEASE, WORKER_DATABASE_ENV, JobRunner, work_dir
+from calibench.server.jobs.local import WORKER_DATABASE_ENV
+from calibench.server.jobs.runner import LEASE, JobRunner
+from calibench.server.jobs.workspace import Workspace
 from calibench.server.migrate import alembic_config, current_revision, upgrade
-from calibench.server.tasks import model_file, report_file
 from calibench.server.web.uploads import Upload
 from calibench.server.web.workbench import Workbench
 from tests.server_helpers import alive, reset_postgres
@@ -258,7 +258,7 @@ def _running_calibration(bench: Bench, runner: JobRunner) -> tuple[dict[str, Any
     bench.workbench.perf_seconds = LONG
     child = bench.workbench.optimize(parent["id"], bench.cal_id)
     job_id = child["job"]["id"]
-    work = work_dir(bench.workspace, job_id)
+    work = Workspace(bench.workspace).work_dir(job_id)
     bench.drive(
         runner,
         lambda: bench.job(job_id).stage == "inference" and any(work.glob("*.onnx")),
@@ -294,25 +294,25 @@ def test_baseline_and_default_calibration_run_to_done(bench: Bench) -> None:
     int8_id, job_id = child["model"]["id"], child["job"]["id"]
     assert child["model"]["state"] == "pending"
     assert child["job"]["state"] == "queued"
-    assert not model_file(bench.workspace, int8_id).exists()
+    assert not Workspace(bench.workspace).model_file(int8_id).exists()
 
     job = bench.finish(runner, job_id)
     assert (job.state, job.message) == ("done", None)
     assert all(s["done"] == s["total"] >= 1 for s in job.stages)
     model = bench.model(int8_id)
-    target = model_file(bench.workspace, int8_id)
+    target = Workspace(bench.workspace).model_file(int8_id)
     assert (model.state, model.precision, model.parent_id) == ("ready", "INT8", bench.model_id)
     assert model.path == str(target.relative_to(bench.workspace))
     assert target.is_file() and target.stat().st_size == model.size_bytes > 0
     assert _is_int8(target)
     assert model.layers
-    assert not work_dir(bench.workspace, job_id).exists()
+    assert not Workspace(bench.workspace).work_dir(job_id).exists()
 
     project = bench.project(child["id"])
     assert project["status"] == "done"
     assert project["parent_id"] == parent["id"]
     assert project["has_comparison"]
-    assert report_file(bench.workspace, project["id"]).is_file()
+    assert Workspace(bench.workspace).report_file(project["id"]).is_file()
     assert project["calibration"]["report"]["int8_layers"] > 0
     assert abs(project["accuracy"]["figures"]["top1"] - parent["accuracy"]["figures"]["top1"]) < 5
     assert "done" in bench.workbench.job_log(job_id)
@@ -370,8 +370,8 @@ def test_cancelling_a_running_calibration(bench: Bench) -> None:
     assert not alive(job.worker_pid or 0)
     model = bench.model(int8_id)
     assert model.state == "failed"
-    assert not model_file(bench.workspace, int8_id).exists()
-    assert not work_dir(bench.workspace, job.id).exists()
+    assert not Workspace(bench.workspace).model_file(int8_id).exists()
+    assert not Workspace(bench.workspace).work_dir(job.id).exists()
     project = bench.project(child["id"])
     assert project["status"] == "cancelled"
     assert project["inference"] is None and not project["has_comparison"]
@@ -390,8 +390,8 @@ def test_a_killed_worker_fails_its_job(bench: Bench) -> None:
     assert "the worker process ended unexpectedly" in ended.message
     assert "-9" in ended.message
     assert bench.model(int8_id).state == "failed"
-    assert not model_file(bench.workspace, int8_id).exists()
-    assert not work_dir(bench.workspace, job.id).exists()
+    assert not Workspace(bench.workspace).model_file(int8_id).exists()
+    assert not Workspace(bench.workspace).work_dir(job.id).exists()
     assert runner.running() == []
 
 
@@ -428,7 +428,7 @@ def _orphan_worker(bench: Bench, job_id: int) -> subprocess.Popen[bytes]:
     """A real worker process for the job, as a server started it; the server is gone, so the
     worker goes on without anyone following it (its parent here is the test, which stays)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "calibench.server.worker", str(job_id), str(bench.workspace),
+        [sys.executable, "-m", "calibench.server.jobs.worker", str(job_id), str(bench.workspace),
          str(os.getpid())],
         env={**os.environ, WORKER_DATABASE_ENV: bench.url},
         stdin=subprocess.DEVNULL,
@@ -454,7 +454,7 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
     worker = _orphan_worker(bench, job_id)
     try:
         _left_running(bench, job_id, f"{host}:{_dead_pid()}:0badc0de", worker.pid)
-        work = work_dir(bench.workspace, job_id)
+        work = Workspace(bench.workspace).work_dir(job_id)
         bench.drive(
             first,
             lambda: bench.job(job_id).stage == "inference" and any(work.glob("*.onnx")),
@@ -476,7 +476,7 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
         assert worker.wait(timeout=10) == -signal.SIGKILL  # the orphan is stopped
         assert bench.model(int8_id).state == "failed"
         assert not work.exists()
-        assert not model_file(bench.workspace, int8_id).exists()
+        assert not Workspace(bench.workspace).model_file(int8_id).exists()
         assert _snapshot(bench.sessions, {JobRow: {job_id}, ModelRow: {int8_id}}) == before
         assert bench.job(elsewhere).state == "running"
 
@@ -493,8 +493,8 @@ def test_recover_fails_what_another_runner_left_running_and_retry_finishes_it(
         assert job.runner == restarted.id
         model = bench.model(int8_id)
         assert model.state == "ready"
-        assert model_file(bench.workspace, int8_id).is_file()
-        assert _is_int8(model_file(bench.workspace, int8_id))
+        assert Workspace(bench.workspace).model_file(int8_id).is_file()
+        assert _is_int8(Workspace(bench.workspace).model_file(int8_id))
         assert bench.project(child["id"])["has_comparison"]
         assert bench.job(elsewhere).state == "running"  # still not ours
     finally:
@@ -543,7 +543,7 @@ def test_a_worker_killed_while_committing_leaves_no_file_in_place(bench: Bench) 
     parent = bench.baseline(runner)
     child = bench.workbench.optimize(parent["id"], bench.cal_id)
     job_id, int8_id = child["job"]["id"], child["model"]["id"]
-    target = model_file(bench.workspace, int8_id)
+    target = Workspace(bench.workspace).model_file(int8_id)
     engine = make_engine(bench.url)
     try:
         with engine.connect() as holder:

@@ -12,11 +12,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 
-import calibench.server.tasks  # noqa: F401  (registers the job kinds)
 from calibench import __version__
 from calibench.errors import ConfigError
 from calibench.server.db import make_engine, session_factory
-from calibench.server.jobs import JobRunner
+from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.settings import ServerSettings
 from calibench.server.web import system

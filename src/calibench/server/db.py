@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from calibench.errors import ConfigError
+from calibench.server.jobs.states import FINISHED, JobState
 
 
 def now() -> datetime:
@@ -109,9 +110,10 @@ class JobRow(Base):
     project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(40))
     description: Mapped[dict[str, Any]] = mapped_column(JSON)
-    """What the job does, all of it: ``{"inputs": {...}}`` for the kind's function."""
-    state: Mapped[str] = mapped_column(String(20), default="queued", index=True)
-    """queued, running, done, failed, cancelled."""
+    """What the job does, all of it: ``{"version", "inputs": {...}}``, the kind's description
+    (:mod:`calibench.server.jobs.kinds`)."""
+    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED.value, index=True)
+    """A :class:`~calibench.server.jobs.states.JobState`'s word."""
     stage: Mapped[str | None] = mapped_column(String(60), nullable=True)
     stages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """``[{"name", "done", "total"}]`` in the order the job goes through them."""
@@ -130,7 +132,7 @@ class JobRow(Base):
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "failed", "cancelled")
+        return self.state in FINISHED
 
 
 def normalise_url(url: str) -> str:

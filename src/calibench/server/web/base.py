@@ -8,14 +8,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from calibench.server.jobs.dataset_import import import_memory_limit
+from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
-from calibench.server.tasks import import_memory_limit
 from calibench.server.web.uploads import Upload, receive
 
 IMPORT_JOB_BYTES = 64_000_000
 """Default threshold above which a dataset upload (its bytes, or what its headers say it unpacks
 to) is imported by a job rather than inside the request."""
-FOLDERS = ("models", "datasets", "projects", "jobs", "uploads")
 
 
 class WorkbenchBase:
@@ -30,6 +30,8 @@ class WorkbenchBase:
     ) -> None:
         self.sessions = sessions
         self.workspace = workspace
+        self.paths = Workspace(workspace)
+        """Where each thing of the workspace lies."""
         self.max_upload_bytes = max_upload_bytes
         self.perf_seconds = perf_seconds
         """How long each performance measurement of a job lasts."""
@@ -37,12 +39,11 @@ class WorkbenchBase:
         """Uploads above this (or unpacking to more) are imported by a job."""
         self.import_memory_bytes = import_memory_bytes or import_memory_limit()
         """The most private memory an import job's worker may take."""
-        for folder in FOLDERS:
-            (workspace / folder).mkdir(parents=True, exist_ok=True)
+        self.paths.create()
 
     def receive(self, upload: Upload, suffixes: tuple[str, ...], what: str) -> Path:
         """An upload copied into the workspace's uploads folder (see :func:`receive`)."""
-        return receive(upload, suffixes, what, self.workspace / "uploads", self.max_upload_bytes)
+        return receive(upload, suffixes, what, self.paths.uploads, self.max_upload_bytes)
 
     def shown(self, text: str, upload: Path, called: str, dataset: str | None = None) -> str:
         """An error's words for the person who uploaded: the upload ``called`` so, no server

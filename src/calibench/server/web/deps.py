@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request
 
-from calibench.server.jobs import JobRunner
+from calibench.server.jobs.runner import JobRunner
 from calibench.server.settings import ServerSettings
 from calibench.server.web.security import check_csrf
 from calibench.server.web.workbench import Workbench

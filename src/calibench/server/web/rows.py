@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 
 from calibench.errors import WorkbenchError
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
+from calibench.server.jobs.states import LIVE
 
 MAX_ID = 2**31 - 1
 """The largest id a row can have (PostgreSQL's INTEGER); a larger one names no row."""
-LIVE = ("queued", "running")
-"""The states of a job that has not ended."""
 
 RowT = TypeVar("RowT", ModelRow, DatasetRow, ProjectRow, JobRow)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from calibench.server.db import JobRow
+from calibench.server.jobs.states import LIVE
 from calibench.server.web.datasets.service import DatasetService
 from calibench.server.web.jobs.service import JobService
 from calibench.server.web.models.service import ModelService
 from calibench.server.web.projects.optimize import OptimizeService
 from calibench.server.web.projects.service import ProjectService
-from calibench.server.web.rows import LIVE
 
 LEFTOVERS = (("uploads", "upload-*"), ("datasets", ".ds-*.partial"))
 """What a killed server can leave behind: uploads being received, datasets being imported."""

@@ -19,12 +19,13 @@ from calibench.data.importer import KINDS as DATASET_KINDS
 from calibench.data.importer import import_dataset
 from calibench.errors import CalibenchError, WorkbenchError
 from calibench.server.db import DatasetRow, JobRow, ProjectRow
-from calibench.server.tasks import import_summary
+from calibench.server.jobs.dataset_import import import_summary
+from calibench.server.jobs.kinds import ImportJob
+from calibench.server.jobs.lifecycle import queue_job
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.schemas import DatasetDetail, DatasetView, ImportingDatasetView
 from calibench.server.web.disk import disk_full, disk_full_refusal
 from calibench.server.web.jobs.schemas import JobView
-from calibench.server.web.jobs.service import queue_job
 from calibench.server.web.rows import (
     get_row,
     referrers,
@@ -141,20 +142,11 @@ class DatasetService(WorkbenchBase):
     def _queue_import(
         self, upload: Path, filename: str, name: str, folder: str, kind: str | None
     ) -> ImportingDatasetView:
-        inputs = {
-            "upload": str(upload.relative_to(self.workspace)),
-            "filename": filename[:200],
-            "name": name,
-            "kind": kind or None,
-            "folder": folder,
-            "dataset": f"datasets/{folder}",
-            "memory_limit": self.import_memory_bytes,
-        }
         try:
             with self.sessions.begin() as session:
                 row = DatasetRow(
                     name=name,
-                    path=f"datasets/{folder}",
+                    path=self.paths.dataset_path(folder),
                     task="",
                     format="",
                     samples=0,
@@ -163,7 +155,17 @@ class DatasetService(WorkbenchBase):
                 )
                 session.add(row)
                 session.flush()
-                job = queue_job(session, None, "import", {**inputs, "dataset_id": row.id})
+                description = ImportJob(
+                    upload=self.paths.relative(upload),
+                    filename=filename[:200],
+                    name=name,
+                    kind=kind or None,
+                    folder=folder,
+                    dataset=row.path,
+                    memory_limit=self.import_memory_bytes,
+                    dataset_id=row.id,
+                )
+                job = queue_job(session, None, description)
                 row.summary = {**row.summary, "job": job.id}
                 return ImportingDatasetView.importing(row, JobView.of(job))
         except IntegrityError as error:  # another upload took the name meanwhile

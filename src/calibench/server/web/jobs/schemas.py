@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from calibench.server.db import JobRow
+from calibench.server.jobs.states import JobState
 from calibench.server.web.schemas import View, iso
 
 
@@ -36,7 +37,7 @@ class JobView(View):
             stages.append({**stage, "percent": round(100 * min(1.0, fraction))})
         overall = (
             100
-            if row.state == "done"
+            if row.state == JobState.DONE
             else round(sum(s["percent"] for s in stages) / len(stages))
             if stages
             else 0

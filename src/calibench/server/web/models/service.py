@@ -15,7 +15,6 @@ from calibench.errors import CalibenchError, WorkbenchError
 from calibench.model.eligibility import eligibility
 from calibench.model.load import load_model
 from calibench.server.db import ModelRow, ProjectRow
-from calibench.server.tasks import model_file
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.disk import disk_full, disk_full_refusal
 from calibench.server.web.models.schemas import ModelDetail, ModelView
@@ -71,7 +70,7 @@ class ModelService(WorkbenchBase):
                 )
                 session.add(row)
                 session.flush()
-                target = model_file(self.workspace, row.id)
+                target = self.paths.model_file(row.id)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
                 row.path = str(target.relative_to(self.workspace))
@@ -144,7 +143,7 @@ class ModelService(WorkbenchBase):
                 f"INT8 models were made from {model.name!r}",
             )
             session.delete(model)
-        shutil.rmtree(model_file(self.workspace, model_id).parent, ignore_errors=True)
+        shutil.rmtree(self.paths.model_dir(model_id), ignore_errors=True)
 
 
 def _refuse_if_failed(model: ModelRow, so: str) -> None:

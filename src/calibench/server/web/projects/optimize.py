@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 from calibench.config import CalibrationConfig, Method, Preset, Subset
 from calibench.errors import ConfigError, WorkbenchError
 from calibench.server.db import ModelRow, ProjectRow
+from calibench.server.jobs.kinds import CalibrationJob, CalibrationNames
+from calibench.server.jobs.lifecycle import queue_job
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.service import get_dataset, ready_dataset
-from calibench.server.web.jobs.service import queue_job
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import accuracy_aware_refusal, inference_settings
 from calibench.server.web.projects.schemas import ProjectView
@@ -112,25 +113,24 @@ class OptimizeService(WorkbenchBase):
             session.flush()
             queue_job(
                 session,
-                child,
-                "calibration",
-                {
-                    "model": model.path,
-                    "dataset": calibration.path,
-                    "validation": validation.path,
-                    "config": config.to_dict(),
+                child.id,
+                CalibrationJob(
+                    model=model.path,
+                    dataset=calibration.path,
+                    validation=validation.path,
+                    config=config,
                     **settings,
-                    "seconds": self.perf_seconds,
-                    "preprocess": preprocess,
-                    "metric": metric,
-                    "parent_inference": parent.inference,
-                    "names": {
-                        "fp32": model.name,
-                        "int8": child_name,
-                        "calibration": calibration.name,
-                        "validation": validation.name,
-                    },
-                },
+                    seconds=self.perf_seconds,
+                    preprocess=preprocess,
+                    metric=metric,
+                    parent_inference=parent.inference,
+                    names=CalibrationNames(
+                        fp32=model.name,
+                        int8=child_name,
+                        calibration=calibration.name,
+                        validation=validation.name,
+                    ),
+                ),
             )
             return project_view(session, child)
 

@@ -11,12 +11,14 @@ from sqlalchemy import func, select
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError, WorkbenchError
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
-from calibench.server.tasks import model_file, report_file
+from calibench.server.jobs.kinds import BaselineJob
+from calibench.server.jobs.lifecycle import queue_job
+from calibench.server.jobs.states import LIVE
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.datasets.service import ready_dataset
 from calibench.server.web.jobs.schemas import JobView
-from calibench.server.web.jobs.service import latest_job, queue_job
+from calibench.server.web.jobs.service import latest_job
 from calibench.server.web.models.schemas import ModelView
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import (
@@ -68,18 +70,17 @@ class ProjectService(WorkbenchBase):
             session.flush()
             queue_job(
                 session,
-                project,
-                "baseline",
-                {
-                    "model": model.path,
-                    "name": model.name,
-                    "dataset": dataset.path,
-                    "dataset_name": dataset.name,
+                project.id,
+                BaselineJob(
+                    model=model.path,
+                    name=model.name,
+                    dataset=dataset.path,
+                    dataset_name=dataset.name,
                     **settings,
-                    "seconds": self.perf_seconds,
-                    "preprocess": preprocess or None,
-                    "metric": metric or None,
-                },
+                    seconds=self.perf_seconds,
+                    preprocess=preprocess or None,
+                    metric=metric or None,
+                ),
             )
             return project_view(session, project)
 
@@ -163,7 +164,7 @@ class ProjectService(WorkbenchBase):
             shutil.rmtree(self.workspace / "jobs" / str(job_id), ignore_errors=True)
         shutil.rmtree(self.workspace / "projects" / str(project_id), ignore_errors=True)
         if drop_model:
-            shutil.rmtree(model_file(self.workspace, model.id).parent, ignore_errors=True)
+            shutil.rmtree(self.paths.model_dir(model.id), ignore_errors=True)
 
     def comparison(self, project_id: int) -> tuple[dict[str, Any], Path]:
         """The INT8 project's comparison with its FP32 parent, and its HTML report's file."""
@@ -180,11 +181,11 @@ class ProjectService(WorkbenchBase):
                 state = job.state if job else "new"
                 why = (
                     "its calibration job has not finished"
-                    if state in ("queued", "running")
+                    if state in LIVE
                     else f"its calibration job {state}; retry it from the project's page"
                 )
                 raise WorkbenchError(f"project {project_id} has no comparison: {why}", 409)
-            return project.comparison, report_file(self.workspace, project.id)
+            return project.comparison, self.paths.report_file(project.id)
 
     def comparison_detail(self, project_id: int) -> Comparison:
         comparison, _ = self.comparison(project_id)

@@ -6,6 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calibench.server.db import ProjectRow
+from calibench.server.jobs.kinds import BaselineJob
+from calibench.server.jobs.states import JobState
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.datasets.service import get_dataset
 from calibench.server.web.jobs.schemas import JobView
@@ -29,7 +31,7 @@ def optimize_options(session: Session, project: ProjectRow) -> OptimizeOptions:
         return OptimizeOptions(
             enabled=False, reason=model.reason or "this model cannot be calibrated"
         )
-    if job is None or job.kind != "baseline" or job.state != "done":
+    if job is None or job.kind != BaselineJob.KIND or job.state != JobState.DONE:
         state = "has not finished" if job is None or not job.finished else job.state
         return OptimizeOptions(
             enabled=False,
