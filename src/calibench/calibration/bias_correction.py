@@ -15,11 +15,11 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from calibench.calibration.ranges import QuantParams, quantize_weights
 from calibench.calibration.statistics import Progress
 from calibench.model.build import add_constant, interleave_added_nodes, reduce_node
 from calibench.model.load import default_opset
 from calibench.passes.placement import QuantPlan
+from calibench.quant import QuantParams, quantize_weights
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.session import make_session
 

@@ -28,10 +28,10 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from calibench.calibration.ranges import QuantParams, params_for_range, quantize_weights
 from calibench.config import Preset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import LayerDecision, QuantPlan, Scheme
+from calibench.quant import QuantParams, params_for_range, quantize_weights, uint8_codes
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.isa import Isa
 from calibench.runtime.saturation import (
@@ -381,7 +381,7 @@ def _measure_layer(
             continue
         y8 = (centred @ cols8[g].astype(np.float64)) * (p8.scale * scales8[g])
         y7 = (centred @ cols7[g].astype(np.float64)) * (p8.scale * scales7[g])
-        a7 = np.clip(np.round(rows_f[g] / p7.scale) + p7.zero_point, 0, 255)
+        a7 = uint8_codes(rows_f[g], p7)
         ya7 = ((a7 - p7.zero_point) @ cols8[g].astype(np.float64)) * (p7.scale * scales8[g])
         # In range a 7-bit input cannot overflow (2·127·127 < 32 767); only values beyond the
         # calibrated range can, and those are what this counts.

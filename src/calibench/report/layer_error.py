@@ -7,7 +7,7 @@ graph outputs, one sample at a time, and ``SQNR = 10·log10(Σ fp32² / Σ (fp32
 over all samples together.
 
 Name alignment: calibench builds its INT8 model from the FP32 model with BatchNormalization folded
-into the Conv before it (``calibration.default.prepare_fp32``). A folded Conv writes the tensor
+into the Conv before it (``passes.prepare.prepare_fp32``). A folded Conv writes the tensor
 the BatchNormalization wrote before, so the FP32 side runs the same preparation; its values are
 the original model's up to float rounding. A layer whose output is a graph output is renamed
 ``<name>::fp32`` in the QDQ model (the graph output is then the dequantized copy); it is compared
@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from calibench.calibration.default import prepare_fp32
+from calibench.passes.prepare import prepare_fp32
 from calibench.model.load import load_model
 from calibench.runtime.inputs import input_specs
 from calibench.runtime.kernels import CONVERSIONS

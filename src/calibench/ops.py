@@ -2,7 +2,9 @@
 
 These lists mirror ORT's QDQ fusion rules (``QDQSelectorActionTransformer``): a DequantizeLinear →
 op → QuantizeLinear group of these ops becomes one integer kernel. Keeping them in one place
-makes every placement decision and every "why FP32" answer come from the same table.
+makes every placement decision and every "why FP32" answer come from the same table, and the
+reading of ORT's optimised graph (``runtime.kernels``) uses the same data-movement ops. This
+module imports nothing from calibench, so every package can use it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ PASS_THROUGH = frozenset(
 )
 """Move or select values without arithmetic: with equal Q/DQ on both sides ORT drops the pair and
 runs them on uint8 directly, so they inherit their input's scale and zero point."""
+
+DATA_MOVEMENT = PASS_THROUGH | frozenset(
+    {"NhwcMaxPool", "Split", "Concat", "GatherElements", "ReduceMax", "ReduceMin", "Pad"}
+)
+"""Ops that, found in ORT's *optimised* graph reading 8-bit tensors, compute on those 8 bits
+(``runtime.kernels`` counts them as INT8 and passes the input's precision on).
+
+A superset of ``PASS_THROUGH`` on purpose. The two tables were once copies and had drifted:
+the extras here are ops that can appear on uint8 in a graph ORT has rewritten, but that
+placement does not treat as scale-sharing: ``NhwcMaxPool`` exists only inside ORT; ``Concat``
+gets its own scale (it becomes QLinearConcat, see ``VARIADIC``); ``Split``, ``Pad``,
+``GatherElements``, ``ReduceMax`` and ``ReduceMin`` are not among the ops calibench places
+quantizers around by sharing (a padding value or a second output would need their own care).
+Making them pass-through would change the quantizers calibench writes, so both tables keep
+their tested meaning and the difference is written here, once."""
 
 FOLDABLE_ACTIVATIONS = frozenset({"Relu", "Clip"})
 """Absorbed by the QuantizeLinear after them when its range lies inside theirs."""
