@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import onnx
 
-from calibench import ops
+import calibench.ops as ops
 from calibench.calibration.bias_correction import output_sqnr
 from calibench.calibration.default import ProgressCallback, reference_outputs, run_default
 from calibench.config import CalibrationConfig

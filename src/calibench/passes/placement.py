@@ -4,8 +4,8 @@ One decision per layer, with its reason; the layer report shows exactly these re
 did this layer stay FP32?" is answered by the object that decided it.
 
 Rules, in the order they apply:
-1. an INT8-capable op (see ``calibench.ops``) becomes an INT8 layer unless a check below fails; the
-   cheap ops between the last weighted layers and the model outputs (a detector's decoding:
+1. an INT8-capable op (see ``calibench.ops``) becomes an INT8 layer unless a check below fails;
+   the cheap ops between the last weighted layers and the model outputs (a detector's decoding:
    sigmoids, box/score concatenations) stay FP32, where 8 bits would erase small scores;
 2. each float activation input of an INT8 layer is quantized (per tensor, uint8);
 3. the output of an INT8 layer is quantized after an absorbable ReLU/Clip, so ORT can fuse
@@ -28,7 +28,7 @@ from enum import Enum
 import numpy as np
 import onnx_ir as ir
 
-from calibench import ops
+import calibench.ops as ops
 from calibench.errors import ConfigError
 from calibench.passes.reasons import Reason
 

@@ -30,8 +30,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from calibench.passes.prepare import prepare_fp32
 from calibench.model.load import load_model
+from calibench.passes.prepare import prepare_fp32
 from calibench.runtime.inputs import input_specs
 from calibench.runtime.kernels import CONVERSIONS
 from calibench.runtime.session import make_session
