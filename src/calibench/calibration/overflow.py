@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 from onnx import helper
 
@@ -212,12 +213,7 @@ def choose_schemes(
         measured[decision.name] = LayerOverflow(
             decision.name, decision.op_type, scheme="u8u8", note=decision.scheme_note
         )
-    readers: dict[str, int] = {}
-    for node in fp32.graph.node:
-        for tensor in node.input:
-            readers[tensor] = readers.get(tensor, 0) + 1
-    for output in fp32.graph.output:
-        readers[output.name] = readers.get(output.name, 0) + 1
+    readers = _reader_counts(fp32)
     shared = set(plan.aliases) | set(plan.aliases.values())
     clip_tops = _clip_tops(fp32)
     for name, found in measured.items():
@@ -270,6 +266,13 @@ def choose_schemes(
         found.scheme = decision.scheme.value
         decision.scheme_note = found.note
     return params
+
+
+def _reader_counts(fp32: onnx.ModelProto) -> dict[str, int]:
+    """Activation tensor → how many node inputs and graph outputs read it (from onnx_ir)."""
+    graph = ir.from_proto(fp32).graph
+    values = [*graph.inputs, *(v for node in graph for v in node.outputs)]
+    return {v.name or "": len(v.uses()) + sum(o is v for o in graph.outputs) for v in values}
 
 
 def _clip_tops(fp32: onnx.ModelProto) -> dict[str, float | None]:
