@@ -56,3 +56,11 @@ def test_no_tensors_no_change() -> None:
     model = ir.from_proto(model_from_text(TWO_LAYERS))
     assert not AddReductionOutputsPass([])(model).modified
     assert len(model.graph.outputs) == 1 and len(list(model.graph)) == 2
+
+
+def test_a_graph_input_can_be_fetched_raw() -> None:
+    """Histograms read the model's input too: it is quantized like any activation."""
+    adding = AddReductionOutputsPass(["x"], raw=True)
+    augmented = _apply(TWO_LAYERS, adding)
+    x = np.random.default_rng(1).normal(size=(2, 2, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(make_session(augmented).run(["x"], {"x": x})[0], x)

@@ -87,3 +87,22 @@ g (float[N,4] x) => (float[N,4] y)
     result = InsertQDQPass(plan, {})(model)
     assert not result.modified
     assert ir.to_proto(result.model).SerializeToString() == before
+
+
+def test_a_layer_reading_one_tensor_twice_gets_one_dequantizer() -> None:
+    fp32, int8, ctx = _quantized(f"""
+g (float[N,3,8,8] x) => (float[N,4,8,8] y)
+<float[4,3,1,1] w1 = {{{weights((4, 3, 1, 1), 6)}}},
+ float[4,4,1,1] w2 = {{{weights((4, 4, 1, 1), 7)}}}>
+{{
+  a = Conv(x, w1)
+  s = Add(a, a)
+  y = Conv(s, w2)
+}}""")
+    assert "a" in ctx["plan"].tensors
+    add = next(n for n in int8.graph.node if n.op_type == "Add")
+    assert list(add.input) == ["a::dq0", "a::dq0"]
+    assert sum(n.input[0] == "a::q" for n in int8.graph.node) == 1  # no stray second DQ
+    expected = make_session(fp32).run(None, ctx["feeds"])[0]
+    got = make_session(int8).run(None, ctx["feeds"])[0]
+    assert np.abs(got - expected).max() < 4 * ctx["params"]["y"].scale
