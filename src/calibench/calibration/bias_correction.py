@@ -1,10 +1,10 @@
 """Fast bias correction (the POT/NNCF reference method), all layers in one pass.
 
 For each INT8 Conv/Gemm the model is given a twin of that layer that reads the quantized copy of
-the layer's FP32 input and the dequantized INT8 weights. The per-channel mean of
-``fp32_output − twin_output`` over the calibration data is the systematic error quantization
-adds to that layer; adding it to the bias removes it. Every layer is measured against FP32
-inputs, so the corrections are independent and one pass computes them all.
+the layer's FP32 input and the dequantized INT8 weights (``passes.add_bias_twins``). The
+per-channel mean of ``fp32_output − twin_output`` over the calibration data is the systematic
+error quantization adds to that layer; adding it to the bias removes it. Every layer is measured
+against FP32 inputs, so the corrections are independent and one pass computes them all.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx
-from onnx import helper
+import onnx_ir as ir
 
-from calibench.calibration.ranges import QuantParams, quantize_weights
 from calibench.calibration.statistics import Progress
-from calibench.model.build import add_constant, interleave_added_nodes, reduce_node
-from calibench.model.load import default_opset
+from calibench.passes.add_bias_twins import AddBiasTwinsPass
 from calibench.passes.placement import QuantPlan
+from calibench.quant import QuantParams
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.session import make_session
 
@@ -35,10 +34,12 @@ def bias_shifts(
     memory_limit: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-layer additive bias corrections, in FP32 units."""
-    model, outputs = _with_twins(fp32, plan, params)
-    if not outputs:
+    model = ir.from_proto(fp32)
+    adding = AddBiasTwinsPass(plan, params)
+    if not adding(model).modified:
         return {}
-    session = make_session(model, threads=threads, lean=True)
+    outputs = adding.outputs
+    session = make_session(ir.to_proto(model), threads=threads, lean=True)
     names = list(outputs.values())
     reader = fit_reader(reader, indices, lambda feeds: session.run(names, feeds), memory_limit)
     sums = {layer: np.zeros(0) for layer in outputs}
@@ -52,73 +53,6 @@ def bias_shifts(
         if progress:
             progress(seen, len(indices))
     return {layer: total / max(seen, 1) for layer, total in sums.items()}
-
-
-def _with_twins(
-    fp32: onnx.ModelProto, plan: QuantPlan, params: dict[str, QuantParams]
-) -> tuple[onnx.ModelProto, dict[str, str]]:
-    model = onnx.ModelProto()
-    model.CopyFrom(fp32)
-    graph = model.graph
-    opset = default_opset(model)
-    weights = {t.name: t for t in graph.initializer}
-    nodes = {n.name: n for n in graph.node}
-    outputs: dict[str, str] = {}
-    for decision in plan.int8_layers():
-        node = nodes[decision.name]
-        if node.op_type not in ("Conv", "Gemm") or decision.weight_input is None:
-            continue
-        x = node.input[0]
-        if x not in params or node.input[1] not in weights:
-            continue
-        weight = onnx.numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)
-        has_bias = len(node.input) > 2 and node.input[2] in weights
-        if node.op_type == "Gemm" and not has_bias:
-            continue  # no bias to correct, and a Gemm without C keeps its float output
-        q, scale = quantize_weights(weight, decision.weight_axis, decision.scheme.weight_bits)
-        shape = [1] * weight.ndim
-        shape[decision.weight_axis] = -1
-        stem = f"{node.name}::bc"
-        dequantized = add_constant(
-            graph, f"{stem}::w", (q * scale.reshape(shape)).astype(np.float32)
-        )
-        p = params[x]
-        add_constant(graph, f"{stem}::s", np.float32(p.scale))
-        add_constant(graph, f"{stem}::z", np.uint8(p.zero_point))
-        graph.node.extend(
-            [
-                helper.make_node(
-                    "QuantizeLinear", [x, f"{stem}::s", f"{stem}::z"], [f"{stem}::xq"]
-                ),
-                helper.make_node(
-                    "DequantizeLinear", [f"{stem}::xq", f"{stem}::s", f"{stem}::z"], [f"{stem}::x"]
-                ),
-            ]
-        )
-        twin = onnx.NodeProto()
-        twin.CopyFrom(node)
-        twin.name = f"{stem}::twin"
-        twin.input[0] = f"{stem}::x"
-        twin.input[1] = dequantized
-        twin.output[:] = [f"{stem}::y"]
-        graph.node.append(twin)
-        graph.node.append(helper.make_node("Sub", [node.output[0], f"{stem}::y"], [f"{stem}::d"]))
-        axes = [0, *range(2, weight.ndim)] if node.op_type == "Conv" else [0]
-        graph.node.append(
-            reduce_node(
-                "ReduceMean",
-                f"{stem}::d",
-                f"{stem}::mean",
-                axes,
-                opset,
-                f"calibench::axes{axes}",
-                graph,
-            )
-        )
-        graph.output.append(helper.make_empty_tensor_value_info(f"{stem}::mean"))
-        outputs[node.name] = f"{stem}::mean"
-    interleave_added_nodes(graph, len(fp32.graph.node))
-    return model, outputs
 
 
 def output_sqnr(

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-import onnx_ir as ir
-from onnx_ir.passes import common
 
 from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, output_sqnr
 from calibench.calibration.overflow import (
@@ -24,18 +22,14 @@ from calibench.calibration.overflow import (
     choose_schemes,
     measure_overflow,
 )
-from calibench.calibration.ranges import QuantParams, activation_range, params_for_range
+from calibench.calibration.ranges import activation_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
 from calibench.config import CalibrationConfig, Preset, RangeEstimator
 from calibench.data.dataset import Dataset, select_subset
-from calibench.passes.fold_batchnorm import FoldBatchNormPass
 from calibench.passes.insert_qdq import insert_qdq
-from calibench.passes.placement import (
-    QuantPlan,
-    keep_fp32,
-    plan_quantization,
-    refine_with_ranges,
-)
+from calibench.passes.placement import QuantPlan, keep_fp32, refine_with_ranges
+from calibench.passes.prepare import prepare_fp32
+from calibench.quant import QuantParams, params_for_range
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
@@ -68,19 +62,6 @@ class DefaultOutcome:
     memory_limit: int | None = None
     overflow: dict[str, LayerOverflow] = field(default_factory=dict)
     """Per GEMM layer: the saturation measured and the scheme chosen (saturating ISAs only)."""
-
-
-def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
-    """Fold BatchNorm, name nodes, and decide placement."""
-    ir_model = ir.from_proto(model)
-    ir.passes.Sequential(
-        common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
-        common.IdentityEliminationPass(),
-        FoldBatchNormPass(),
-        common.RemoveUnusedNodesPass(),
-    )(ir_model)
-    plan = plan_quantization(ir_model)
-    return ir.to_proto(ir_model), plan
 
 
 def run_default(

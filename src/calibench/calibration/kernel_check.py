@@ -20,9 +20,9 @@ import onnxruntime as ort
 
 from calibench.calibration.bias_correction import output_sqnr
 from calibench.calibration.overflow import measure_overflow
-from calibench.calibration.ranges import QuantParams
 from calibench.config import Preset
 from calibench.passes.placement import QuantPlan
+from calibench.quant import QuantParams
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.isa import Isa, host_cpu
 from calibench.runtime.session import make_session

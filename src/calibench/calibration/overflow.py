@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 from onnx import helper
 
-from calibench.calibration.ranges import QuantParams, params_for_range, quantize_weights
 from calibench.config import Preset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import LayerDecision, QuantPlan, Scheme
+from calibench.quant import QuantParams, params_for_range, quantize_weights, uint8_codes
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.isa import Isa
 from calibench.runtime.saturation import (
@@ -212,12 +213,7 @@ def choose_schemes(
         measured[decision.name] = LayerOverflow(
             decision.name, decision.op_type, scheme="u8u8", note=decision.scheme_note
         )
-    readers: dict[str, int] = {}
-    for node in fp32.graph.node:
-        for tensor in node.input:
-            readers[tensor] = readers.get(tensor, 0) + 1
-    for output in fp32.graph.output:
-        readers[output.name] = readers.get(output.name, 0) + 1
+    readers = _reader_counts(fp32)
     shared = set(plan.aliases) | set(plan.aliases.values())
     clip_tops = _clip_tops(fp32)
     for name, found in measured.items():
@@ -270,6 +266,13 @@ def choose_schemes(
         found.scheme = decision.scheme.value
         decision.scheme_note = found.note
     return params
+
+
+def _reader_counts(fp32: onnx.ModelProto) -> dict[str, int]:
+    """Activation tensor → how many node inputs and graph outputs read it (from onnx_ir)."""
+    graph = ir.from_proto(fp32).graph
+    values = [*graph.inputs, *(v for node in graph for v in node.outputs)]
+    return {v.name or "": len(v.uses()) + sum(o is v for o in graph.outputs) for v in values}
 
 
 def _clip_tops(fp32: onnx.ModelProto) -> dict[str, float | None]:
@@ -381,7 +384,7 @@ def _measure_layer(
             continue
         y8 = (centred @ cols8[g].astype(np.float64)) * (p8.scale * scales8[g])
         y7 = (centred @ cols7[g].astype(np.float64)) * (p8.scale * scales7[g])
-        a7 = np.clip(np.round(rows_f[g] / p7.scale) + p7.zero_point, 0, 255)
+        a7 = uint8_codes(rows_f[g], p7)
         ya7 = ((a7 - p7.zero_point) @ cols8[g].astype(np.float64)) * (p7.scale * scales8[g])
         # In range a 7-bit input cannot overflow (2·127·127 < 32 767); only values beyond the
         # calibrated range can, and those are what this counts.

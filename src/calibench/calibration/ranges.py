@@ -1,37 +1,18 @@
-"""From activation statistics to a range, and from a range to uint8 scale and zero point.
+"""From activation statistics to the range a tensor is quantized over (the estimators).
 
-Activations are always executed as uint8 (ONNX Runtime's fast x86 path; int8 activations run
-about 2× slower there). "Symmetric" therefore means a zero point of 0 for non-negative tensors
-and 128 for signed ones; "asymmetric" means the zero point follows the tensor's own minimum.
+The range's scale and zero point, and every other piece of quantization arithmetic, come from
+``calibench.quant``, which the graph passes share.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from calibench.calibration.statistics import TensorStats
 from calibench.config import Preset, RangeEstimator
-from calibench.errors import ModelError
+from calibench.quant import MIN_SCALE, params_for_range, uint8_codes
 
-MIN_SCALE = 1e-8
 PERCENTILE = 99.99
-
-
-@dataclass(frozen=True)
-class QuantParams:
-    scale: float
-    zero_point: int
-    """uint8 zero point."""
-
-    @property
-    def low(self) -> float:
-        return (0 - self.zero_point) * self.scale
-
-    @property
-    def high(self) -> float:
-        return (255 - self.zero_point) * self.scale
 
 
 def activation_range(
@@ -50,50 +31,6 @@ def activation_range(
     else:
         low, high = _mse_range(stats, preset, unsigned)
     return min(float(low), 0.0), max(float(high), 0.0)
-
-
-def params_for_range(low: float, high: float, preset: Preset, bits: int = 8) -> QuantParams:
-    """uint8 params for [low, high]; ``bits=7`` maps the range onto 0..127 only (the stored type
-    stays uint8), so that no u8×s8 pair of products can overflow 16 bits."""
-    top = (1 << bits) - 1
-    if low >= 0:
-        return QuantParams(max(high / top, MIN_SCALE), 0)
-    if preset is Preset.PERFORMANCE:
-        span = max(-low, high)
-        half = 1 << (bits - 1)
-        return QuantParams(max(span / (half - 1), MIN_SCALE), half)
-    scale = max((high - low) / top, MIN_SCALE)
-    zero_point = int(np.clip(round(-low / scale), 0, top))
-    return QuantParams(scale, zero_point)
-
-
-def constant_params(values: np.ndarray) -> QuantParams:
-    """Per-tensor asymmetric params that hold a constant's own values."""
-    low = min(float(values.min()), 0.0)
-    high = max(float(values.max()), 0.0)
-    return params_for_range(low, high, Preset.MIXED)
-
-
-def quantize_weights(weight: np.ndarray, axis: int, bits: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8, narrow range −127..127 (per-channel absolute maximum);
-    ``bits=7``: −63..63, which no u8×s8 pair of products can push past 16 bits."""
-    top = (1 << (bits - 1)) - 1
-    if not np.isfinite(weight).all():
-        raise ModelError("the model's weights hold NaN or infinite values: it cannot be quantized")
-    moved = np.moveaxis(weight, axis, 0).reshape(weight.shape[axis], -1)
-    absmax = np.abs(moved).max(axis=1).astype(np.float64)
-    scale = np.where(absmax > 0, absmax / top, 1.0)
-    shape = [1] * weight.ndim
-    shape[axis] = -1
-    q = np.clip(np.round(weight / scale.reshape(shape)), -top, top).astype(np.int8)
-    return q, scale.astype(np.float32)
-
-
-def quantize_bias(bias: np.ndarray, input_scale: float, weight_scale: np.ndarray) -> np.ndarray:
-    """int32 bias with scale input_scale × weight_scale (what QLinearConv adds in integers)."""
-    scale = (np.float64(input_scale) * weight_scale.astype(np.float64)).reshape(-1)
-    limit = np.iinfo(np.int32).max
-    return np.clip(np.round(bias.astype(np.float64) / scale), -limit, limit).astype(np.int32)
 
 
 def _percentile_range(stats: TensorStats, preset: Preset, unsigned: bool) -> tuple[float, float]:
@@ -123,7 +60,7 @@ def _mse_range(stats: TensorStats, preset: Preset, unsigned: bool) -> tuple[floa
     best, best_error = candidates[-1], np.inf
     for low, high in candidates:
         params = params_for_range(min(low, 0.0), max(high, 0.0), preset)
-        q = np.clip(np.round(centers / params.scale) + params.zero_point, 0, 255)
+        q = uint8_codes(centers, params)
         error = float(np.dot(weights, (centers - (q - params.zero_point) * params.scale) ** 2))
         if error < best_error:
             best, best_error = (low, high), error

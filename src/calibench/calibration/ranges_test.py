@@ -1,14 +1,10 @@
 import numpy as np
 import pytest
 
-from calibench.calibration.ranges import (
-    activation_range,
-    params_for_range,
-    quantize_bias,
-    quantize_weights,
-)
+from calibench.calibration.ranges import activation_range
 from calibench.calibration.statistics import TensorStats
 from calibench.config import Preset, RangeEstimator
+from calibench.quant import params_for_range
 
 
 def _stats(samples: list[np.ndarray], histogram: bool = False) -> TensorStats:
@@ -67,25 +63,3 @@ def test_histogram_keeps_every_count_when_its_span_doubles() -> None:
     stats.add_values(np.array([7.5, -3.0]))
     assert stats.histogram is not None and stats.histogram.sum() == 1002
     assert stats.half_width >= 7.5
-
-
-def test_weights_are_symmetric_narrow_range_per_channel() -> None:
-    w = np.array([[1.0, -0.5], [0.01, 0.02]], dtype=np.float32)
-    q, scale = quantize_weights(w, axis=0)
-    assert q.dtype == np.int8 and q.min() >= -127 and q.max() == 127
-    np.testing.assert_allclose(scale, [1 / 127, 0.02 / 127], rtol=1e-6)
-    np.testing.assert_allclose(q * scale[:, None], w, atol=scale.max() / 2)
-
-
-def test_bias_is_int32_at_input_times_weight_scale() -> None:
-    q = quantize_bias(np.array([0.5, -0.25]), 0.01, np.array([0.1, 0.05], dtype=np.float32))
-    assert q.dtype == np.int32 and list(q) == [500, -500]
-
-
-def test_weights_that_are_not_finite_are_refused() -> None:
-    from calibench.errors import ModelError
-
-    w = np.ones((2, 3), dtype=np.float32)
-    w[1, 2] = np.nan
-    with pytest.raises(ModelError, match="NaN or infinite"):
-        quantize_weights(w, axis=0)

@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 import numpy as np
 import onnx
 
+import calibench.ops as ops
 from calibench.calibration.bias_correction import output_sqnr
 from calibench.calibration.default import ProgressCallback, reference_outputs, run_default
 from calibench.config import CalibrationConfig
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
-from calibench.passes import _ops
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
 from calibench.runtime.inputs import BatchReader, input_specs
@@ -43,7 +43,7 @@ def revertible(plan: QuantPlan, exclude: Sequence[str] = ()) -> list[str]:
     return [
         d.name
         for d in plan.int8_layers()
-        if d.op_type not in _ops.PASS_THROUGH and d.name not in exclude
+        if d.op_type not in ops.PASS_THROUGH and d.name not in exclude
     ]
 
 

@@ -1,9 +1,10 @@
 """One streaming pass that gathers the statistics every activation quantizer needs.
 
-The model is extended with ReduceMin/ReduceMax nodes so that ONNX Runtime hands back two numbers
-per sample and tensor, never the tensors themselves; memory therefore stays flat however many
-samples are read. The outlier-robust estimators need value histograms: only then are the
-tensors fetched, one batch at a time, and folded into fixed-size histograms at once.
+The model is extended with ReduceMin/ReduceMax nodes (``passes.add_reduction_outputs``) so that
+ONNX Runtime hands back two numbers per sample and tensor, never the tensors themselves; memory
+therefore stays flat however many samples are read. The outlier-robust estimators need value
+histograms: only then are the tensors fetched, one batch at a time, and folded into fixed-size
+histograms at once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import helper
+import onnx_ir as ir
 
-from calibench.model.build import interleave_added_nodes, reduce_node
-from calibench.model.load import default_opset
+from calibench.passes.add_reduction_outputs import AddReductionOutputsPass
 from calibench.runtime.inputs import BatchReader, fit_reader
 from calibench.runtime.session import make_session
 
@@ -98,10 +98,11 @@ def collect_statistics(
 ) -> dict[str, TensorStats]:
     """Per-sample min/max (and optionally histograms) of ``tensors`` over ``indices``, in
     batches that fit ``memory_limit``."""
-    augmented, outputs = _with_reductions(
-        model, tensors, histograms, per_sample=reader.batch_size > 1
-    )
-    session = make_session(augmented, threads=threads, lean=True)
+    augmented = ir.from_proto(model)
+    adding = AddReductionOutputsPass(tensors, raw=histograms, per_sample=reader.batch_size > 1)
+    adding(augmented)
+    outputs = adding.outputs
+    session = make_session(ir.to_proto(augmented), threads=threads, lean=True)
     reader = fit_reader(reader, indices, lambda feeds: session.run(outputs, feeds), memory_limit)
     stats = {t: TensorStats() for t in tensors}
     done = 0
@@ -123,52 +124,3 @@ def collect_statistics(
         if progress:
             progress(done, len(indices))
     return stats
-
-
-def _with_reductions(
-    model: onnx.ModelProto, tensors: Sequence[str], raw: bool, per_sample: bool
-) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy of ``model`` that also outputs each tensor's per-sample minimum and maximum."""
-    augmented = onnx.ModelProto()
-    augmented.CopyFrom(model)
-    graph = augmented.graph
-    existing = {o.name for o in graph.output}
-    outputs: list[str] = []
-    if raw:
-        for tensor in tensors:
-            if tensor not in existing:
-                graph.output.append(helper.make_empty_tensor_value_info(tensor))
-            outputs.append(tensor)
-        return augmented, outputs
-    ranks = _ranks(model)
-    opset = default_opset(model)
-    for tensor in tensors:
-        rank = ranks.get(tensor, 0)
-        # Reduce over every axis but the batch axis: one minimum and one maximum per sample.
-        axes = list(range(1, rank)) if per_sample and rank >= 2 else None
-        for op, suffix in (("ReduceMin", "min"), ("ReduceMax", "max")):
-            out = f"{tensor}::{suffix}"
-            if axes is None:
-                graph.node.append(helper.make_node(op, [tensor], [out], keepdims=0))
-            else:
-                graph.node.append(
-                    reduce_node(op, tensor, out, axes, opset, f"calibench::axes{rank}", graph)
-                )
-            graph.output.append(helper.make_empty_tensor_value_info(out))
-            outputs.append(out)
-    interleave_added_nodes(graph, len(model.graph.node))
-    return augmented, outputs
-
-
-def _ranks(model: onnx.ModelProto) -> dict[str, int]:
-    """Tensor ranks from ONNX shape inference (unknown tensors are simply absent)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:
-        return {}
-    ranks = {}
-    for value in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        tensor_type = value.type.tensor_type
-        if tensor_type.HasField("shape"):
-            ranks[value.name] = len(tensor_type.shape.dim)
-    return ranks

@@ -11,6 +11,8 @@ import numpy as np
 import onnx_ir as ir
 from onnx_ir.passes import common
 
+from calibench.passes import _build
+
 
 class FoldBatchNormPass(ir.passes.InPlacePass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -39,8 +41,8 @@ class FoldBatchNormPass(ir.passes.InPlacePass):
             b = bias.astype(np.float64) if bias is not None else np.zeros_like(mean)
             b = (b - mean) * k + beta
             name = conv.name or bn.name
-            w_value = _initializer(model.graph, f"{name}.weight_folded", w.astype(np.float32))
-            b_value = _initializer(model.graph, f"{name}.bias_folded", b.astype(np.float32))
+            w_value = _build.initializer(model.graph, f"{name}.weight_folded", w.astype(np.float32))
+            b_value = _build.initializer(model.graph, f"{name}.bias_folded", b.astype(np.float32))
             conv.replace_input_with(1, w_value)
             if len(conv.inputs) > 2:
                 conv.replace_input_with(2, b_value)
@@ -65,11 +67,3 @@ def _const(value: ir.Value | None) -> np.ndarray | None:
             return None
         value = producer.inputs[0]
     return None if value is None or value.const_value is None else value.const_value.numpy()
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    value = ir.Value(name=name, const_value=ir.tensor(array, name=name))
-    value.shape = ir.Shape(array.shape)
-    value.dtype = ir.DataType.FLOAT
-    graph.register_initializer(value)
-    return value

@@ -4,8 +4,8 @@ One decision per layer, with its reason; the layer report shows exactly these re
 did this layer stay FP32?" is answered by the object that decided it.
 
 Rules, in the order they apply:
-1. an INT8-capable op (see ``_ops``) becomes an INT8 layer unless a check below fails; the
-   cheap ops between the last weighted layers and the model outputs (a detector's decoding:
+1. an INT8-capable op (see ``calibench.ops``) becomes an INT8 layer unless a check below fails;
+   the cheap ops between the last weighted layers and the model outputs (a detector's decoding:
    sigmoids, box/score concatenations) stay FP32, where 8 bits would erase small scores;
 2. each float activation input of an INT8 layer is quantized (per tensor, uint8);
 3. the output of an INT8 layer is quantized after an absorbable ReLU/Clip, so ORT can fuse
@@ -21,14 +21,16 @@ Rules, in the order they apply:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
 import onnx_ir as ir
 
+import calibench.ops as ops
 from calibench.errors import ConfigError
-from calibench.passes import _ops
+from calibench.passes.reasons import Reason
 
 CONCAT_RANGE_RATIO = 16.0
 
@@ -56,6 +58,9 @@ class LayerDecision:
     op_type: str
     int8: bool
     reason: str | None = None
+    """Why the layer is not INT8, in words: what the layer report shows and the model stores."""
+    code: Reason | None = None
+    """The same reason as a code, for the code that acts on it; ``None`` for an INT8 layer."""
     activation_inputs: list[str] = field(default_factory=list)
     weight_input: int | None = None
     weight_axis: int = 0
@@ -63,6 +68,10 @@ class LayerDecision:
     scheme: Scheme = Scheme.U8S8
     scheme_note: str | None = None
     """Why this scheme: the saturation the ISA's kernel showed and what the candidates cost."""
+
+    def stay_fp32(self, code: Reason, words: str) -> None:
+        """Keep this layer out of INT8, for the reason ``code``, told as ``words``."""
+        self.int8, self.code, self.reason = False, code, words
 
 
 @dataclass
@@ -123,13 +132,15 @@ def plan_quantization(model: ir.Model) -> QuantPlan:
 
     for node in graph:
         if _n(node) in folded:
-            layers[_n(node)].reason = f"folded into the output quantizer of {folded[_n(node)]}"
+            layers[_n(node)].stay_fp32(
+                Reason.FOLDED, f"folded into the output quantizer of {folded[_n(node)]}"
+            )
 
     producers = {_n(o): node for node in graph for o in node.outputs if o is not None}
     aliases: dict[str, str] = {}
     for name in quantized:
         producer = producers.get(name)
-        if producer is not None and producer.op_type in _ops.PASS_THROUGH and producer.inputs:
+        if producer is not None and producer.op_type in ops.PASS_THROUGH and producer.inputs:
             source = producer.inputs[0]
             if source is not None and _n(source) in quantized:
                 aliases[name] = _n(source)
@@ -157,9 +168,9 @@ def refine_with_ranges(plan: QuantPlan, ranges: dict[str, tuple[float, float]]) 
             continue
         ratio = max(spans) / min(spans)
         if ratio > CONCAT_RANGE_RATIO:
-            decision.int8 = False
-            decision.reason = (
-                f"inputs' ranges differ {ratio:.0f}×: one 8-bit scale would erase the smaller ones"
+            decision.stay_fp32(
+                Reason.CONCAT_RANGES,
+                f"inputs' ranges differ {ratio:.0f}×: one 8-bit scale would erase the smaller ones",
             )
             if decision.output_tensor is not None:
                 dropped.append(decision.output_tensor)
@@ -221,11 +232,14 @@ def keep_fp32(plan: QuantPlan, patterns: tuple[str, ...] | list[str]) -> QuantPl
                 f"--keep-fp32 {pattern!r} matches only layers that do not run in INT8 anyway "
                 f"({names}{'…' if len(matched) > 3 else ''})"
             )
-    return revert_layers(plan, reasons)
+    return revert_layers(plan, reasons, Reason.KEPT_BY_USER)
 
 
-def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
-    """A copy of ``plan`` with the named layers back in FP32, each with its reason.
+def revert_layers(
+    plan: QuantPlan, reasons: Mapping[str, str], code: Reason = Reason.REVERTED
+) -> QuantPlan:
+    """A copy of ``plan`` with the named layers back in FP32, each with its reason (in words;
+    ``code`` says who reverted them: the user or a method).
 
     A reverted layer loses its weight and output quantizers. Its input quantizer may stay (its
     producer still needs it), but an INT8 layer reading its output loses its input and goes to
@@ -237,7 +251,7 @@ def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
     released: dict[str, str] = {}
     for name, reason in reasons.items():
         decision = layers[name]
-        decision.int8, decision.reason = False, reason
+        decision.stay_fp32(code, reason)
         if decision.output_tensor is not None:
             released[decision.output_tensor] = name
         decision.output_tensor = None
@@ -249,12 +263,13 @@ def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
     for decision in layers.values():
         source = next((released[t] for t in decision.activation_inputs if t in released), None)
         if decision.int8 and source is not None:
-            decision.int8 = False
-            decision.reason = f"reads the output of {source}, {_why_fp32(reasons[source])}"
+            decision.stay_fp32(
+                Reason.READS_REVERTED, f"reads the output of {source}, {_why_fp32(code)}"
+            )
     for decision in layers.values():
-        folded_into = (decision.reason or "").removeprefix("folded into the output quantizer of ")
-        if folded_into in reasons:
-            decision.reason = f"follows {folded_into}, {_why_fp32(reasons[folded_into])}"
+        folded_into = plan.folded.get(decision.name)
+        if decision.code is Reason.FOLDED and folded_into in reasons:
+            decision.stay_fp32(Reason.FOLLOWS_REVERTED, f"follows {folded_into}, {_why_fp32(code)}")
     reverted = QuantPlan(
         layers, list(plan.tensors), dict(plan.aliases), dict(plan.constants), dict(plan.folded)
     )
@@ -262,8 +277,8 @@ def revert_layers(plan: QuantPlan, reasons: dict[str, str]) -> QuantPlan:
     return reverted
 
 
-def _why_fp32(reason: str) -> str:
-    return "kept in FP32 by you" if reason.startswith(KEPT_BY_USER) else "reverted to FP32"
+def _why_fp32(code: Reason) -> str:
+    return "kept in FP32 by you" if code is Reason.KEPT_BY_USER else "reverted to FP32"
 
 
 def _n(item: ir.Node | ir.Value) -> str:
@@ -278,7 +293,7 @@ def _output_tail(graph: ir.Graph) -> set[str]:
     frontier = [v.producer() for v in graph.outputs]
     while frontier:
         node = frontier.pop()
-        if node is None or _n(node) in tail or node.op_type in _ops.WEIGHTED:
+        if node is None or _n(node) in tail or node.op_type in ops.WEIGHTED:
             continue
         tail.add(_n(node))
         frontier.extend(v.producer() for v in node.inputs if v is not None)
@@ -291,35 +306,42 @@ def _decide(node: ir.Node, tail: set[str] | None = None) -> LayerDecision:
     op = node.op_type
     decision = LayerDecision(_n(node), op, int8=False)
     if node.domain not in ("", "ai.onnx"):
-        decision.reason = f"custom-domain op {node.domain}.{op} stays in FP32"
+        decision.stay_fp32(
+            Reason.CUSTOM_DOMAIN, f"custom-domain op {node.domain}.{op} stays in FP32"
+        )
         return decision
-    if op in _ops.PASS_THROUGH:
-        decision.reason = "moves data only: runs on uint8 when its input is quantized"
+    if op in ops.PASS_THROUGH:
+        decision.stay_fp32(
+            Reason.MOVES_DATA, "moves data only: runs on uint8 when its input is quantized"
+        )
         return decision
-    if op in _ops.KEPT_FP32_REASONS:
-        decision.reason = _ops.KEPT_FP32_REASONS[op]
+    if op in ops.KEPT_FP32_REASONS:
+        decision.stay_fp32(Reason.KEPT_FP32_OP, ops.KEPT_FP32_REASONS[op])
         return decision
-    if op not in _ops.INT8_CAPABLE:
-        decision.reason = f"ONNX Runtime's CPU provider has no INT8 kernel for {op}"
+    if op not in ops.INT8_CAPABLE:
+        decision.stay_fp32(
+            Reason.NO_INT8_KERNEL, f"ONNX Runtime's CPU provider has no INT8 kernel for {op}"
+        )
         return decision
     if any(v is not None and v.dtype not in (None, ir.DataType.FLOAT) for v in _data_inputs(node)):
-        decision.reason = f"{op} reads non-float tensors"
+        decision.stay_fp32(Reason.NON_FLOAT_INPUTS, f"{op} reads non-float tensors")
         return decision
-    if op in _ops.WEIGHTED:
+    if op in ops.WEIGHTED:
         problem = _weight_problem(node, decision)
         if problem:
-            decision.reason = problem
+            decision.stay_fp32(Reason.UNSUPPORTED_WEIGHTS, problem)
             return decision
 
-    elif op in _ops.BINARY | _ops.VARIADIC | _ops.UNARY:
+    elif op in ops.BINARY | ops.VARIADIC | ops.UNARY:
         if in_tail:
-            decision.reason = (
+            decision.stay_fp32(
+                Reason.OUTPUT_DECODING,
                 "decodes the model output after the last weighted layer: INT8 here would "
-                "erase small values for no speed gain"
+                "erase small values for no speed gain",
             )
             return decision
         if all(v is None or v.const_value is not None for v in node.inputs):
-            decision.reason = "all its inputs are constants"
+            decision.stay_fp32(Reason.CONSTANT_INPUTS, "all its inputs are constants")
             return decision
     decision.int8 = True
     return decision
@@ -368,7 +390,7 @@ def _output_position(node: ir.Node, folded: dict[str, str]) -> ir.Value | None:
     uses = list(value.uses())
     if len(uses) == 1 and not value.is_graph_output():
         consumer = uses[0].node
-        if consumer.op_type in _ops.FOLDABLE_ACTIVATIONS and _clip_floor_ok(consumer):
+        if consumer.op_type in ops.FOLDABLE_ACTIVATIONS and _clip_floor_ok(consumer):
             absorbed = consumer
             value = consumer.outputs[0]
     if node.op_type in ("Gemm", "MatMul") and not _read_by_int8_candidate(value):
@@ -391,4 +413,4 @@ def _clip_floor_ok(node: ir.Node) -> bool:
 
 
 def _read_by_int8_candidate(value: ir.Value) -> bool:
-    return any(use.node.op_type in _ops.INT8_CAPABLE for use in value.uses())
+    return any(use.node.op_type in ops.INT8_CAPABLE for use in value.uses())

@@ -25,8 +25,8 @@ import onnx
 from rich.console import Console
 from rich.table import Table
 
-from calibench.calibration.default import prepare_fp32
 from calibench.model.load import load_model
+from calibench.passes.prepare import prepare_fp32
 from calibench.report.layer_error import DEFAULT_SAMPLES, finite_or_none, layer_errors
 from calibench.report.layers import layer_table
 from calibench.runtime.profiling import BUCKETS, LayerTimes, profile_layers

@@ -7,7 +7,7 @@ graph outputs, one sample at a time, and ``SQNR = 10·log10(Σ fp32² / Σ (fp32
 over all samples together.
 
 Name alignment: calibench builds its INT8 model from the FP32 model with BatchNormalization folded
-into the Conv before it (``calibration.default.prepare_fp32``). A folded Conv writes the tensor
+into the Conv before it (``passes.prepare.prepare_fp32``). A folded Conv writes the tensor
 the BatchNormalization wrote before, so the FP32 side runs the same preparation; its values are
 the original model's up to float rounding. A layer whose output is a graph output is renamed
 ``<name>::fp32`` in the QDQ model (the graph output is then the dequantized copy); it is compared
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnxruntime as ort
 
-from calibench.calibration.default import prepare_fp32
 from calibench.model.load import load_model
+from calibench.passes.prepare import prepare_fp32
 from calibench.runtime.inputs import input_specs
 from calibench.runtime.kernels import CONVERSIONS
 from calibench.runtime.session import make_session
@@ -101,14 +102,14 @@ def layer_errors(
     outputs = [o.name for o in int8_proto.graph.output]
     fp32_outputs = {o.name for o in fp32_proto.graph.output}
     outputs = [o for o in outputs if o in fp32_outputs]
-    layers: list[tuple[onnx.NodeProto, str, str]] = []  # node, int8 tensor, fp32 tensor
+    layers: list[tuple[ir.Node, str, str]] = []  # node, int8 tensor, fp32 tensor
     skipped: list[str] = []
     for node, tensor in quantized_layers(int8_proto):
         reference = tensor.removesuffix(GRAPH_OUTPUT_SUFFIX)
         if reference in fp32_tensors:
             layers.append((node, tensor, reference))
         else:
-            skipped.append(node.name)
+            skipped.append(node.name or "")
 
     fp32_names = list(dict.fromkeys([r for _, _, r in layers] + outputs))
     int8_names = list(dict.fromkeys([t for _, t, _ in layers] + outputs))
@@ -142,11 +143,11 @@ def layer_errors(
             noise[int8_name] += float(np.square(a - b).sum())
 
     rows = [
-        LayerError(node.name, node.op_type, ref, sqnr_db(signal[t], noise[t]))
+        LayerError(node.name or "", node.op_type, ref, sqnr_db(signal[t], noise[t]))
         for node, t, ref in layers
         if t not in mismatched
     ]
-    skipped += [node.name for node, t, _ in layers if t in mismatched]
+    skipped += [node.name or "" for node, t, _ in layers if t in mismatched]
     return ErrorReport(
         layers=rows,
         outputs={o: sqnr_db(signal[o], noise[o]) for o in outputs if o not in mismatched},
@@ -155,27 +156,20 @@ def layer_errors(
     )
 
 
-def quantized_layers(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, str]]:
+def quantized_layers(model: onnx.ModelProto) -> list[tuple[ir.Node, str]]:
     """The layers of a QDQ model that read a dequantized activation, each with the float tensor
     that holds its result (past a single ReLU/Clip it feeds, which the runtime absorbs)."""
-    graph = model.graph
-    weights = {t.name for t in graph.initializer}
-    producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
     found = []
-    for node in graph.node:
+    for node in ir.from_proto(model).graph:
         if node.op_type in CONVERSIONS or node.op_type in ("Constant", "Identity"):
             continue
-        if not node.output or not any(_reads_quantized(i, producers, weights) for i in node.input):
+        if not node.outputs or not any(_reads_quantized(v) for v in node.inputs):
             continue
-        tensor = node.output[0]
-        users = consumers.get(tensor, [])
+        tensor = node.outputs[0]
+        users = [use.node for use in tensor.uses()]
         if len(users) == 1 and users[0].op_type in ABSORBED_ACTIVATIONS:
-            tensor = users[0].output[0]
-        found.append((node, tensor))
+            tensor = users[0].outputs[0]
+        found.append((node, tensor.name or ""))
     return found
 
 
@@ -192,13 +186,13 @@ def finite_or_none(value: float | None) -> float | None:
     return round(value, 4) if value is not None and math.isfinite(value) else None
 
 
-def _reads_quantized(name: str, producers: dict[str, onnx.NodeProto], weights: set[str]) -> bool:
+def _reads_quantized(value: ir.Value | None) -> bool:
     """True for a DequantizeLinear output that carries an activation, not a weight or bias."""
-    dq = producers.get(name)
+    dq = value.producer() if value is not None else None
     if dq is None or dq.op_type != "DequantizeLinear":
         return False
-    source = dq.input[0]
-    return source not in weights and source in producers
+    source = dq.inputs[0]
+    return source is not None and source.producer() is not None
 
 
 def _exposing(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:

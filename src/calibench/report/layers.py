@@ -12,8 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
 from calibench.runtime.kernels import CONVERSIONS, RuntimeNode, runtime_nodes
 from calibench.runtime.profiling import LayerResolver
@@ -78,46 +79,40 @@ def layer_table(
     schemes = saved_schemes(model)
     runtime = runtime_nodes(model)
     by_name: dict[str, RuntimeNode] = {}
-    for node in runtime:
-        by_name.setdefault(node.name, node)
+    for kernel in runtime:
+        by_name.setdefault(kernel.name, kernel)
     # Kernels ORT renamed while fusing (FusedConv named after its output, NCHWc variants) are
     # traced back to the layer they execute; a name match above wins over this.
     resolver = LayerResolver(model)
-    for node in runtime:
-        if node.precision != "CONVERT":
-            by_name.setdefault(resolver.layer_of(node.name, node.kernel), node)
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    producers = {o: n for n in graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-
+    for kernel in runtime:
+        if kernel.precision != "CONVERT":
+            by_name.setdefault(resolver.layer_of(kernel.name, kernel.kernel), kernel)
     rows = []
-    for node in graph.node:
+    # onnx_ir links every value to its producer and its readers: no maps to build here.
+    for node in ir.from_proto(model).graph:
         if node.op_type in HIDDEN:
             continue
-        row = LayerRow(node.name, node.op_type, "FP32", "-", "FP32", "FP32")
-        executed = by_name.get(node.name)
+        name = node.name or ""
+        row = LayerRow(name, node.op_type, "FP32", "-", "FP32", "FP32")
+        executed = by_name.get(name)
         if executed is not None:
             row.precision = executed.precision
             row.kernel = executed.kernel
             row.input_precision = executed.input_precision
             row.output_precision = executed.output_precision
-        dq = producers.get(node.input[0]) if node.input else None
+        dq = _producer_of_first_input(node)
         if dq is not None and dq.op_type == "DequantizeLinear":
-            row.input_scale, row.input_zero_point = _qparams(dq, inits)
-        q = _output_quantizer(node, consumers)
+            row.input_scale, row.input_zero_point = _qparams(dq)
+        q = _output_quantizer(node)
         if q is not None:
-            row.output_scale, row.output_zero_point = _qparams(q, inits)
-        planned = reasons.get(node.name)
-        if node.name in schemes and len(schemes[node.name]) == 2:
-            row.scheme, row.scheme_note = schemes[node.name]
+            row.output_scale, row.output_zero_point = _qparams(q)
+        planned = reasons.get(name)
+        if name in schemes and len(schemes[name]) == 2:
+            row.scheme, row.scheme_note = schemes[name]
         if executed is None:
-            folded_into = _absorbing_layer(node, producers)
+            folded_into = _producer_of_first_input(node)
             if node.op_type in ACTIVATIONS and q is not None and folded_into is not None:
-                absorbing = by_name.get(folded_into.name)
+                absorbing = by_name.get(folded_into.name or "")
                 row.precision = absorbing.precision if absorbing else "FP32"
                 if absorbing is not None:
                     row.input_precision = row.output_precision = absorbing.output_precision
@@ -129,7 +124,7 @@ def layer_table(
         elif row.precision != "INT8":
             if planned:
                 row.reason = planned
-            elif reasons and node.name in reasons:
+            elif reasons and name in reasons:
                 row.reason = "ONNX Runtime did not fuse it into an integer kernel"
             else:
                 reads_dq = dq is not None and dq.op_type == "DequantizeLinear"
@@ -142,32 +137,35 @@ def layer_table(
     return rows, runtime
 
 
-def _output_quantizer(
-    node: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]
-) -> onnx.NodeProto | None:
-    if not node.output:
+def _output_quantizer(node: ir.Node) -> ir.Node | None:
+    if not node.outputs:
         return None
-    users = consumers.get(node.output[0], [])
-    if len(users) == 1 and users[0].op_type in ACTIVATIONS:
-        users = consumers.get(users[0].output[0], [])
+    users = [use.node for use in node.outputs[0].uses()]
+    if len(users) == 1 and users[0].op_type in ACTIVATIONS and users[0].outputs:
+        users = [use.node for use in users[0].outputs[0].uses()]
     for user in users:
         if user.op_type == "QuantizeLinear":
             return user
     return None
 
 
-def _absorbing_layer(
-    node: onnx.NodeProto, producers: dict[str, onnx.NodeProto]
-) -> onnx.NodeProto | None:
-    return producers.get(node.input[0]) if node.input else None
+def _producer_of_first_input(node: ir.Node) -> ir.Node | None:
+    first = node.inputs[0] if node.inputs else None
+    return first.producer() if first is not None else None
 
 
-def _qparams(
-    node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]
-) -> tuple[float | None, int | None]:
-    scale = inits.get(node.input[1]) if len(node.input) > 1 else None
-    zero = inits.get(node.input[2]) if len(node.input) > 2 else None
-    if scale is None or len(scale.dims) > 0:
+def _qparams(node: ir.Node) -> tuple[float | None, int | None]:
+    """A Q/DQ node's per-tensor scale and zero point (None for per-channel ones)."""
+    scale = _initializer(node, 1)
+    zero = _initializer(node, 2)
+    if scale is None or scale.ndim > 0:
         return None, None
-    zp = int(numpy_helper.to_array(zero)) if zero is not None and len(zero.dims) == 0 else 0
-    return float(numpy_helper.to_array(scale)), zp
+    zp = int(zero) if zero is not None and zero.ndim == 0 else 0
+    return float(scale), zp
+
+
+def _initializer(node: ir.Node, index: int) -> np.ndarray | None:
+    value = node.inputs[index] if len(node.inputs) > index else None
+    if value is None or not value.is_initializer() or value.const_value is None:
+        return None
+    return value.const_value.numpy()

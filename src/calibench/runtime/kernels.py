@@ -15,6 +15,7 @@ from pathlib import Path
 
 import onnx
 
+from calibench.ops import DATA_MOVEMENT
 from calibench.runtime.session import make_session
 
 INTEGER_KERNELS = frozenset(
@@ -41,29 +42,6 @@ INTEGER_KERNELS = frozenset(
     }
 )
 CONVERSIONS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
-DATA_MOVEMENT = frozenset(
-    {
-        "Transpose",
-        "Reshape",
-        "Flatten",
-        "Squeeze",
-        "Unsqueeze",
-        "Slice",
-        "Gather",
-        "Expand",
-        "Tile",
-        "MaxPool",
-        "NhwcMaxPool",
-        "Resize",
-        "Identity",
-        "Split",
-        "Concat",
-        "GatherElements",
-        "ReduceMax",
-        "ReduceMin",
-        "Pad",
-    }
-)
 _TOKEN = re.compile(r"_token_\d+$")
 _INT_TYPES: dict[int, str] = {onnx.TensorProto.UINT8: "U8", onnx.TensorProto.INT8: "I8"}
 

@@ -2,7 +2,9 @@
 
 These lists mirror ORT's QDQ fusion rules (``QDQSelectorActionTransformer``): a DequantizeLinear →
 op → QuantizeLinear group of these ops becomes one integer kernel. Keeping them in one place
-makes every placement decision and every "why FP32" answer come from the same table.
+makes every placement decision and every "why FP32" answer come from the same table, and the
+reading of ORT's optimised graph (``runtime.kernels``) uses the same data-movement ops. This
+module imports nothing from calibench, so every package can use it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ PASS_THROUGH = frozenset(
 )
 """Move or select values without arithmetic: with equal Q/DQ on both sides ORT drops the pair and
 runs them on uint8 directly, so they inherit their input's scale and zero point."""
+
+DATA_MOVEMENT = PASS_THROUGH | frozenset(
+    {"NhwcMaxPool", "Split", "Concat", "GatherElements", "ReduceMax", "ReduceMin", "Pad"}
+)
+"""Ops that, found in ORT's *optimised* graph reading 8-bit tensors, compute on those 8 bits
+(``runtime.kernels`` counts them as INT8 and passes the input's precision on).
+
+A superset of ``PASS_THROUGH`` on purpose: the two tables were once copies and had drifted, and
+they answer different questions. ``PASS_THROUGH`` decides where calibench *writes* quantizers;
+this one *reads* what ORT made of them. The extras, checked against ORT 1.32 (DQ → op → Q with
+equal parameters):
+
+* ``Split``, ``GatherElements``, ``ReduceMax``, ``ReduceMin``: ORT drops the Q/DQ and runs them
+  on uint8, so the reader must know them. They could also join ``PASS_THROUGH``, but that would
+  change the quantizers written for every model that has them: a change of its own, with tests;
+* ``Pad``: in the probe (padding 0, zero point 128) ORT kept the Q/DQ and ran it in FP32, as
+  a uint8 pad would have to pad with the zero point; when ORT does run it on uint8, it moves data;
+* ``Concat``: becomes QLinearConcat with its own output scale (see ``VARIADIC``);
+* ``NhwcMaxPool``: exists only inside ORT's optimised graph.
+"""
 
 FOLDABLE_ACTIVATIONS = frozenset({"Relu", "Clip"})
 """Absorbed by the QuantizeLinear after them when its range lies inside theirs."""

@@ -1,0 +1,28 @@
+"""The FP32 model as calibench quantizes it, and the placement decided on it.
+
+Constants become initializers, Identity nodes go, BatchNormalization folds into the Conv before
+it, and every node gets a name. The INT8 model is built from this graph, and the layer-error
+report runs the same preparation on the FP32 side so that tensor names line up.
+"""
+
+from __future__ import annotations
+
+import onnx
+import onnx_ir as ir
+from onnx_ir.passes import common
+
+from calibench.passes.fold_batchnorm import FoldBatchNormPass
+from calibench.passes.placement import QuantPlan, plan_quantization
+
+
+def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
+    """Fold BatchNorm, name nodes, and decide placement."""
+    ir_model = ir.from_proto(model)
+    ir.passes.Sequential(
+        common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        common.IdentityEliminationPass(),
+        FoldBatchNormPass(),
+        common.RemoveUnusedNodesPass(),
+    )(ir_model)
+    plan = plan_quantization(ir_model)
+    return ir.to_proto(ir_model), plan
