@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 import onnx
+import onnx_ir as ir
 
 from calibench.errors import NotEligibleError
 from calibench.model.load import DERIVED_KEY
@@ -29,7 +30,7 @@ QUANTIZED_OPS = frozenset(
     }
 )
 LOW_PRECISION_FLOATS = frozenset({onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16})
-INTEGER_TYPES = frozenset({onnx.TensorProto.INT32, onnx.TensorProto.INT64})
+INTEGER_DTYPES = frozenset({ir.DataType.INT32, ir.DataType.INT64})
 NLP_INPUT_NAMES = frozenset({"input_ids", "attention_mask", "token_type_ids", "position_ids"})
 NOT_FP32 = "INT8 calibration takes an FP32 model"
 NOT_NLP = "INT8 calibration is not available for NLP models"
@@ -119,31 +120,30 @@ def check_eligible(model: onnx.ModelProto, name: str = "the model") -> None:
 
 def _token_id_inputs(model: onnx.ModelProto) -> set[str]:
     """Integer graph inputs named like token ids, or that reach an embedding Gather."""
-    graph = model.graph
-    weights = {t.name: t for t in graph.initializer}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    graph = ir.serde.deserialize_graph(model.graph)
     found: set[str] = set()
-    for value in graph.input:
-        if value.name in weights or value.type.tensor_type.elem_type not in INTEGER_TYPES:
+    for value in graph.inputs:
+        if value.is_initializer() or value.dtype not in INTEGER_DTYPES or value.name is None:
             continue
         if value.name.lower() in NLP_INPUT_NAMES:
             found.add(value.name)
             continue
         # Follow the ids through casts and reshapes to a Gather that indexes a float table.
-        frontier, seen = [value.name], set()
+        frontier, seen = [value], set()
         while frontier:
             tensor = frontier.pop()
             if tensor in seen:
                 continue
             seen.add(tensor)
-            for node in consumers.get(tensor, []):
-                if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == tensor:
-                    table = weights.get(node.input[0])
-                    if table is not None and len(table.dims) == 2:
+            for node, index in tensor.uses():
+                if node.op_type == "Gather" and index == 1:
+                    if _is_table(node.inputs[0]):
                         found.add(value.name)
                 elif node.op_type in ("Cast", "Reshape", "Unsqueeze", "Squeeze", "Flatten"):
-                    frontier.extend(node.output)
+                    frontier.extend(node.outputs)
     return found
+
+
+def _is_table(value: ir.Value | None) -> bool:
+    """A weight matrix (an initializer of rank 2): what an embedding Gather indexes."""
+    return value is not None and value.is_initializer() and len(value.shape or ()) == 2
