@@ -108,7 +108,7 @@ def test_accuracy_aware_validation_past_the_budget_spills_to_disk_with_the_same_
     from calibench.calibration.accuracy_aware import _Validator
     from calibench.cli import main
     from calibench.cli.datasets import resolve_dataset
-    from calibench.data.binding import open_for_model
+    from calibench.data.open import open_for_model
     from calibench.metrics.registry import metric_for
     from calibench.model.load import load_model
     from calibench.runtime.inputs import input_specs

@@ -16,7 +16,7 @@ from calibench.calibration.default import ProgressCallback, run_default
 from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, Task
-from calibench.data.binding import open_for_model
+from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.errors import ConfigError, KernelCheckError
 from calibench.metrics.base import Metric

@@ -66,7 +66,7 @@ def sensitivity_command(args: argparse.Namespace) -> int:
     from calibench.calibration.sensitivity import run_sensitivity
     from calibench.cli.datasets import resolve_dataset
     from calibench.data.annotations import AnnotatedDataset, Task
-    from calibench.data.binding import open_for_model
+    from calibench.data.open import open_for_model
     from calibench.model.eligibility import check_eligible
     from calibench.model.load import load_model
     from calibench.runtime.inputs import input_specs

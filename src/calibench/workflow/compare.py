@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from calibench.data.binding import open_for_model
+from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.model.load import load_model
 from calibench.report.compare import Comparison, compare_models
