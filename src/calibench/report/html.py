@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from html import escape
 from pathlib import Path
 
+from calibench._files import replacing
 from calibench.report.compare import Comparison, LayerComparison
 
 TIME_CHART_LAYERS = 25
@@ -54,19 +54,10 @@ svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 
 def write_html(comparison: Comparison, path: str | os.PathLike[str]) -> Path:
     """Write the report to ``path`` atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = render_html(comparison)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(document)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with replacing(Path(path)) as temp:
+        temp.write_text(document, encoding="utf-8")
+    return Path(path)
 
 
 def render_html(c: Comparison) -> str:
