@@ -127,6 +127,7 @@ def infer_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     from calibench.cli.datasets import resolve_dataset
+    from calibench.report.compare import render_comparison
     from calibench.workflow.compare import run_compare
 
     preprocess_options(args)
@@ -152,7 +153,7 @@ def compare_command(args: argparse.Namespace) -> int:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
         console = wide_console()
-        comparison.render(console)
+        render_comparison(comparison, console)
         if args.html:
             console.print(f"HTML report written to {args.html}")
     return 0

@@ -13,7 +13,8 @@ from html import escape
 from pathlib import Path
 
 from calibench._files import replacing
-from calibench.report.compare import Comparison, LayerComparison
+from calibench.report.compare import summary_rows
+from calibench.report.comparison import Comparison, LayerComparison
 
 TIME_CHART_LAYERS = 25
 WORST_HIGHLIGHTED = 5
@@ -307,7 +308,7 @@ def _summary_table(c: Comparison) -> str:
     rows = "".join(
         f'<tr><td class="l">{escape(m)}</td><td>{escape(f)}</td><td>{escape(i)}</td>'
         f"<td>{escape(d)}</td></tr>"
-        for m, f, i, d in c.summary_rows()
+        for m, f, i, d in summary_rows(c)
     )
     return (
         '<div class="panel"><table><thead><tr><th class="l">measure</th><th>FP32</th>'
