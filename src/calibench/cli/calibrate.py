@@ -20,9 +20,10 @@ from calibench.cli.common import (
     progress_bars,
     wide_console,
 )
-from calibench.config import CalibrationConfig, Subset
+from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
+from calibench.metrics.registry import SPEC_HELP
 from calibench.runtime.isa import ISA_CHOICES
 from calibench.runtime.memory import parse_size
 
@@ -50,21 +51,21 @@ def register(sub: Any) -> None:
     cal.add_argument("--seed", type=int, default=0, help="seed of the subset choice")
     cal.add_argument(
         "--preset",
-        choices=["performance", "mixed"],
-        default="performance",
+        choices=[p.value for p in Preset],
+        default=Preset.PERFORMANCE.value,
         help="performance: symmetric activations (default); "
         "mixed: asymmetric activations, for signed non-ReLU activations",
     )
     cal.add_argument(
         "--range-estimator",
-        choices=["minmax", "percentile", "mse"],
-        default="minmax",
+        choices=[r.value for r in RangeEstimator],
+        default=RangeEstimator.MINMAX.value,
         help="how activation ranges are taken (default minmax)",
     )
     cal.add_argument(
         "--method",
-        choices=["default", "accuracy-aware"],
-        default="default",
+        choices=[m.value for m in Method],
+        default=Method.DEFAULT.value,
         help="default: every layer that can run in INT8 does; accuracy-aware: the "
         "fastest model within --max-drop of FP32's accuracy",
     )
@@ -76,8 +77,8 @@ def register(sub: Any) -> None:
     )
     cal.add_argument(
         "--drop-type",
-        choices=["absolute", "relative"],
-        default="absolute",
+        choices=[d.value for d in DropType],
+        default=DropType.ABSOLUTE.value,
         help="relative: --max-drop in percent of the FP32 figure",
     )
     cal.add_argument(
@@ -88,7 +89,7 @@ def register(sub: Any) -> None:
     cal.add_argument("--validation-subset", help="accuracy-aware: 10%% or a count (default all)")
     cal.add_argument(
         "--metric",
-        help="accuracy-aware: top1, map:yolox|yolov5|yolov8|ssd, or package.module:function",
+        help=f"accuracy-aware: {SPEC_HELP}",
     )
     cal.add_argument(
         "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"

@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 
 from calibench.runtime.latency import Latency, block_turn, interleaved
@@ -5,7 +7,12 @@ from calibench.runtime.latency import Latency, block_turn, interleaved
 
 def test_turns_rotate_from_round_to_round_after_the_warmup() -> None:
     order: list[str] = []
-    turns = {n: (lambda n=n: order.append(n) or [1.0]) for n in "abc"}
+
+    def turn(name: str) -> list[float]:
+        order.append(name)
+        return [1.0]
+
+    turns = {n: partial(turn, n) for n in "abc"}
     result = interleaved(turns, min_rounds=3, warmup=1)
     assert order == list("abc" + "abc" + "bca" + "cab")
     assert result.rounds == 3 and result.turns["a"] == [[1.0]] * 3
