@@ -48,7 +48,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._proc import ROOT, log, time_quietly, timing_spec
+
 WORK = ROOT / "build" / "accuracy"
 DATE = "2026-11-30"
 CALIBRATION_SAMPLES = 300
@@ -99,10 +100,6 @@ QUANTIZERS: dict[str, str] = {
     "ort-reduce-range": "ORT quantize_static, reduce_range=True",
     "nncf": "NNCF quantize (performance)",
 }
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 # --- models and data -------------------------------------------------------------------------
@@ -413,37 +410,14 @@ class FileGate:
 
 def timing(case: Case, models: dict[str, str], settings: Settings, work: Path) -> dict[str, Any]:
     from bench.data import save_npz
-    from bench.machine import QUIET_CORES, CpuMonitor, QuietWaiter
+    from bench.machine import QuietWaiter
 
     feeds = work / "timing-inputs.npz"
     save_npz(feeds, **{case.input_name: case.eval_inputs[:1]})
-    spec = {
-        "runtime": "ort", "batch": 1, "threads": 1, "inputs": str(feeds),
-        "block": settings.block, "discard": settings.discard, "budget_s": settings.budget_s,
-        "min_rounds": settings.min_rounds, "max_rounds": settings.max_rounds,
-        "models": models,
-    }  # fmt: skip
+    spec = timing_spec("ort", 1, 1, feeds, settings, models)
     spec_path, out_path = work / "timing-spec.json", work / "timing-out.json"
-    spec_path.write_text(json.dumps(spec, indent=2))
     waiter = QuietWaiter(60.0, log)
-    attempts: list[tuple[float, dict[str, Any]]] = []
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    for _ in range(2):
-        waiter.wait(max_s=30)
-        with CpuMonitor() as monitor:
-            done = subprocess.run([sys.executable, "-m", "bench.timing", str(spec_path),
-                                   str(out_path)], cwd=ROOT, env=env, capture_output=True,
-                                  text=True, timeout=1800, check=False)  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError("bench.timing failed: " + done.stderr[-2000:])
-        attempts.append((monitor.foreign_cores, json.loads(out_path.read_text())))
-        if monitor.foreign_cores < QUIET_CORES:
-            break
-        log(f"    timing disturbed: other processes used {monitor.foreign_cores:.2f} cores")
-    foreign, result = min(attempts, key=lambda a: a[0])
-    result["foreign_cores"] = round(foreign, 3)
-    result["attempts_foreign_cores"] = [round(a[0], 3) for a in attempts]
-    return result
+    return time_quietly(spec, spec_path, out_path, 2, lambda: waiter.wait(max_s=30))
 
 
 # --- one model -------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from bench._proc import ROOT, loadavg
 from calibench._files import replacing
 
-ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "memory"
 JSON_PATH = ROOT / "bench" / "memory.json"
 MD_PATH = ROOT / "bench" / "MEMORY.md"
@@ -163,10 +163,6 @@ def machine() -> dict[str, Any]:
         "cores": len(os.sched_getaffinity(0)),
         "memory_total_mb": round(total_kb / 1024),
     }
-
-
-def loadavg() -> list[float]:
-    return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 # --- runs ------------------------------------------------------------------------------------
