@@ -5,7 +5,6 @@ AVX2 instruction counts under callgrind."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._proc import ROOT, log
+from bench._proc import ROOT, bench_env, log
 from bench.accuracy_models import (
     INSTRUCTION_QUANTIZERS,
     INSTRUCTION_RUNS,
@@ -90,7 +89,7 @@ def qemu_worker(spec_path: str) -> None:
 
 def run_qemu(jobs: list[tuple[str, Path]], timeout_s: float) -> dict[str, dict[str, Any]]:
     """Run worker specs under qemu, ``QEMU_PARALLEL`` at a time; return per-spec status."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = bench_env(OMP_NUM_THREADS="1")
 
     def one(job: tuple[str, Path]) -> tuple[str, dict[str, Any]]:
         name, spec = job
@@ -200,7 +199,7 @@ def count_worker(model: str, inputs: str, input_name: str, n: int) -> None:
 
 def _callgrind(args: list[str], out_file: Path, timeout_s: float) -> dict[str, Any]:
     """Run ``python -m bench.accuracy count-worker *args`` under callgrind; instructions."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
+    env = bench_env(OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
     command = [VALGRIND, "--tool=callgrind", f"--callgrind-out-file={out_file}",
                sys.executable, "-m", "bench.accuracy", "count-worker", *args]  # fmt: skip
     start = time.perf_counter()

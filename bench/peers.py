@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from bench._proc import ROOT, bench_env
+
 LABEL_KEYS = frozenset({"labels", "label", "targets"})
 ORT_CALIBRATION_BATCH = 8
 """Batch size of the data reader fed to ORT's calibrator: calibench's default batch size, so
@@ -210,16 +212,11 @@ def quantize_in_subprocess(
                str(out), "--subset", str(subset)]  # fmt: skip
     if preprocess:
         command += ["--preprocess", preprocess]
-    root = Path(__file__).resolve().parent.parent
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-    )
     try:
         done = subprocess.run(
             command,
-            cwd=root,
-            env=env,
+            cwd=ROOT,
+            env=bench_env(),
             capture_output=True,
             text=True,
             timeout=timeout_s,
