@@ -36,9 +36,10 @@ def bench_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, **extra)
 
 
-def run_module(module: str, *args: str, timeout_s: float = 1800) -> None:
-    """``python -m module *args`` from the repository root; raises with the output's tail."""
-    done = subprocess.run(
+def python_m(module: str, *args: str, timeout_s: float = 1800) -> subprocess.CompletedProcess[str]:
+    """``python -m module *args`` from the repository root, its output captured; raises
+    ``subprocess.TimeoutExpired`` past ``timeout_s``."""
+    return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=bench_env(),
@@ -47,6 +48,11 @@ def run_module(module: str, *args: str, timeout_s: float = 1800) -> None:
         timeout=timeout_s,
         check=False,
     )
+
+
+def run_module(module: str, *args: str, timeout_s: float = 1800) -> None:
+    """:func:`python_m` that must succeed; raises with the output's tail."""
+    done = python_m(module, *args, timeout_s=timeout_s)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"python -m {module} failed ({done.returncode}):\n{tail}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from bench._proc import ROOT, bench_env
+from bench._proc import python_m
 
 LABEL_KEYS = frozenset({"labels", "label", "targets"})
 ORT_CALIBRATION_BATCH = 8
@@ -208,20 +207,11 @@ def quantize_in_subprocess(
     timeout_s: float = 1800,
 ) -> dict[str, Any]:
     """Run ``python -m bench.quantize_one`` and return its JSON, or ``{"error": ...}``."""
-    command = [sys.executable, "-m", "bench.quantize_one", quantizer, str(model), str(data),
-               str(out), "--subset", str(subset)]  # fmt: skip
+    args = [quantizer, str(model), str(data), str(out), "--subset", str(subset)]
     if preprocess:
-        command += ["--preprocess", preprocess]
+        args += ["--preprocess", preprocess]
     try:
-        done = subprocess.run(
-            command,
-            cwd=ROOT,
-            env=bench_env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        done = python_m("bench.quantize_one", *args, timeout_s=timeout_s)
     except subprocess.TimeoutExpired:
         return {"quantizer": quantizer, "error": f"timed out after {timeout_s:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
