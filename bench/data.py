@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calibench._files import replacing
+
 CALIBRATION_SEED = 0
 EVALUATION_SEED = 1
 FOLDER_SEED = 2
@@ -37,10 +39,8 @@ class Prepared:
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]
-    tmp.replace(path)
+    with replacing(path, suffix=".tmp.npz") as tmp:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
 
 
 def _cached(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import onnx
+
+from bench._proc import python_m
 
 LABEL_KEYS = frozenset({"labels", "label", "targets"})
 ORT_CALIBRATION_BATCH = 8
@@ -206,25 +207,11 @@ def quantize_in_subprocess(
     timeout_s: float = 1800,
 ) -> dict[str, Any]:
     """Run ``python -m bench.quantize_one`` and return its JSON, or ``{"error": ...}``."""
-    command = [sys.executable, "-m", "bench.quantize_one", quantizer, str(model), str(data),
-               str(out), "--subset", str(subset)]  # fmt: skip
+    args = [quantizer, str(model), str(data), str(out), "--subset", str(subset)]
     if preprocess:
-        command += ["--preprocess", preprocess]
-    root = Path(__file__).resolve().parent.parent
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
-    )
+        args += ["--preprocess", preprocess]
     try:
-        done = subprocess.run(
-            command,
-            cwd=root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        done = python_m("bench.quantize_one", *args, timeout_s=timeout_s)
     except subprocess.TimeoutExpired:
         return {"quantizer": quantizer, "error": f"timed out after {timeout_s:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

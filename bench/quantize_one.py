@@ -25,30 +25,11 @@ from pathlib import Path
 
 import onnx
 
+from bench._proc import maxrss_mb, reset_peak, status_mb
 from bench.peers import QUANTIZERS
 
 IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 PREPROCESS = {"imagenet": IMAGENET}
-
-
-def _maxrss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024  # kB
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current resident set (Linux >= 4.0); False if not permitted."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -70,9 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     quantizer.preload()
     model = onnx.load(str(args.model))
     setup_seconds = time.perf_counter() - start
-    import_peak = _status_mb("VmHWM")
-    baseline = _status_mb("VmRSS")
-    reset = _reset_peak()
+    import_peak = status_mb("VmHWM")
+    baseline = status_mb("VmRSS")
+    reset = reset_peak()
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -84,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         dict(PREPROCESS[args.preprocess]) if args.preprocess else None,
     )
     seconds = time.perf_counter() - start
-    peak = _status_mb("VmHWM")
+    peak = status_mb("VmHWM")
 
     print(json.dumps({
         "quantizer": args.quantizer,
@@ -96,8 +77,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "rss_delta_mb": round(peak - baseline, 1),
         "rss_import_peak_mb": round(import_peak, 1),
         "peak_reset": reset,
-        "ru_maxrss_mb": round(_maxrss_mb(), 1),
-        "children_ru_maxrss_mb": round(_maxrss_mb(resource.RUSAGE_CHILDREN), 1),
+        "ru_maxrss_mb": round(maxrss_mb(), 1),
+        "children_ru_maxrss_mb": round(maxrss_mb(resource.RUSAGE_CHILDREN), 1),
         "output": str(args.out),
         "size_mb": round(args.out.stat().st_size / 1e6, 3),
     }), flush=True)  # fmt: skip

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -26,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bench._proc import ROOT, loadavg, log, machine_info, time_quietly, timing_spec, versions
 from bench.data import PREPARERS, Prepared, image_folder, save_npz
 from bench.machine import QUIET_CORES, CpuMonitor, QuietWaiter
 from bench.peers import QUANTIZERS, quantize_in_subprocess
@@ -38,7 +34,6 @@ from bench.quality import (
 )
 from bench.report import process_peak, targets, write_markdown
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS: dict[str, tuple[int, int]] = {"b1t1": (1, 1), "b8t2": (8, 2)}
 """timing configuration -> (batch, threads)"""
 OPENVINO_QUANTIZERS = ("nncf-performance", "nncf-mixed")
@@ -73,93 +68,7 @@ QUICK = Settings(
 )  # fmt: skip
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 WAITER = QuietWaiter(QUIET_WAIT_BUDGET_S, log)
-
-
-def _command(*args: str) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine_info() -> dict[str, Any]:
-    lscpu = _command("lscpu")
-    fields = {}
-    for line in lscpu.splitlines():
-        key, _, value = line.partition(":")
-        fields[key.strip()] = value.strip()
-    flags = set(fields.get("Flags", "").split())
-    mem_kb = 0
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        for line in meminfo.read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    return {
-        "cpu": fields.get("Model name", platform.processor()),
-        "cpus": os.cpu_count(),
-        "threads_per_core": fields.get("Thread(s) per core"),
-        "hypervisor": fields.get("Hypervisor vendor"),
-        "vnni": bool(flags & {"avx512_vnni", "avx_vnni"}),
-        "vnni_flags": sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16"}),
-        "memory_gb": round(mem_kb / 1024**2, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("calibench", "onnxruntime", "onnx", "nncf", "openvino", "numpy", "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    rev = _command("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
-    dirty = _command("git", "-C", str(ROOT), "status", "--porcelain", "--", "src")
-    out["calibench_git"] = rev + (" (+ uncommitted changes in src/)" if dirty else "")
-    out["calibench_src_sha256"] = src_digest()
-    return out
-
-
-def src_digest() -> str:
-    """Digest of every file under src/calibench (path and bytes): names the exact code run,
-    committed or not."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "src" / "calibench").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-def _loadavg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
-
-
-def _module(module: str, *args: str, timeout_s: float = 1800) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"python -m {module} failed ({done.returncode}):\n{tail}")
 
 
 def combine_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -293,33 +202,15 @@ def _timing(
         for runtime in ("ort", "openvino"):
             keys = [k for k, v in variants.items()
                     if v["runtime"] == runtime and not v.get("error")]  # fmt: skip
-            spec = {
-                "runtime": runtime, "batch": batch, "threads": threads, "inputs": str(feeds),
-                "block": settings.block, "discard": settings.discard,
-                "budget_s": settings.budget_s,
-                "min_rounds": settings.min_rounds, "max_rounds": settings.max_rounds,
-                "models": {k: variants[k]["path"] for k in keys},
-            }  # fmt: skip
             spec_path = work / f"timing-{config}-{runtime}.json"
             out_path = work / f"timing-{config}-{runtime}.out.json"
-            spec_path.write_text(json.dumps(spec, indent=2))
             log(f"  timing {runtime} batch {batch}, {threads} thread(s): {len(keys)} models")
-            attempts: list[tuple[float, dict[str, Any]]] = []
-            for attempt in range(TIMING_ATTEMPTS):
-                WAITER.wait()
-                with CpuMonitor() as monitor:
-                    _module("bench.timing", str(spec_path), str(out_path))
-                attempts.append((monitor.foreign_cores, json.loads(out_path.read_text())))
-                if monitor.foreign_cores < QUIET_CORES:
-                    break
-                log(
-                    f"    disturbed: other processes used {monitor.foreign_cores:.2f} cores "
-                    f"(attempt {attempt + 1}/{TIMING_ATTEMPTS})"
-                )
-            foreign, result = min(attempts, key=lambda a: a[0])
+            models = {k: variants[k]["path"] for k in keys}
+            spec = timing_spec(runtime, batch, threads, feeds, settings, models)
+            result = time_quietly(spec, spec_path, out_path, TIMING_ATTEMPTS, WAITER.wait)
             phases[f"{config}@{runtime}"] = {
-                "foreign_cores": round(foreign, 3),
-                "attempts_foreign_cores": [round(a[0], 3) for a in attempts],
+                "foreign_cores": result["foreign_cores"],
+                "attempts_foreign_cores": result["attempts_foreign_cores"],
                 "rounds": result["rounds"],
                 "seconds": result["seconds"],
             }
@@ -457,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "machine": machine_info(),
             "versions": versions(),
             "settings": settings.__dict__ | {"configs": CONFIGS},
-            "loadavg_start": _loadavg(),
+            "loadavg_start": loadavg(),
         },
         "models": {},
     }
@@ -465,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["models"][name] = bench_model(name, settings, args.build_dir)
     if not args.no_memory_check:
         results["memory_check"] = memory_check(settings, args.build_dir)
-    results["meta"]["loadavg_end"] = _loadavg()
+    results["meta"]["loadavg_end"] = loadavg()
     results["meta"]["quiet_waited_s"] = round(WAITER.waited_s, 1)
     results["meta"]["quiet_threshold_cores"] = QUIET_CORES
     results["meta"]["bench_seconds"] = round(time.perf_counter() - started, 1)

@@ -25,17 +25,15 @@ shape of the batch size.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-Runner = Callable[[], object]
-
+from calibench.runtime import latency
+from calibench.runtime.latency import Runner
 
 _ORT_POOL: list[int] = []
 
@@ -95,44 +93,30 @@ def interleaved(
     max_rounds: int,
 ) -> dict[str, Any]:
     """Time ``runners`` in rotating blocks; the round count fills ``budget_s`` within bounds."""
-    names = list(runners)
-    for name in names:
-        for _ in range(block):
-            runners[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    block_medians: dict[str, list[float]] = {name: [] for name in names}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
-        offset = rounds % len(names)
-        for name in names[offset:] + names[:offset]:
-            kept = []
-            for i in range(block):
-                t0 = time.perf_counter_ns()
-                runners[name]()
-                if i >= discard:
-                    kept.append((time.perf_counter_ns() - t0) / 1e6)
-            samples[name] += kept
-            block_medians[name].append(statistics.median(kept))
-        rounds += 1
+    timed = latency.interleaved(
+        {name: latency.block_turn(run, block, discard) for name, run in runners.items()},
+        min_rounds=min_rounds,
+        max_rounds=max_rounds,
+        budget_s=budget_s,
+        warmup=1,
+    )
     result: dict[str, Any] = {
-        "rounds": rounds,
+        "rounds": timed.rounds,
         "block": block,
         "discard": discard,
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": round(timed.seconds, 2),
     }
-    for name, values in samples.items():
-        q = statistics.quantiles(values, n=10) if len(values) > 1 else values * 9
+    for name in runners:
+        figures = timed.latency(name)
         result[name] = {
-            "median_ms": statistics.median(values),
-            "p10_ms": q[0],
-            "p90_ms": q[-1],
-            "runs": len(values),
+            "median_ms": figures.median_ms,
+            "p10_ms": figures.p10_ms,
+            "p90_ms": figures.p90_ms,
+            "runs": figures.runs,
         }
-    reference = names[0]
+    names = list(runners)
     for name in names[1:]:
-        ratios = [a / b for a, b in zip(block_medians[reference], block_medians[name], strict=True)]
-        result[name]["paired_speedup"] = statistics.median(ratios)
+        result[name]["paired_speedup"] = timed.paired_speedup(names[0], name)
     return result
 
 

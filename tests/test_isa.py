@@ -347,7 +347,7 @@ def test_sensitivity_scores_are_those_of_the_reverted_models(
     from calibench.calibration.sensitivity import run_sensitivity
     from calibench.cli.datasets import resolve_dataset
     from calibench.config import CalibrationConfig
-    from calibench.data.binding import open_for_model
+    from calibench.data.open import open_for_model
     from calibench.model.load import load_model
     from calibench.passes.insert_qdq import insert_qdq
     from calibench.passes.placement import revert_layers

@@ -105,10 +105,10 @@ def test_memory_sizes_are_read_in_words() -> None:
 def test_accuracy_aware_validation_past_the_budget_spills_to_disk_with_the_same_figures(
     tiny_cnn_path: Path, tmp_path: Path
 ) -> None:
-    from calibench.calibration.accuracy_aware import _Validator
+    from calibench.calibration.accuracy_aware.validator import Validator
     from calibench.cli import main
     from calibench.cli.datasets import resolve_dataset
-    from calibench.data.binding import open_for_model
+    from calibench.data.open import open_for_model
     from calibench.metrics.registry import metric_for
     from calibench.model.load import load_model
     from calibench.runtime.inputs import input_specs
@@ -135,8 +135,8 @@ def test_accuracy_aware_validation_past_the_budget_spills_to_disk_with_the_same_
     )
     data, _ = open_for_model(resolve_dataset("val", tmp_path / "ws"), input_specs(model), None, "m")
     metric = metric_for(data.task, data.classes, None)  # type: ignore[attr-defined]
-    held = _Validator(model, data, metric, list(range(40)), 8, 1, memory_limit=None)
-    spilled = _Validator(model, data, metric, list(range(40)), 8, 1, memory_limit=4_000)
+    held = Validator(model, data, metric, list(range(40)), 8, 1, memory_limit=None)
+    spilled = Validator(model, data, metric, list(range(40)), 8, 1, memory_limit=4_000)
     assert spilled.batches.arrays.spilled and spilled.reference.spilled
     assert not held.batches.arrays.spilled
     assert spilled.accuracy() == held.accuracy() == 100.0

@@ -8,7 +8,6 @@ truncated ``.onnx`` behind that the "skip if exists" cache would then trust.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+
+from calibench._files import replacing
 
 OPSET = 17
 
@@ -29,25 +30,19 @@ def export_onnx(
     dynamic_axes: Mapping[str, Mapping[int, str]],
 ) -> Path:
     """Export ``model`` (already in eval mode) to ``out_path`` atomically; return the path."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated upstream but is what we want here.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                model,
-                example_inputs,
-                str(tmp_path),
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=list(input_names),
-                output_names=list(output_names),
-                dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
-            )
-        os.replace(tmp_path, out_path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    with replacing(out_path, suffix=".tmp") as tmp_path, warnings.catch_warnings():
+        # The TorchScript exporter is deprecated upstream but is what we want here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            example_inputs,
+            str(tmp_path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
+        )
     return out_path
 
 

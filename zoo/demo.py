@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from calibench.data.images import ImageFolder
 from calibench.data.preprocess import Preprocess
-from calibench.runtime.benchmark import interleaved_latency
+from calibench.runtime.latency import block_turn, interleaved
 from calibench.runtime.session import make_session
 from zoo.mobilenet_v2 import build_mobilenet_v2
 from zoo.photos import write_image_folder
@@ -80,12 +81,14 @@ def main() -> None:
         [quant.run(None, {"input": batch[i : i + 50]})[0] for i in range(0, len(batch), 50)]
     )
     agreement = float((ref.argmax(1) == got.argmax(1)).mean())
-    latency = interleaved_latency(
-        {"FP32": make_session(model, threads=1), "INT8": make_session(int8, threads=1)},
-        {"input": batch[:1]},
-        runs=100,
+    sessions = {"FP32": make_session(model, threads=1), "INT8": make_session(int8, threads=1)}
+    feeds = {"input": batch[:1]}
+    timed = interleaved(
+        {name: block_turn(partial(s.run, None, feeds)) for name, s in sessions.items()},
+        min_rounds=100,
         warmup=10,
     )
+    latency = {name: timed.latency(name) for name in sessions}
     size_fp32, size_int8 = model.stat().st_size / 1e6, int8.stat().st_size / 1e6
     print()
     print("MobileNetV2 (ImageNet weights), ONNX Runtime CPU, batch 1, 1 thread")

@@ -16,7 +16,7 @@ from calibench.calibration.default import ProgressCallback, run_default
 from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, Task
-from calibench.data.binding import open_for_model
+from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.errors import ConfigError, KernelCheckError
 from calibench.metrics.base import Metric
@@ -45,9 +45,9 @@ def calibrate(
     model: str | os.PathLike[str] | onnx.ModelProto,
     dataset: Any,
     *,
-    preset: str = "performance",
+    preset: str = Preset.PERFORMANCE.value,
     subset: str | float | int | Subset = "100%",
-    method: str = "default",
+    method: str = Method.DEFAULT.value,
     max_drop: float | None = None,
     validation: Any = None,
     metric: str | Metric | Callable[..., float] | None = None,

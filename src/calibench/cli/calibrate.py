@@ -6,10 +6,10 @@ import argparse
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from calibench._files import temp_beside
 from calibench.cli.common import (
     add_preprocess_options,
     check_distinct,
@@ -20,9 +20,10 @@ from calibench.cli.common import (
     progress_bars,
     wide_console,
 )
-from calibench.config import CalibrationConfig, Subset
+from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
+from calibench.metrics.registry import SPEC_HELP
 from calibench.runtime.isa import ISA_CHOICES
 from calibench.runtime.memory import parse_size
 
@@ -50,21 +51,21 @@ def register(sub: Any) -> None:
     cal.add_argument("--seed", type=int, default=0, help="seed of the subset choice")
     cal.add_argument(
         "--preset",
-        choices=["performance", "mixed"],
-        default="performance",
+        choices=[p.value for p in Preset],
+        default=Preset.PERFORMANCE.value,
         help="performance: symmetric activations (default); "
         "mixed: asymmetric activations, for signed non-ReLU activations",
     )
     cal.add_argument(
         "--range-estimator",
-        choices=["minmax", "percentile", "mse"],
-        default="minmax",
+        choices=[r.value for r in RangeEstimator],
+        default=RangeEstimator.MINMAX.value,
         help="how activation ranges are taken (default minmax)",
     )
     cal.add_argument(
         "--method",
-        choices=["default", "accuracy-aware"],
-        default="default",
+        choices=[m.value for m in Method],
+        default=Method.DEFAULT.value,
         help="default: every layer that can run in INT8 does; accuracy-aware: the "
         "fastest model within --max-drop of FP32's accuracy",
     )
@@ -76,8 +77,8 @@ def register(sub: Any) -> None:
     )
     cal.add_argument(
         "--drop-type",
-        choices=["absolute", "relative"],
-        default="absolute",
+        choices=[d.value for d in DropType],
+        default=DropType.ABSOLUTE.value,
         help="relative: --max-drop in percent of the FP32 figure",
     )
     cal.add_argument(
@@ -88,7 +89,7 @@ def register(sub: Any) -> None:
     cal.add_argument("--validation-subset", help="accuracy-aware: 10%% or a count (default all)")
     cal.add_argument(
         "--metric",
-        help="accuracy-aware: top1, map:yolox|yolov5|yolov8|ssd, or package.module:function",
+        help=f"accuracy-aware: {SPEC_HELP}",
     )
     cal.add_argument(
         "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"
@@ -213,19 +214,11 @@ def _write_all(result: Any, output: Path, extra: dict[str, tuple[Path, str]]) ->
     option, target = "-o/--output", output
     try:
         for option, (target, text) in extra.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(
-                prefix=f".{target.name}.", suffix=".partial", dir=target.parent
-            )
-            staged.append((option, target, Path(name)))
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
+            temp = temp_beside(target)
+            staged.append((option, target, temp))
+            temp.write_text(text, encoding="utf-8")
         option, target = "-o/--output", output
-        try:
-            path = Path(result.save(output))
-        finally:
-            with contextlib.suppress(OSError):
-                output.with_name(output.name + ".partial").unlink()
+        path = Path(result.save(output))
         placed.append(path)
         for option, target, temp in staged:  # noqa: B007 (named in the error below)
             os.replace(temp, target)

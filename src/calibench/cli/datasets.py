@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from calibench.data.annotations import Task
 from calibench.errors import DatasetError
 from calibench.workflow.cache import default_workspace
 
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
     imp.add_argument(
         "--type",
         dest="kind",
-        choices=["classification", "detection", "not-annotated", "tensors"],
+        choices=[t.value for t in Task],
         help="skip detection and read the dataset as this type",
     )
     imp.add_argument("--workspace", type=Path, help="default: $CALIBENCH_WORKSPACE or ~/.calibench")

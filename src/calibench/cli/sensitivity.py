@@ -16,8 +16,9 @@ from calibench.cli.common import (
     progress_bars,
     wide_console,
 )
-from calibench.config import CalibrationConfig, Subset
+from calibench.config import CalibrationConfig, Preset, Subset
 from calibench.errors import ConfigError
+from calibench.metrics.registry import SPEC_HELP
 from calibench.runtime.isa import ISA_CHOICES
 from calibench.runtime.memory import parse_size
 
@@ -35,11 +36,11 @@ def register(sub: Any) -> None:
         "its metric, other data by the output SQNR against FP32",
     )
     sens.add_argument("--validation-subset", help="10%% or a count (default: 64 samples)")
-    sens.add_argument(
-        "--metric", help="topk (default for classes), map:yolox|…, or package.module:function"
-    )
+    sens.add_argument("--metric", help=SPEC_HELP)
     sens.add_argument("--subset", default="100%", help="calibration subset (default 100%%)")
-    sens.add_argument("--preset", choices=["performance", "mixed"], default="performance")
+    sens.add_argument(
+        "--preset", choices=[p.value for p in Preset], default=Preset.PERFORMANCE.value
+    )
     sens.add_argument(
         "--isa",
         default="auto",
@@ -66,7 +67,7 @@ def sensitivity_command(args: argparse.Namespace) -> int:
     from calibench.calibration.sensitivity import run_sensitivity
     from calibench.cli.datasets import resolve_dataset
     from calibench.data.annotations import AnnotatedDataset, Task
-    from calibench.data.binding import open_for_model
+    from calibench.data.open import open_for_model
     from calibench.model.eligibility import check_eligible
     from calibench.model.load import load_model
     from calibench.runtime.inputs import input_specs

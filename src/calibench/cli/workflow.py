@@ -18,6 +18,7 @@ from calibench.cli.common import (
 )
 from calibench.config import Subset
 from calibench.data.preprocess import Preprocess, save_preprocess
+from calibench.metrics.registry import SPEC_HELP
 from calibench.workflow.cache import default_workspace
 from calibench.workflow.performance import PerfSettings
 
@@ -31,8 +32,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metric",
-        help="top1 (classification), map:yolox|yolov5|yolov8|ssd "
-        "(detection) or package.module:function (your own)",
+        help=SPEC_HELP,
     )
     parser.add_argument("--subset", help="evaluate on a subset: 10%% or a count")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
@@ -127,6 +127,7 @@ def infer_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     from calibench.cli.datasets import resolve_dataset
+    from calibench.report.compare import render_comparison
     from calibench.workflow.compare import run_compare
 
     preprocess_options(args)
@@ -152,7 +153,7 @@ def compare_command(args: argparse.Namespace) -> int:
         print(json.dumps(comparison.to_dict(), indent=2))
     else:
         console = wide_console()
-        comparison.render(console)
+        render_comparison(comparison, console)
         if args.html:
             console.print(f"HTML report written to {args.html}")
     return 0

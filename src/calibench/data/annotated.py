@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from calibench.data.annotations import Annotation, Detections, SampleInfo, Task
 from calibench.data.dataset import Sample
-from calibench.data.images import UNREADABLE_IMAGE
+from calibench.data.images import read_image
 from calibench.data.manifest import Manifest, manifest_path, read_manifest
 from calibench.data.npz import NpzDataset
 from calibench.data.preprocess import Preprocess
@@ -76,11 +75,8 @@ class ImportedDataset:
         if self.input_name is None:
             raise DatasetError(f"the dataset {self.name!r} is not bound to a model input yet")
         path = self._path(index)
-        try:
-            with Image.open(path) as image:
-                image.load()
-                tensor = self.preprocess.apply(image)
-        except UNREADABLE_IMAGE:
+        tensor = read_image(path, self.preprocess)
+        if tensor is None:
             self.unreadable.append(path)
             return None
         return {self.input_name: tensor}

@@ -9,10 +9,9 @@ import pytest
 from calibench.data import sample_datasets as sd
 from calibench.data.annotated import ImportedDataset, open_dataset
 from calibench.data.annotations import AnnotatedDataset, Detections, Task
-from calibench.data.binding import open_for_model
-from calibench.data.dataset import as_dataset
 from calibench.data.importer import import_dataset
 from calibench.data.manifest import MANIFEST_NAME
+from calibench.data.open import as_dataset, open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError
 from calibench.runtime.inputs import InputSpec

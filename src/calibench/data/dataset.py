@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from calibench.config import Subset
 from calibench.errors import DatasetError
 
 Sample = dict[str, np.ndarray]
@@ -48,40 +46,17 @@ class InMemoryDataset:
         return {self._names[0]: np.asarray(item)}
 
 
-def as_dataset(source: Any, input_names: Sequence[str], **options: Any) -> Dataset:
-    """Turn what the user gave (a path, a dataset, an iterable) into a :class:`Dataset`."""
-    from calibench.data.annotated import open_dataset
-    from calibench.data.archive import is_archive
-    from calibench.data.images import ImageFolder
-    from calibench.data.manifest import MANIFEST_NAME
-    from calibench.data.npz import NpzDataset
+class SubsetSize(Protocol):
+    """How many samples to pick and from which seed (``config.Subset`` is one). A protocol, so
+    that the data package does not import the configuration, which imports the runtime."""
 
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if (path / MANIFEST_NAME).is_file() or (path.name == MANIFEST_NAME and path.is_file()):
-            return open_dataset(path, **options)
-        if path.is_dir():
-            return ImageFolder(path, **options)
-        if path.suffix == ".npz":
-            return NpzDataset(path)
-        if not path.exists():
-            raise DatasetError(f"dataset not found: {path}")
-        if is_archive(path):
-            raise DatasetError(
-                f"{path} is an archive; import it first with `calibench dataset import {path}` "
-                "and use the imported dataset"
-            )
-        raise DatasetError(f"{path}: calibration data must be a folder of images or an .npz file")
-    if isinstance(source, np.ndarray):
-        return InMemoryDataset(list(source), input_names)
-    if isinstance(source, Dataset) and not isinstance(source, (list, tuple)):
-        return source
-    if isinstance(source, Iterable):
-        return InMemoryDataset(list(source), input_names)
-    raise DatasetError(f"cannot read calibration data from a {type(source).__name__}")
+    @property
+    def seed(self) -> int: ...
+
+    def size(self, n: int) -> int: ...
 
 
-def select_subset(n: int, subset: Subset) -> list[int]:
+def select_subset(n: int, subset: SubsetSize) -> list[int]:
     """Seeded indices spread over the whole dataset: one from each of ``k`` equal strata."""
     if n == 0:
         raise DatasetError("the dataset is empty")

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from calibench.data.dataset import Sample
@@ -24,6 +25,18 @@ UNREADABLE_IMAGE = (
 )
 """What Pillow raises on a file that is not a readable image: the image is skipped and
 counted, never the end of the run."""
+
+
+def read_image(path: Path, preprocess: Preprocess) -> np.ndarray | None:
+    """``path`` decoded and prepared as a model input, or ``None`` when it is not a readable
+    image (:data:`UNREADABLE_IMAGE`, a decompression bomb included). Every dataset of images
+    reads through here, so all of them refuse the same files."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return preprocess.apply(image)
+    except UNREADABLE_IMAGE:
+        return None
 
 
 class ImageFolder:
@@ -54,11 +67,8 @@ class ImageFolder:
         if self.input_name is None:
             raise DatasetError("the image folder is not bound to a model input yet")
         path = self.files[index]
-        try:
-            with Image.open(path) as image:
-                image.load()
-                tensor = self.preprocess.apply(image)
-        except UNREADABLE_IMAGE:
+        tensor = read_image(path, self.preprocess)
+        if tensor is None:
             self.unreadable.append(path)
             return None
         return {self.input_name: tensor}

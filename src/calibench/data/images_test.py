@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from calibench.data.annotated import open_dataset
-from calibench.data.images import ImageFolder
+from calibench.data.images import ImageFolder, read_image
 from calibench.data.importer import import_dataset
 from calibench.data.preprocess import Preprocess
 
@@ -60,3 +60,9 @@ def test_a_low_pixel_limit_makes_big_images_unreadable_in_both_readers(
     again = open_dataset(imported)
     again.bind("x", Preprocess(resize=(4, 4)))
     assert again[0] is not None and again[1] is None and len(again.unreadable) == 1
+
+
+def test_read_image_refuses_a_bomb_with_none(tmp_path: Path) -> None:
+    assert read_image(_bomb_png(tmp_path / "b.png"), Preprocess(resize=(4, 4))) is None
+    tensor = read_image(_good(tmp_path / "a.png"), Preprocess(resize=(4, 4)))
+    assert tensor is not None and tensor.shape == (3, 4, 4)

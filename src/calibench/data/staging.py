@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from calibench._files import write_text_atomic as write_whole
 from calibench.errors import DatasetError
 
 
@@ -47,22 +48,9 @@ def staged_folder(target: Path) -> Iterator[Path]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and one rename, so readers never see
-    a half-written file."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """:func:`calibench._files.write_text_atomic`, its failure told as a :class:`DatasetError`
+    that names the file."""
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
+        write_whole(path, text)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
         raise DatasetError(f"cannot write {path} ({exc}); check the disk and permissions") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

@@ -1,9 +1,10 @@
 """Choosing a dataset's metric from its task and the user's ``--metric`` spec.
 
-Specs: ``topk`` (alias ``accuracy``), ``map:<decoder>`` (``map:yolox``), or a custom
-``module:function``. Without a spec the task decides: top-1/top-5 for classification and labelled
-tensors, mAP for detection (which still needs a decoder, from the spec or a ``decoder`` option).
-Built-in names are looked up in a table, so a new metric is one entry.
+Specs: ``topk`` (aliases ``accuracy``, ``top1``, ``top5``), ``map:<decoder>`` (``map:yolox``), or
+a custom ``module:function``. Without a spec the task decides: top-1/top-5 for classification and
+labelled tensors, mAP for detection (which still needs a decoder, from the spec or a ``decoder``
+option). Built-in names are looked up in a table, so a new metric is one entry; the CLI's help
+and the workbench's choices are derived from the same tables.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def metric_for(task: Task, classes: list[str], spec: str | None, **options: Any)
     if spec is None:
         spec = DEFAULTS[task]
     head, _, argument = spec.partition(":")
-    factory = BUILTIN.get(head.strip().lower())
+    factory = BUILTIN.get(_resolve(head))
     if factory is not None:
         return factory(task, classes, argument.strip(), options)
     if argument:
@@ -78,8 +79,32 @@ def _accepted(cls: type, options: dict[str, Any], what: str) -> dict[str, Any]:
     return options
 
 
-BUILTIN: dict[str, Factory] = {"topk": _topk, "accuracy": _topk, "map": _map}
+BUILTIN: dict[str, Factory] = {"topk": _topk, "map": _map}
 """Built-in metrics by the name a spec starts with."""
+
+ALIASES: dict[str, str] = {"accuracy": "topk", **{f"top{k}": "topk" for k in (1, 5)}}
+"""Other names of built-in metrics: the CLI's ``accuracy`` and the names of top-k's figures."""
+
+BUILTIN_SPECS: tuple[str, ...] = ("topk", *(f"map:{name}" for name in DECODERS))
+"""Every built-in metric in full (a detection metric with each decoder): what the workbench
+offers, since it never runs a custom metric a client names."""
+
+SPEC_HELP = f"topk (classes), map:{'|'.join(DECODERS)} (detection), or package.module:function"
+"""The choices in words, for the command line's help."""
+
+
+def builtin_spec(spec: str) -> str | None:
+    """The entry of :data:`BUILTIN_SPECS` that ``spec`` names (aliases and case allowed), or
+    ``None`` when it names no built-in metric."""
+    head, colon, argument = spec.strip().partition(":")
+    full = _resolve(head) + colon + argument.strip().lower()
+    return full if full in BUILTIN_SPECS else None
+
+
+def _resolve(head: str) -> str:
+    name = head.strip().lower()
+    return ALIASES.get(name, name)
+
 
 DEFAULTS: dict[Task, str] = {
     Task.CLASSIFICATION: "topk",

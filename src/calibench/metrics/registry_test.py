@@ -8,7 +8,7 @@ from calibench.metrics.classification import TopK
 from calibench.metrics.custom import CallableMetric
 from calibench.metrics.detection.decoders import YOLOXDecoder
 from calibench.metrics.detection.mean_ap import DetectionMAP
-from calibench.metrics.registry import metric_for
+from calibench.metrics.registry import BUILTIN_SPECS, SPEC_HELP, builtin_spec, metric_for
 
 
 def test_defaults_follow_the_task() -> None:
@@ -54,3 +54,11 @@ def test_bad_choices_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         metric_for(task, ["a"], spec, **options)
+
+
+def test_builtin_specs_resolve_aliases_and_case_for_the_workbench() -> None:
+    assert builtin_spec(" Top1 ") == builtin_spec("accuracy") == builtin_spec("topk") == "topk"
+    assert builtin_spec("MAP:YOLOX") == "map:yolox" and "map:yolox" in BUILTIN_SPECS
+    assert builtin_spec("map:retina") is None and builtin_spec("mymod:fn") is None
+    assert "map:yolov5|yolox|yolov8|ssd" in SPEC_HELP
+    assert isinstance(metric_for(Task.CLASSIFICATION, ["a"], "top1"), TopK)

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnx
 from onnx import version_converter
 
+from calibench._files import replacing
 from calibench.errors import ModelError
 
 MIN_OPSET = 13
@@ -68,20 +69,17 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:
     """Write ``model`` atomically; weights go to a side file when the model passes 2 GB."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    large = model.ByteSize() > 1_800_000_000
-    if large:
-        onnx.save_model(
-            model,
-            str(tmp),
-            save_as_external_data=True,
-            location=path.name + ".data",
-            all_tensors_to_one_file=True,
-        )
-    else:
-        onnx.save_model(model, str(tmp))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        if model.ByteSize() > 1_800_000_000:
+            onnx.save_model(
+                model,
+                str(tmp),
+                save_as_external_data=True,
+                location=path.name + ".data",
+                all_tensors_to_one_file=True,
+            )
+        else:
+            onnx.save_model(model, str(tmp))
     return path
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from html import escape
 from pathlib import Path
 
-from calibench.report.compare import Comparison, LayerComparison
+from calibench._files import replacing
+from calibench.report.compare import summary_rows
+from calibench.report.comparison import Comparison, LayerComparison
 
 TIME_CHART_LAYERS = 25
 WORST_HIGHLIGHTED = 5
@@ -54,19 +55,10 @@ svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 
 def write_html(comparison: Comparison, path: str | os.PathLike[str]) -> Path:
     """Write the report to ``path`` atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = render_html(comparison)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(document)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with replacing(Path(path)) as temp:
+        temp.write_text(document, encoding="utf-8")
+    return Path(path)
 
 
 def render_html(c: Comparison) -> str:
@@ -316,7 +308,7 @@ def _summary_table(c: Comparison) -> str:
     rows = "".join(
         f'<tr><td class="l">{escape(m)}</td><td>{escape(f)}</td><td>{escape(i)}</td>'
         f"<td>{escape(d)}</td></tr>"
-        for m, f, i, d in c.summary_rows()
+        for m, f, i, d in summary_rows(c)
     )
     return (
         '<div class="panel"><table><thead><tr><th class="l">measure</th><th>FP32</th>'

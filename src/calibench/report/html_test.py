@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 import calibench
-from calibench.report.compare import Comparison, LayerComparison, compare_models
+from calibench.report.comparison import Comparison, LayerComparison
 from calibench.report.html import TIME_CHART_LAYERS, render_html, write_html
 from calibench.runtime.profiling import LayerTimes
+from calibench.workflow.compare import compare_models
 
 HOSTILE = '<script>alert("x")</script>&<img src=x onerror=alert(1)>'
 

@@ -6,12 +6,14 @@ One validated object, read from the arguments it is given and, for what they lea
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from calibench._files import write_text_atomic
+from calibench.server.jobs.workspace import Workspace
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -45,7 +47,7 @@ class ServerSettings(BaseSettings):
 
     @property
     def url(self) -> str:
-        return self.database_url or f"sqlite:///{self.workspace / 'workbench.db'}"
+        return self.database_url or Workspace(self.workspace).database_url
 
     @property
     def max_upload_bytes(self) -> int:
@@ -62,14 +64,12 @@ class ServerSettings(BaseSettings):
 
 def server_token(workspace: Path) -> str:
     """The token of this workspace's server: made at first start, kept (mode 0600) after."""
-    path = workspace / "server-token"
+    path = Workspace(workspace).token_file
     if path.is_file():
         token = path.read_text().strip()
         if token:
             return token
     workspace.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    write_text_atomic(path, token + "\n", mode=0o600)
     return token

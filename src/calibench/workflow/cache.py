@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from calibench._files import replacing
+
 
 def default_workspace() -> Path:
     return Path(os.environ.get("CALIBENCH_WORKSPACE", Path.home() / ".calibench"))
@@ -57,7 +59,5 @@ class ResultCache:
         return data
 
     def put(self, key: str, value: dict[str, Any]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{key}.json.partial"
-        tmp.write_text(json.dumps(value, indent=2))
-        os.replace(tmp, self.root / f"{key}.json")
+        with replacing(self.root / f"{key}.json") as temp:
+            temp.write_text(json.dumps(value, indent=2))

@@ -14,8 +14,8 @@ from rich.table import Table
 
 from calibench.config import Subset
 from calibench.data.annotations import AnnotatedDataset, Task
-from calibench.data.binding import open_for_model
 from calibench.data.dataset import select_subset
+from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.errors import ConfigError, DatasetError
 from calibench.metrics.base import Metric

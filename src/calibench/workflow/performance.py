@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import onnx
 
 from calibench.errors import ConfigError
+from calibench.runtime.latency import interleaved
 from calibench.runtime.session import make_session
 
 
@@ -72,8 +74,9 @@ def measure_interleaved(
     settings: PerfSettings,
     windows: int = 3,
 ) -> dict[str, PerfResult]:
-    """Time several models in alternating windows (A B A B …), ``settings.seconds`` each in
-    all, so that a change in the machine's load falls on all of them alike."""
+    """Time several models in alternating windows (A B, B A, …: :func:`~calibench.runtime.latency.
+    interleaved`), ``settings.seconds`` each in all, so that a change in the machine's load falls
+    on all of them alike. Throughput counts samples over the time spent in a model's windows."""
     batch = {k: np.repeat(v[:1], settings.batch, axis=0) for k, v in feeds.items()}
     sessions = {
         name: make_session(m, threads=settings.resolved_threads()) for name, m in models.items()
@@ -81,21 +84,22 @@ def measure_interleaved(
     for session in sessions.values():
         for _ in range(settings.warmup):
             session.run(None, batch)
-    latencies: dict[str, list[float]] = {name: [] for name in sessions}
-    walls: dict[str, float] = dict.fromkeys(sessions, 0.0)
-    for _ in range(windows):
-        for name, session in sessions.items():
-            found, wall = _window(session, batch, settings.streams, settings.seconds / windows)
-            latencies[name] += found
-            walls[name] += wall
+    seconds = settings.seconds / windows
+    timed = interleaved(
+        {
+            name: partial(_window, session, batch, settings.streams, seconds)
+            for name, session in sessions.items()
+        },
+        min_rounds=windows,
+    )
     results = {}
-    for name, found in latencies.items():
-        flat = np.array(found)
+    for name in sessions:
+        flat = np.array(timed.latencies(name))
         results[name] = PerfResult(
             latency_ms_median=float(np.median(flat)),
             latency_ms_p90=float(np.percentile(flat, 90)),
             latency_ms_p99=float(np.percentile(flat, 99)),
-            throughput=float(len(flat) * settings.batch / walls[name]),
+            throughput=float(len(flat) * settings.batch / timed.walls[name]),
             requests=len(flat),
             settings=settings.to_dict(),
         )
@@ -104,8 +108,8 @@ def measure_interleaved(
 
 def _window(
     session: Any, batch: dict[str, np.ndarray], streams: int, seconds: float
-) -> tuple[list[float], float]:
-    """``streams`` threads run requests until the window closes; latencies in ms, wall s."""
+) -> list[float]:
+    """``streams`` threads run requests until the window closes; their latencies in ms."""
     latencies: list[list[float]] = [[] for _ in range(streams)]
     deadline = time.perf_counter() + seconds
 
@@ -115,10 +119,9 @@ def _window(
             session.run(None, batch)
             latencies[index].append((time.perf_counter() - start) * 1000)
 
-    begin = time.perf_counter()
     workers = [threading.Thread(target=stream, args=(i,)) for i in range(streams)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    return [t for per in latencies for t in per], time.perf_counter() - begin
+    return [t for per in latencies for t in per]

@@ -8,10 +8,10 @@ import math
 from typing import Any
 
 from calibench.errors import WorkbenchError
-from calibench.metrics.detection.decoders import DECODERS
+from calibench.metrics.registry import BUILTIN_SPECS, builtin_spec
 from calibench.server.db import DatasetRow
 
-METRICS = ("topk", *(f"map:{name}" for name in DECODERS))
+METRICS = BUILTIN_SPECS
 """What the workbench accepts as a metric: built-in ones only (a custom metric is code, and the
 server never runs code a client names)."""
 
@@ -19,10 +19,8 @@ server never runs code a client names)."""
 def check_metric(metric: str | None) -> str | None:
     if metric is None or not metric.strip():
         return None
-    chosen = metric.strip().lower()
-    if chosen in ("top1", "top5", "accuracy"):  # the figures' names, and the CLI's alias
-        chosen = "topk"
-    if chosen not in METRICS:
+    chosen = builtin_spec(metric)
+    if chosen is None:
         raise WorkbenchError(
             f"unknown metric {metric[:60]!r}: choose {', '.join(METRICS)} (or none, for the "
             "dataset's default); custom metrics are for the command line and the Python API"

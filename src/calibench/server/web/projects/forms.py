@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator
 
+from calibench.config import Method
 from calibench.server.web import forms
 
 
@@ -75,7 +76,7 @@ class OptimizeForm(BaseModel):
 
     dataset_id: str | None = None
     subset: str | None = "100"
-    method: str = "default"
+    method: str = Method.DEFAULT.value
     max_drop: str | None = None
     drop_type: str = "absolute"
     preset: str = "performance"

@@ -34,7 +34,7 @@ class OptimizeService(WorkbenchBase):
         project_id: int,
         dataset_id: int,
         subset_percent: float = 100,
-        method: str = "default",
+        method: str = Method.DEFAULT.value,
         max_drop: float | None = None,
         preset: str = "performance",
         batch: int | None = None,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from calibench.config import Method
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
@@ -92,7 +93,7 @@ class OptimizeRequest(BaseModel):
 
     dataset_id: int = Field(description="the calibration dataset")
     subset_percent: float = Field(100, gt=0, le=100, description="Subset Size, percent")
-    method: str = Field("default", pattern="^(default|accuracy-aware)$")
+    method: str = Field(Method.DEFAULT.value, pattern=f"^({'|'.join(m.value for m in Method)})$")
     max_drop: float | None = Field(
         None, ge=0, lt=100, description="Maximum Accuracy Drop (AccuracyAware), see drop_type"
     )

@@ -1,0 +1,186 @@
+"""The AccuracyAware method, end to end: the Default model, FP32 and it evaluated, the search
+(:mod:`.search`) run with a real evaluator and ranker, the returned model measured again."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+
+from calibench.calibration.accuracy_aware.ranking import Built, fp32_times, rank
+from calibench.calibration.accuracy_aware.search import Iteration, Trial, search
+from calibench.calibration.accuracy_aware.validator import Validator
+from calibench.calibration.default import DefaultOutcome, ProgressCallback, run_default
+from calibench.config import CalibrationConfig, DropType
+from calibench.data.annotations import AnnotatedDataset
+from calibench.data.dataset import Dataset, select_subset
+from calibench.metrics.base import Metric
+from calibench.passes.insert_qdq import insert_qdq
+from calibench.passes.placement import QuantPlan, revert_layers
+from calibench.runtime.memory import default_limit
+
+
+@dataclass
+class AccuracyAwareOutcome:
+    default: DefaultOutcome
+    int8: onnx.ModelProto
+    plan: QuantPlan
+    metric: str
+    fp32_accuracy: float
+    default_accuracy: float
+    accuracy: float
+    """The returned model's accuracy, measured at the end."""
+    allowed_drop: float
+    met: bool
+    reverted: dict[str, float]
+    """Layer → accuracy points it cost (its share of the divergence, scaled to the drop)."""
+    iterations: list[Iteration] = field(default_factory=list)
+    evaluations: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def drop(self) -> float:
+        return self.fp32_accuracy - self.accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "fp32": self.fp32_accuracy,
+            "default": self.default_accuracy,
+            "final": self.accuracy,
+            "drop": self.drop,
+            "allowed_drop": self.allowed_drop,
+            "met": self.met,
+            "reverted": self.reverted,
+            "iterations": [vars(i) for i in self.iterations],
+            "evaluations": self.evaluations,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_accuracy_aware(
+    model: onnx.ModelProto,
+    calibration: Dataset,
+    validation: AnnotatedDataset,
+    metric: Metric,
+    config: CalibrationConfig,
+    progress: ProgressCallback | None = None,
+    threads: int | None = None,
+) -> AccuracyAwareOutcome:
+    start = time.perf_counter()
+    default = run_default(model, calibration, config, progress=progress, threads=threads)
+    fp32, params, shifts = default.fp32, default.params, default.shifts
+    indices = (
+        select_subset(len(validation), config.validation_subset)
+        if config.validation_subset
+        else list(range(len(validation)))
+    )
+    validator = Validator(
+        fp32,
+        validation,
+        metric,
+        indices,
+        config.batch_size,
+        threads,
+        config.memory_limit or default_limit(),
+    )
+    fp32_accuracy = validator.accuracy()
+    validator.full = 1  # FP32, evaluated once and cached
+    assert config.max_drop is not None
+    allowed = (
+        config.max_drop
+        if config.drop_type is DropType.ABSOLUTE
+        else fp32_accuracy * config.max_drop / 100
+    )
+
+    def report(step: str, done: int, total: int) -> None:
+        if progress:
+            progress(step, done, total)
+
+    report("accuracy-aware", 0, 1)
+    default_accuracy = validator.accuracy(default.int8)
+    iterations = [
+        Iteration(
+            "default model", [], default_accuracy, fp32_accuracy - default_accuracy, validator.full
+        )
+    ]
+
+    def build(
+        reverted: Sequence[str], costs: dict[str, float]
+    ) -> tuple[QuantPlan, onnx.ModelProto]:
+        reasons = {name: f"reverted: cost {costs.get(name, 0.0):.2f} points" for name in reverted}
+        plan = revert_layers(default.plan, reasons)
+        return plan, insert_qdq(fp32, plan, params, bias_shifts=shifts)
+
+    costs: dict[str, float] = {}
+    fp32_ms = fp32_times(fp32)
+
+    class Evaluate:
+        """Builds and measures a candidate on the whole validation set."""
+
+        @property
+        def evaluations(self) -> int:
+            return validator.full
+
+        def __call__(self, reverted: list[str]) -> Trial[Built]:
+            plan, model = build(reverted, costs)
+            return Trial(validator.accuracy(model), (plan, model), reverted)
+
+    def ranking(names: list[str], drop: float) -> list[str]:
+        current_plan, current_model = build(names, costs)
+        return rank(
+            validator,
+            current_plan,
+            current_model,
+            names,
+            costs,
+            fp32_ms,
+            build,
+            drop,
+            threads,
+            lambda d, t: report("ranking layers", d, t),
+        )
+
+    found = search(
+        Evaluate(),
+        ranking,
+        Trial(default_accuracy, (default.plan, default.int8), []),
+        costs,
+        fp32_ms,
+        fp32_accuracy,
+        allowed,
+        iterations,
+        lambda d, t, detail: report(f"accuracy-aware|{detail}", d, t),
+    )
+    plan, int8 = found.built
+    # The model returned is measured once more; its figure is the one reported.
+    final_accuracy = validator.accuracy(int8)
+    met = fp32_accuracy - final_accuracy <= allowed + 1e-9
+    iterations.append(
+        Iteration(
+            "final check",
+            list(found.reverted),
+            final_accuracy,
+            fp32_accuracy - final_accuracy,
+            validator.full,
+        )
+    )
+    report("accuracy-aware", 1, 1)
+    return AccuracyAwareOutcome(
+        default=default,
+        int8=int8,
+        plan=plan,
+        metric=metric.name,
+        fp32_accuracy=fp32_accuracy,
+        default_accuracy=default_accuracy,
+        accuracy=final_accuracy,
+        allowed_drop=allowed,
+        met=met,
+        reverted={name: round(costs.get(name, 0.0), 4) for name in found.reverted},
+        iterations=iterations,
+        evaluations={"full": validator.full, "ranking": validator.ranked},
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,90 @@
+"""Which INT8 layers cost the most accuracy: each reverted alone, on the samples INT8 gets most
+wrong, and the fall in output divergence measured. Layers within a few percent of each other
+are ordered cheapest-in-FP32 first, so slow layers stay in INT8 when they cost the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import onnx
+
+from calibench.calibration.accuracy_aware.validator import Validator
+from calibench.calibration.sensitivity import revert_each, revertible
+from calibench.passes.placement import QuantPlan
+from calibench.runtime.profiling import profile_layers
+
+Built = tuple[QuantPlan, onnx.ModelProto]
+RANKING_SAMPLES = 64
+TIE = 0.05
+"""Ranking scores within 5 % of each other count as equal; then FP32 time decides."""
+
+
+def fp32_times(fp32: onnx.ModelProto) -> dict[str, float]:
+    """Per-layer FP32 time: what a revert gives back in speed (batch 1, one thread)."""
+    try:
+        return profile_layers(fp32, runs=5, warmup=2).layers_ms
+    except Exception:  # profiling is a tie-breaker only; never fail the method over it
+        return {}
+
+
+def rank(
+    validator: Validator,
+    plan: QuantPlan,
+    model: onnx.ModelProto,
+    reverted: list[str],
+    costs: dict[str, float],
+    fp32_ms: dict[str, float],
+    build: Callable[[Sequence[str], dict[str, float]], Built],
+    drop: float,
+    threads: int | None,
+    progress: Callable[[int, int], None],
+) -> list[str]:
+    """INT8 layers, most harmful first, scored on the samples INT8 gets most wrong. Fills
+    ``costs``: each helpful layer's share of ``drop``, in proportion to its gain."""
+    divergence = validator.divergence_per_sample(validator.outputs(model))
+    chosen = np.argsort(-divergence)[: max(8, min(RANKING_SAMPLES, len(divergence)))]
+    flat = [(i, j) for i, (idx, _) in enumerate(validator.batches) for j in range(len(idx))]
+    picked = sorted(chosen.tolist())
+    feeds_rows = [flat[k] for k in picked]
+    ranking_batches = [
+        ([0], {n: a[j : j + 1] for n, a in validator.batches[i][1].items()}) for i, j in feeds_rows
+    ]
+    reference = [[o[j : j + 1] for o in validator.reference[i]] for i, j in feeds_rows]
+
+    def score(outs: list[list[np.ndarray]]) -> float:
+        noise = sum(
+            float(((r - g) ** 2).sum())
+            for rb, gb in zip(reference, outs, strict=True)
+            for r, g in zip(rb, gb, strict=True)
+        )
+        return noise
+
+    base = score(validator.outputs(model, ranking_batches))
+    candidates = revertible(plan, exclude=reverted)
+
+    def run(name: str) -> list[list[np.ndarray]]:
+        _, candidate = build([*reverted, name], costs)
+        return validator.outputs(candidate, ranking_batches, threads=1)
+
+    gains = revert_each(candidates, run, lambda outs: base - score(outs), progress)
+    validator.ranked += len(candidates)
+    helpful = [n for n in candidates if gains[n] > 0]
+    total = sum(gains[n] for n in helpful) or 1.0
+    for name in helpful:
+        costs[name] = drop * gains[name] / total
+    return order_by_gain(helpful, gains, fp32_ms)
+
+
+def order_by_gain(
+    names: list[str], gains: dict[str, float], fp32_ms: dict[str, float]
+) -> list[str]:
+    """Most harmful first; near-equal gains (within :data:`TIE`): cheaper in FP32 first."""
+    ordered = sorted(names, key=lambda n: -gains[n])
+    result: list[str] = []
+    while ordered:
+        head = gains[ordered[0]]
+        tier = [n for n in ordered if gains[n] >= head * (1 - TIE)]
+        result += sorted(tier, key=lambda n: fp32_ms.get(n, 0.0))
+        ordered = [n for n in ordered if n not in tier]
+    return result

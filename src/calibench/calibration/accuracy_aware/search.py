@@ -1,0 +1,182 @@
+"""Which layers to send back to FP32: the decisions of AccuracyAware, apart from any model.
+
+Pure: the caller supplies an *evaluator* (build the model with these layers in FP32, measure
+its accuracy on the validation set) and a *ranker* (the INT8 layers most harmful first), so the
+search runs, and is tested, without onnxruntime or files.
+
+1. The top 1, 2, 4, 8 … layers of the ranking are tried until the drop is met, then the count
+   is bisected down to the fewest layers that meet it.
+2. If every ranked layer fails, the best prefix is kept and the rest ranked again (a few rounds).
+3. Once the drop is met, layers are given back to INT8 while it still holds, those that cost
+   the least accuracy per millisecond of FP32 time first (the prefix search overshoots, since
+   the ranking measured one layer at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+MAX_ROUNDS = 4
+"""Rankings made at most: each one after the best prefix of the previous one is reverted."""
+
+
+@dataclass
+class Iteration:
+    step: str
+    reverted: list[str]
+    accuracy: float
+    drop: float
+    evaluations: int
+    """Full validation evaluations spent so far."""
+
+
+@dataclass(frozen=True)
+class Trial(Generic[T]):
+    """One candidate measured on the whole validation set."""
+
+    accuracy: float
+    built: T
+    """What the evaluator built (for calibration: the plan and the model); opaque here."""
+    reverted: list[str]
+
+
+class Evaluator(Protocol[T]):
+    """Builds the candidate with ``reverted`` in FP32 and measures it on the validation set."""
+
+    @property
+    def evaluations(self) -> int:
+        """Full validation evaluations spent so far (for the iteration log)."""
+        ...
+
+    def __call__(self, reverted: list[str]) -> Trial[T]: ...
+
+
+Ranker = Callable[[list[str], float], list[str]]
+"""``(reverted, drop) ->`` the INT8 layers left, most harmful first; it also fills the costs."""
+Progress = Callable[[int, int, str], None]
+
+
+def search(
+    evaluate: Evaluator[T],
+    rank: Ranker,
+    start: Trial[T],
+    costs: dict[str, float],
+    fp32_ms: dict[str, float],
+    fp32_accuracy: float,
+    allowed: float,
+    iterations: list[Iteration],
+    progress: Progress,
+) -> Trial[T]:
+    """The candidate to keep: the fewest reverts that meet ``allowed``, else the best found."""
+    best = start
+    tried: dict[frozenset[str], Trial[T]] = {}
+    """Reverted sets already evaluated on the whole validation set: never twice."""
+    reverted: list[str] = []
+    rounds = 0
+    while fp32_accuracy - best.accuracy > allowed and rounds < MAX_ROUNDS:
+        rounds += 1
+        ranking = rank(reverted, fp32_accuracy - best.accuracy)
+        if not ranking:
+            break
+        found = search_prefix(
+            evaluate, ranking, reverted, fp32_accuracy, allowed, tried, iterations, progress
+        )
+        if found.accuracy > best.accuracy or fp32_accuracy - found.accuracy <= allowed:
+            best = found
+        reverted = list(best.reverted)
+        if fp32_accuracy - best.accuracy <= allowed:
+            break
+    if fp32_accuracy - best.accuracy <= allowed and len(best.reverted) > 1:
+        best = shrink(evaluate, best, costs, fp32_ms, fp32_accuracy, allowed, iterations)
+    return best
+
+
+def search_prefix(
+    evaluate: Evaluator[T],
+    ranking: list[str],
+    reverted: list[str],
+    fp32_accuracy: float,
+    allowed: float,
+    known: dict[frozenset[str], Trial[T]],
+    iterations: list[Iteration],
+    progress: Progress,
+) -> Trial[T]:
+    """Fewest top-ranked layers to revert that meet the drop: doubling, then bisection; the
+    most accurate prefix tried when none meets it."""
+    tried: dict[int, Trial[T]] = {}
+
+    def attempt(k: int) -> Trial[T]:
+        names = [*reverted, *ranking[:k]]
+        if k not in tried and frozenset(names) in known:
+            tried[k] = known[frozenset(names)]
+        if k not in tried:
+            trial = evaluate(names)
+            tried[k] = known[frozenset(names)] = trial
+            drop = fp32_accuracy - trial.accuracy
+            iterations.append(
+                Iteration(f"revert top {k}", names, trial.accuracy, drop, evaluate.evaluations)
+            )
+            progress(min(k, len(ranking)), len(ranking), f"drop {drop:.3f}, max {allowed:.3f}")
+        return tried[k]
+
+    def ok(k: int) -> bool:
+        return fp32_accuracy - attempt(k).accuracy <= allowed
+
+    low, k = 0, 1
+    while k < len(ranking) and not ok(k):
+        low, k = k, k * 2
+    k = min(k, len(ranking))
+    if not ok(k):
+        return max(tried.values(), key=lambda t: t.accuracy)
+    high = k
+    while high - low > 1:
+        middle = (low + high) // 2
+        if ok(middle):
+            high = middle
+        else:
+            low = middle
+    return attempt(high)
+
+
+def shrink(
+    evaluate: Evaluator[T],
+    found: Trial[T],
+    costs: dict[str, float],
+    fp32_ms: dict[str, float],
+    fp32_accuracy: float,
+    allowed: float,
+    iterations: list[Iteration],
+) -> Trial[T]:
+    """Give layers back to INT8 while the target still holds, those that cost the least
+    accuracy per millisecond of FP32 time first: half of the reverted set, then quarters…"""
+    best = found
+    reverted = list(found.reverted)
+    seen = {frozenset(i.reverted) for i in iterations}
+    chunk = len(reverted) // 2
+    while chunk >= 1:
+        order = sorted(reverted, key=lambda n: costs.get(n, 0.0) / max(fp32_ms.get(n, 0.0), 1e-3))
+        candidates = order[:chunk]
+        trial = [n for n in reverted if n not in candidates]
+        if frozenset(trial) in seen:
+            chunk //= 2
+            continue
+        seen.add(frozenset(trial))
+        measured = evaluate(trial)
+        iterations.append(
+            Iteration(
+                f"requantize {len(candidates)}",
+                trial,
+                measured.accuracy,
+                fp32_accuracy - measured.accuracy,
+                evaluate.evaluations,
+            )
+        )
+        if fp32_accuracy - measured.accuracy <= allowed:
+            best, reverted = measured, trial
+            chunk = min(chunk, len(reverted) // 2)
+        else:
+            chunk //= 2
+    return best
