@@ -53,6 +53,7 @@ serve: $(STAMP) fashion-data
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests zoo bench
+	$(BIN)/ruff format --check src tests zoo bench
 	$(BIN)/mypy
 
 test: $(STAMP) fashion-data browser postgres avx2-cpu lint

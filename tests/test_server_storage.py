@@ -41,6 +41,7 @@ from calibench.server.db import (
 )
 from calibench.server.jobs.local import WORKER_DATABASE_ENV
 from calibench.server.jobs.runner import LEASE, JobRunner
+from calibench.server.jobs.states import JobState
 from calibench.server.jobs.workspace import Workspace
 from calibench.server.migrate import alembic_config, current_revision, upgrade
 from calibench.server.web.uploads import Upload
@@ -207,7 +208,8 @@ class Bench:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def finish(self, runner: JobRunner, job_id: int, timeout: float = 90) -> JobRow:
-        self.drive(runner, lambda: self.job(job_id).finished, timeout, f"job {job_id} to end")
+        ended = lambda: JobState(self.job(job_id).state).finished  # noqa: E731
+        self.drive(runner, ended, timeout, f"job {job_id} to end")
         return self.job(job_id)
 
     def baseline(self, runner: JobRunner) -> dict[str, Any]:

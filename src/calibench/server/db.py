@@ -22,7 +22,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from calibench.errors import ConfigError
-from calibench.server.jobs.states import FINISHED, JobState
 
 
 def now() -> datetime:
@@ -112,8 +111,9 @@ class JobRow(Base):
     description: Mapped[dict[str, Any]] = mapped_column(JSON)
     """What the job does, all of it: ``{"version", "inputs": {...}}``, the kind's description
     (:mod:`calibench.server.jobs.kinds`)."""
-    state: Mapped[str] = mapped_column(String(20), default=JobState.QUEUED.value, index=True)
-    """A :class:`~calibench.server.jobs.states.JobState`'s word."""
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    """A :class:`~calibench.server.jobs.states.JobState`'s word (the jobs package reads it; the
+    tables know nothing of what a job is)."""
     stage: Mapped[str | None] = mapped_column(String(60), nullable=True)
     stages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """``[{"name", "done", "total"}]`` in the order the job goes through them."""
@@ -129,10 +129,6 @@ class JobRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED
 
 
 def normalise_url(url: str) -> str:

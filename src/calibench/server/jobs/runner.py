@@ -235,7 +235,7 @@ class JobRunner:
         """End a job of this runner's that has not ended, and remove what its work left."""
         with self.sessions.begin() as session:
             job = session.get(JobRow, job_id)
-            if job is not None and not job.finished:
+            if job is not None and not JobState(job.state).finished:
                 end_job(session, job, state, message, self.workspace)
         shutil.rmtree(self.workspace.work_dir(job_id), ignore_errors=True)
 

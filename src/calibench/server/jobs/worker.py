@@ -96,7 +96,7 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
 def _fail(sessions: sessionmaker[Session], job_id: int, message: str, ws: Workspace) -> None:
     with sessions.begin() as session:
         job = session.get(JobRow, job_id)
-        if job is not None and not job.finished:
+        if job is not None and not JobState(job.state).finished:
             end_job(session, job, JobState.FAILED, message, ws)
 
 

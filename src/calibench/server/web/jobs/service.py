@@ -10,7 +10,7 @@ from calibench.errors import WorkbenchError
 from calibench.server.db import JobRow
 from calibench.server.jobs.kinds import ImportJob
 from calibench.server.jobs.lifecycle import request_cancel, requeue
-from calibench.server.jobs.states import ENDED_WITHOUT_RESULT
+from calibench.server.jobs.states import ENDED_WITHOUT_RESULT, JobState
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.rows import get_row
@@ -52,7 +52,7 @@ class JobService(WorkbenchBase):
     def cancel(self, job_id: int) -> JobView:
         with self.sessions.begin() as session:
             job = get_job(session, job_id)
-            if job.finished:
+            if JobState(job.state).finished:
                 raise WorkbenchError(
                     f"job {job_id} has ended ({job.state}): nothing to cancel", 409
                 )

@@ -13,7 +13,7 @@ from calibench.errors import CalibenchError, WorkbenchError
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.kinds import BaselineJob
 from calibench.server.jobs.lifecycle import queue_job
-from calibench.server.jobs.states import LIVE
+from calibench.server.jobs.states import LIVE, JobState
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.datasets.service import ready_dataset
@@ -144,7 +144,7 @@ class ProjectService(WorkbenchBase):
                 f"project {project_id} has INT8 projects made from it",
             )
             jobs = session.scalars(select(JobRow).where(JobRow.project_id == project_id)).all()
-            busy = [j.id for j in jobs if not j.finished]
+            busy = [j.id for j in jobs if not JobState(j.state).finished]
             if busy:
                 raise WorkbenchError(
                     f"project {project_id}'s job {busy[0]} has not ended: cancel it first", 409

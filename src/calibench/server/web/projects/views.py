@@ -32,7 +32,7 @@ def optimize_options(session: Session, project: ProjectRow) -> OptimizeOptions:
             enabled=False, reason=model.reason or "this model cannot be calibrated"
         )
     if job is None or job.kind != BaselineJob.KIND or job.state != JobState.DONE:
-        state = "has not finished" if job is None or not job.finished else job.state
+        state = "has not finished" if job is None or not JobState(job.state).finished else job.state
         return OptimizeOptions(
             enabled=False,
             reason=f"the baseline inference {state}; INT8 calibration compares against it, so "
