@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
+from calibench.server.settings import ServerSettings
 from zoo.mobilenet_v2 import build_mobilenet_v2
 
 MODELS = Path("build/test-models")
+
+# A developer's shell may hold the workbench's CALIBENCH_* settings (a token, a database URL):
+# the tests set up their servers themselves, so none of those may leak into them.
+for _field in ServerSettings.model_fields:
+    os.environ.pop(f"CALIBENCH_{_field.upper()}", None)
 
 
 def _tiny_cnn() -> onnx.ModelProto:

@@ -1,7 +1,8 @@
 """How a workbench server is set up: where it keeps things, who may reach it, its limits.
 
 One validated object, read from the arguments it is given and, for what they leave out, from
-``CALIBENCH_*`` environment variables (``CALIBENCH_TOKEN``, ``CALIBENCH_DATABASE_URL``, …)."""
+``CALIBENCH_<FIELD>`` environment variables (``CALIBENCH_TOKEN``, ``CALIBENCH_DATABASE_URL``,
+``CALIBENCH_PORT``, …: one per field below), then the defaults."""
 
 from __future__ import annotations
 
