@@ -42,10 +42,11 @@ from calibench.server.db import (
 from calibench.server.jobs.local import WORKER_DATABASE_ENV
 from calibench.server.jobs.runner import LEASE, JobRunner
 from calibench.server.jobs.states import JobState
-from calibench.server.jobs.workspace import Workspace
 from calibench.server.migrate import alembic_config, current_revision, upgrade
+from calibench.server.settings import ServerSettings
 from calibench.server.web.uploads import Upload
 from calibench.server.web.workbench import Workbench
+from calibench.server.workspace import Workspace
 from tests.server_helpers import alive, reset_postgres
 
 HEAD = "0004"
@@ -228,7 +229,8 @@ def bench(
     engine = make_engine(database_url)
     upgrade(engine)
     sessions = session_factory(engine)
-    workbench = Workbench(sessions, workspace, 10**9, perf_seconds=QUICK)
+    settings = ServerSettings(workspace=workspace, max_upload_mb=1000, perf_seconds=QUICK)
+    workbench = Workbench(sessions, settings)
     with fashion_cnn.open("rb") as f:
         model = workbench.add_model(Upload(f, "fashion_cnn.onnx"), "fashion")
     with fashion_archives["val"].open("rb") as f:

@@ -12,7 +12,7 @@ from typing import Any
 import onnx
 
 from calibench.calibration.accuracy_aware import AccuracyAwareOutcome, run_accuracy_aware
-from calibench.calibration.default import ProgressCallback, run_default
+from calibench.calibration.default import run_default
 from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, Task
@@ -24,6 +24,7 @@ from calibench.metrics.custom import CallableMetric
 from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
 from calibench.model.load import DERIVED_KEY, load_model, save_model
+from calibench.progress import ProgressCallback
 from calibench.report.calibration import CalibrationReport
 from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_table
 from calibench.runtime.inputs import BatchReader, input_specs

@@ -29,6 +29,7 @@ from calibench.data.dataset import Dataset, select_subset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, keep_fp32, refine_with_ranges
 from calibench.passes.prepare import prepare_fp32
+from calibench.progress import ProgressCallback
 from calibench.quant import QuantParams, params_for_range
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
@@ -36,9 +37,6 @@ from calibench.runtime.memory import RssWatch, default_limit, release_free_memor
 from calibench.runtime.session import make_session
 
 BIAS_CORRECTION_SAMPLES = 64
-
-ProgressCallback = Callable[[str, int, int], None]
-"""(stage, done, total)"""
 
 
 @dataclass

@@ -22,13 +22,14 @@ import onnx
 
 import calibench.ops as ops
 from calibench.calibration.bias_correction import output_sqnr
-from calibench.calibration.default import ProgressCallback, reference_outputs, run_default
+from calibench.calibration.default import reference_outputs, run_default
 from calibench.config import CalibrationConfig
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
+from calibench.progress import ProgressCallback
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.profiling import profile_layers
 from calibench.runtime.session import make_session

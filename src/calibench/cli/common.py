@@ -20,9 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from calibench.calibration.default import ProgressCallback
 from calibench.data.preprocess import Preprocess, load_preprocess
 from calibench.errors import ConfigError
+from calibench.progress import ProgressCallback, split_detail
 
 
 def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
@@ -185,8 +185,8 @@ def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
     tasks: dict[str, TaskID] = {}
 
     def on_progress(stage: str, done: int, total: int) -> None:
-        # "stage|detail": one bar per stage, its detail (e.g. the current drop) shown beside it.
-        key, _, detail = stage.partition("|")
+        # One bar per stage, its detail (e.g. the current drop) shown beside it.
+        key, detail = split_detail(stage)
         if key not in tasks:
             tasks[key] = bars.add_task(key, total=total)
         description = f"{key} {detail}" if detail else key

@@ -93,6 +93,13 @@ class SideBranches:
         return anchor
 
 
+def values_by_name(graph: ir.Graph) -> dict[str, ir.Value]:
+    """The graph's inputs and every node's outputs, by name: the tensors a plan names."""
+    values = {v.name: v for v in graph.inputs if v.name is not None}
+    values.update({v.name: v for node in graph for v in node.outputs if v.name is not None})
+    return values
+
+
 def sort_keeping_order(graph: ir.Graph) -> None:
     """Reorder the nodes so that each follows the producers of its inputs, moving as little as
     possible: nodes are taken first-come first-served as soon as their inputs exist (Kahn's

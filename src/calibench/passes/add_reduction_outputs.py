@@ -39,8 +39,7 @@ class AddReductionOutputsPass(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        values = {v.name: v for v in graph.inputs}
-        values.update({v.name: v for node in graph for v in node.outputs})
+        values = _build.values_by_name(graph)
         if self.raw:
             for tensor in self.tensors:
                 if not values[tensor].is_graph_output():

@@ -60,8 +60,7 @@ class InsertQDQPass(ir.passes.InPlacePass):
             for index, value in enumerate(node.inputs):
                 if value is not None and value.name in self.plan.constants:
                     self._constant(graph, node, index, value.name)
-        values = {v.name: v for v in graph.inputs}
-        values.update({v.name: v for node in graph for v in node.outputs})
+        values = _build.values_by_name(graph)
         for tensor in self.plan.tensors:
             self._activation(graph, values[tensor], self.params[tensor])
         _drop_unused_initializers(graph)

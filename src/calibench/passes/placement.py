@@ -30,6 +30,7 @@ import onnx_ir as ir
 
 import calibench.ops as ops
 from calibench.errors import ConfigError
+from calibench.passes import _build
 from calibench.passes.reasons import Reason
 
 CONCAT_RANGE_RATIO = 16.0
@@ -136,10 +137,10 @@ def plan_quantization(model: ir.Model) -> QuantPlan:
                 Reason.FOLDED, f"folded into the output quantizer of {folded[_n(node)]}"
             )
 
-    producers = {_n(o): node for node in graph for o in node.outputs if o is not None}
+    values = _build.values_by_name(graph)
     aliases: dict[str, str] = {}
     for name in quantized:
-        producer = producers.get(name)
+        producer = values[name].producer() if name in values else None
         if producer is not None and producer.op_type in ops.PASS_THROUGH and producer.inputs:
             source = producer.inputs[0]
             if source is not None and _n(source) in quantized:

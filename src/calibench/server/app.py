@@ -46,13 +46,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
         raise ConfigError(f"cannot open the database …{shown[-80:]}: {reason}") from error
     sessions = session_factory(engine)
-    workbench = Workbench(
-        sessions,
-        settings.workspace,
-        settings.max_upload_bytes,
-        settings.perf_seconds,
-        import_job_bytes=settings.import_job_bytes,
-    )
+    workbench = Workbench(sessions, settings)
     for path in workbench.sweep_leftovers(started):
         log.info("removed %s, left by a server that stopped", path.relative_to(settings.workspace))
     runner = JobRunner(settings.url, settings.workspace, settings.max_workers)

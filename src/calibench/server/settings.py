@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from calibench._files import write_text_atomic
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 

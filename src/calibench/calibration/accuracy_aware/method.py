@@ -13,13 +13,14 @@ import onnx
 from calibench.calibration.accuracy_aware.ranking import Built, fp32_times, rank
 from calibench.calibration.accuracy_aware.search import Iteration, Trial, search
 from calibench.calibration.accuracy_aware.validator import Validator
-from calibench.calibration.default import DefaultOutcome, ProgressCallback, run_default
+from calibench.calibration.default import DefaultOutcome, run_default
 from calibench.config import CalibrationConfig, DropType
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
+from calibench.progress import ProgressCallback, with_detail
 from calibench.runtime.memory import default_limit
 
 
@@ -153,7 +154,7 @@ def run_accuracy_aware(
         fp32_accuracy,
         allowed,
         iterations,
-        lambda d, t, detail: report(f"accuracy-aware|{detail}", d, t),
+        lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.

@@ -12,7 +12,7 @@ from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import BaselineJob
 from calibench.server.jobs.states import Stage
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 from calibench.workflow.performance import PerfSettings
 
 

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from calibench.config import Method
 from calibench.errors import CalibenchError
+from calibench.progress import split_detail
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import CALIBRATION_STAGES, CalibrationJob
 from calibench.server.jobs.states import Stage
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 from calibench.workflow.performance import PerfSettings
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def _calibrate(
     own = {stage.value for stage in CALIBRATION_STAGES}
 
     def on_calibration(text: str, done: int, total: int) -> None:
-        name, _, detail = text.partition("|")
+        name, detail = split_detail(text)
         if name in own:
             ctx.progress(Stage(name), done, total, detail)
         else:  # the AccuracyAware method's steps: ranking, reverting, checking

@@ -13,8 +13,8 @@ from typing import Any
 from calibench.errors import CalibenchError
 from calibench.server.jobs.progress import ProgressSink
 from calibench.server.jobs.states import ProgressEvent, Stage
-from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
+from calibench.server.workspace import Workspace
 
 
 class JobContext:

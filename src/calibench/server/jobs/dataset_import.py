@@ -18,8 +18,8 @@ from calibench.server.db import DatasetRow, JobRow
 from calibench.server.jobs.context import JobContext
 from calibench.server.jobs.kinds import ImportJob, JobDescriptionError
 from calibench.server.jobs.states import Stage
-from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown, shown_in
+from calibench.server.workspace import Workspace
 
 if TYPE_CHECKING:
     from calibench.data.import_result import ImportResult

@@ -15,7 +15,7 @@ from calibench.server.jobs.kinds import JobDescription
 from calibench.server.jobs.progress import StageBoard
 from calibench.server.jobs.registry import kind_named
 from calibench.server.jobs.states import JobState
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 CANCELLED = "cancelled by the user"
 CANCELLED_BEFORE_START = "cancelled by the user before it started"

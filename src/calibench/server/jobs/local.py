@@ -15,7 +15,7 @@ from pathlib import Path
 
 from calibench.server.jobs.executor import Assignment, Execution, Executor, Exited
 from calibench.server.jobs.states import ProgressEvent, Waiting
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 WORKER_MODULE = "calibench.server.jobs.worker"
 WORKER_DATABASE_ENV = "CALIBENCH_WORKER_DATABASE_URL"

@@ -29,7 +29,7 @@ from calibench.server.jobs.kinds import (
     JobDescription,
     JobDescriptionError,
 )
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 D = TypeVar("D", bound=JobDescription)
 

@@ -25,8 +25,8 @@ from calibench.server.jobs.lifecycle import CANCELLED, commit_job, end_job
 from calibench.server.jobs.local import LocalProcessExecutor
 from calibench.server.jobs.progress import DatabaseProgress, StageBoard
 from calibench.server.jobs.states import JobState, ProgressEvent
-from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
+from calibench.server.workspace import Workspace
 
 log = logging.getLogger("calibench.server")
 

@@ -29,7 +29,7 @@ from calibench.server.jobs.kinds import BaselineJob, ImportJob
 from calibench.server.jobs.lifecycle import queue_job, request_cancel
 from calibench.server.jobs.runner import JobRunner
 from calibench.server.jobs.states import JobState, ProgressEvent, Stage, Waiting
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 
 class FakeExecution(Execution):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from calibench.progress import split_detail
+
 
 class _Words(str, Enum):
     """A member is its stored word: in f-strings, in logs, in the database."""
@@ -70,9 +72,9 @@ class ProgressEvent:
 
     @classmethod
     def parse(cls, text: str, done: int, total: int) -> ProgressEvent:
-        """An event from a library's progress callback, whose stage may be ``"stage|detail"``
+        """An event from a library's progress callback, whose stage may carry a detail
         (the CLI draws the detail beside the bar)."""
-        name, _, detail = text.partition("|")
+        name, detail = split_detail(text)
         try:
             stage = Stage(name)
         except ValueError:

@@ -28,8 +28,8 @@ from calibench.server.jobs.local import WORKER_DATABASE_ENV
 from calibench.server.jobs.progress import DatabaseProgress, StageBoard
 from calibench.server.jobs.registry import kind_named, read_description
 from calibench.server.jobs.states import JobState
-from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
+from calibench.server.workspace import Workspace
 
 
 def job_logger(path: Path, job_id: int) -> logging.Logger:

@@ -13,7 +13,6 @@ from typing import Annotated
 from fastapi import Depends, Form, Request
 
 from calibench.server.jobs.runner import JobRunner
-from calibench.server.settings import ServerSettings
 from calibench.server.web.security import check_csrf
 from calibench.server.web.workbench import Workbench
 
@@ -28,17 +27,11 @@ def _runner(request: Request) -> JobRunner:
     return runner
 
 
-def _settings(request: Request) -> ServerSettings:
-    settings: ServerSettings = request.app.state.settings
-    return settings
-
-
 def _csrf(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> None:
     check_csrf(request, csrf_token)
 
 
 WorkbenchDep = Annotated[Workbench, Depends(_workbench)]
 RunnerDep = Annotated[JobRunner, Depends(_runner)]
-SettingsDep = Annotated[ServerSettings, Depends(_settings)]
 CsrfDep = Annotated[None, Depends(_csrf)]
 """A page form's token, checked against this browser's cookie (403 when it does not match)."""

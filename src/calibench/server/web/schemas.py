@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -36,3 +38,8 @@ def iso(moment: datetime | None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.isoformat(timespec="seconds")
+
+
+def one_of(choices: type[Enum]) -> str:
+    """A pattern that accepts exactly the values of ``choices`` (an enum of words)."""
+    return "^(" + "|".join(re.escape(str(member.value)) for member in choices) + ")$"

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from calibench.errors import WorkbenchError
+from calibench.server.workspace import Workspace
 
 MODEL_SUFFIXES = (".onnx",)
 DATASET_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".npz")
@@ -52,17 +52,17 @@ def _write_chunk(out: BinaryIO, chunk: bytes) -> None:
 
 
 def receive(
-    upload: Upload, suffixes: tuple[str, ...], what: str, uploads: Path, limit: int
+    upload: Upload, suffixes: tuple[str, ...], what: str, workspace: Workspace, limit: int
 ) -> Path:
-    """Copy an upload to a private temporary folder under ``uploads``, checking its type and
-    its size (at most ``limit`` bytes)."""
+    """Copy an upload to a private temporary folder among the workspace's uploads, checking its
+    type and its size (at most ``limit`` bytes)."""
     lower = (upload.filename or "").lower()
     suffix = next((s for s in suffixes if lower.endswith(s)), None)
     if suffix is None:
         raise WorkbenchError(
             f"{what} must be a {', '.join(suffixes)} file, not {upload.filename[:80]!r}", 415
         )
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
+    folder = workspace.new_upload_folder()
     path = folder / f"upload{suffix}"
     size = 0
     try:

@@ -15,15 +15,30 @@ from calibench.server.jobs.states import LIVE
 from calibench.server.web.datasets.service import DatasetService
 from calibench.server.web.jobs.service import JobService
 from calibench.server.web.models.service import ModelService
-from calibench.server.web.projects.optimize import OptimizeService
+from calibench.server.web.projects.optimize import PRESET_HELP, OptimizeService
+from calibench.server.web.projects.schemas import ModelPage, OptimizePage
 from calibench.server.web.projects.service import ProjectService
-
-LEFTOVERS = (("uploads", "upload-*"), ("datasets", ".ds-*.partial"))
-"""What a killed server can leave behind: uploads being received, datasets being imported."""
 
 
 class Workbench(ProjectService, OptimizeService, DatasetService, ModelService, JobService):
     """Models, datasets, projects and their calibration, and jobs, over one workspace."""
+
+    def optimize_page(self, project_id: int) -> OptimizePage:
+        return OptimizePage(
+            project=self.project_view(project_id),
+            datasets=self.datasets(),
+            accuracy_aware_refusal=self.accuracy_aware_refusal(project_id),
+            presets=PRESET_HELP,
+        )
+
+    def model_page(self, model_id: int) -> ModelPage:
+        detail = self.model_detail(model_id)
+        return ModelPage(
+            model=detail.model,
+            layers=detail.layers,
+            parent=detail.parent,
+            projects=self.projects(model_id=model_id),
+        )
 
     def sweep_leftovers(self, before: float) -> list[Path]:
         """Remove what a killed server left: uploads being received and datasets being
@@ -34,16 +49,15 @@ class Workbench(ProjectService, OptimizeService, DatasetService, ModelService, J
                 for d in session.scalars(select(JobRow.description).where(JobRow.state.in_(LIVE)))
             ]
         removed = []
-        for folder, pattern in LEFTOVERS:
-            for path in sorted((self.workspace / folder).glob(pattern)):
-                try:
-                    if any(path.name in text for text in live) or _newest(path) >= before:
-                        continue
-                except OSError:  # gone meanwhile, or unreadable: not ours to judge
+        for path in self.paths.leftovers():
+            try:
+                if any(path.name in text for text in live) or _newest(path) >= before:
                     continue
-                shutil.rmtree(path, ignore_errors=True)
-                if not path.exists():
-                    removed.append(path)
+            except OSError:  # gone meanwhile, or unreadable: not ours to judge
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
         return removed
 
 

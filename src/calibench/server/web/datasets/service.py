@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -84,13 +83,13 @@ class DatasetService(WorkbenchBase):
             self._refuse_taken(chosen)
             if not (is_archive(path) or path.suffix == ".npz"):
                 raise WorkbenchError("the dataset must be an archive or an .npz file", 415)
-            folder = f"ds-{uuid.uuid4().hex[:12]}"
+            folder = self.paths.new_dataset_folder()
             if self.imports_as_job(path):
                 view = self._queue_import(path, upload.filename, chosen, folder, kind)
                 handed_over = True
                 return view
             try:
-                result = import_dataset(path, self.workspace / "datasets", folder, kind or None)
+                result = import_dataset(path, self.paths.datasets, folder, kind or None)
             except CalibenchError as error:
                 if disk_full(error):
                     raise disk_full_refusal(self.workspace) from error
@@ -103,7 +102,7 @@ class DatasetService(WorkbenchBase):
                 with self.sessions.begin() as session:
                     row = DatasetRow(
                         name=chosen,
-                        path=f"datasets/{folder}",
+                        path=self.paths.dataset_path(folder),
                         task=result.task.value,
                         format=result.format,
                         samples=result.samples,
@@ -202,7 +201,7 @@ class DatasetService(WorkbenchBase):
                     "delete that project first",
                     409,
                 )
-            folder = self.workspace / dataset.path
+            folder = self.paths.path(dataset.path)
             session.delete(dataset)
         shutil.rmtree(folder, ignore_errors=True)
 

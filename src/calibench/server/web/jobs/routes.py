@@ -44,14 +44,14 @@ def retry_job(workbench: WorkbenchDep, job_id: int) -> JobView:
 
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, workbench: WorkbenchDep, job_id: int) -> HTMLResponse:
-    view = workbench.job_view(job_id)
-    return page(request, "job.html", {"job": view, "log": workbench.job_log(job_id)})
+    found = workbench.job_page(job_id)
+    return page(request, "job.html", {"job": found.job, "log": found.log})
 
 
 @pages.get("/fragments/jobs/{job_id}/log", response_class=HTMLResponse)
 def job_log_fragment(request: Request, workbench: WorkbenchDep, job_id: int) -> HTMLResponse:
-    view = workbench.job_view(job_id)
-    return page(request, "_job_log.html", {"job": view, "log": workbench.job_log(job_id)})
+    found = workbench.job_page(job_id)
+    return page(request, "_job_log.html", {"job": found.job, "log": found.log})
 
 
 @pages.get("/fragments/jobs/{job_id}/stages", response_class=HTMLResponse)

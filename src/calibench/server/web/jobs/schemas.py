@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from calibench.server.db import JobRow
+from calibench.server.jobs.kinds import ImportJob
 from calibench.server.jobs.states import JobState
 from calibench.server.web.schemas import View, iso
 
@@ -46,7 +47,7 @@ class JobView(View):
             id=row.id,
             project_id=row.project_id,
             dataset_id=(row.description or {}).get("inputs", {}).get("dataset_id")
-            if row.kind == "import"
+            if row.kind == ImportJob.KIND
             else None,
             kind=row.kind,
             state=row.state,
@@ -61,3 +62,10 @@ class JobView(View):
             started_at=iso(row.started_at),
             finished_at=iso(row.finished_at),
         )
+
+
+class JobPage(View):
+    """A job's page: the job and its log so far."""
+
+    job: JobView
+    log: str

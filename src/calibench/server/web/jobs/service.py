@@ -12,7 +12,7 @@ from calibench.server.jobs.kinds import ImportJob
 from calibench.server.jobs.lifecycle import request_cancel, requeue
 from calibench.server.jobs.states import ENDED_WITHOUT_RESULT, JobState
 from calibench.server.web.base import WorkbenchBase
-from calibench.server.web.jobs.schemas import JobView
+from calibench.server.web.jobs.schemas import JobPage, JobView
 from calibench.server.web.rows import get_row
 
 
@@ -43,9 +43,17 @@ class JobService(WorkbenchBase):
         with self.sessions() as session:
             return JobView.of(get_job(session, job_id))
 
+    def job_page(self, job_id: int) -> JobPage:
+        with self.sessions() as session:
+            view = JobView.of(get_job(session, job_id))
+        return JobPage(job=view, log=self._log(job_id))
+
     def job_log(self, job_id: int) -> str:
         with self.sessions() as session:
             get_job(session, job_id)
+        return self._log(job_id)
+
+    def _log(self, job_id: int) -> str:
         path = self.paths.log_path(job_id)
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 

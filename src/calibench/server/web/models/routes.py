@@ -58,12 +58,12 @@ def delete_model(workbench: WorkbenchDep, model_id: int) -> Response:
 
 @pages.get("/models/{model_id}", response_class=HTMLResponse)
 def model_page(request: Request, workbench: WorkbenchDep, model_id: int) -> HTMLResponse:
-    detail = workbench.model_detail(model_id)
+    found = workbench.model_page(model_id)
     context = {
-        "m": detail.model,
-        "layers": detail.layers,
-        "projects": workbench.projects(model_id=model_id),
-        "parent": detail.parent,
+        "m": found.model,
+        "layers": found.layers,
+        "projects": found.projects,
+        "parent": found.parent,
     }
     return page(request, "model.html", context)
 

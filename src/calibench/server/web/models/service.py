@@ -73,7 +73,7 @@ class ModelService(WorkbenchBase):
                 target = self.paths.model_file(row.id)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(path), target)
-                row.path = str(target.relative_to(self.workspace))
+                row.path = self.paths.relative(target)
                 return ModelView.of(row)
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
@@ -120,7 +120,7 @@ class ModelService(WorkbenchBase):
                 raise WorkbenchError(
                     f"model {model_id} is {model.state}: there is no file yet", 409
                 )
-            path = self.workspace / model.path
+            path = self.paths.path(model.path)
             if not path.is_file():
                 raise WorkbenchError(
                     f"the file of model {model.name!r} is missing from the workspace "

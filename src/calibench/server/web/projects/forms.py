@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator
 
-from calibench.config import Method
+from calibench.config import DropType, Method, Preset
 from calibench.server.web import forms
 
 
@@ -78,8 +78,8 @@ class OptimizeForm(BaseModel):
     subset: str | None = "100"
     method: str = Method.DEFAULT.value
     max_drop: str | None = None
-    drop_type: str = "absolute"
-    preset: str = "performance"
+    drop_type: str = DropType.ABSOLUTE.value
+    preset: str = Preset.PERFORMANCE.value
     keep_fp32: str | None = None
     batch: str | None = None
     streams: str | None = None

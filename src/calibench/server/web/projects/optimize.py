@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from calibench.config import CalibrationConfig, Method, Preset, Subset
+from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
 from calibench.errors import ConfigError, WorkbenchError
 from calibench.server.db import ModelRow, ProjectRow
 from calibench.server.jobs.kinds import CalibrationJob, CalibrationNames
@@ -19,9 +19,9 @@ from calibench.server.web.projects.schemas import ProjectView
 from calibench.server.web.projects.views import get_project, optimize_options, project_view
 
 PRESET_HELP = {
-    "performance": "symmetric activations: the fastest INT8 kernels (the default)",
-    "mixed": "asymmetric activations: more accurate for activations that are not centred on "
-    "zero (e.g. after SiLU or without ReLU), slightly slower",
+    Preset.PERFORMANCE.value: "symmetric activations: the fastest INT8 kernels (the default)",
+    Preset.MIXED.value: "asymmetric activations: more accurate for activations that are not "
+    "centred on zero (e.g. after SiLU or without ReLU), slightly slower",
 }
 NEEDS_MAX_DROP = "the AccuracyAware method needs a Maximum Accuracy Drop"
 """The calibration settings refuse AccuracyAware without a drop too; this names the form's
@@ -36,10 +36,10 @@ class OptimizeService(WorkbenchBase):
         subset_percent: float = 100,
         method: str = Method.DEFAULT.value,
         max_drop: float | None = None,
-        preset: str = "performance",
+        preset: str = Preset.PERFORMANCE.value,
         batch: int | None = None,
         streams: int | None = None,
-        drop_type: str = "absolute",
+        drop_type: str = DropType.ABSOLUTE.value,
         keep_fp32: list[str] | None = None,
     ) -> ProjectView:
         """Calibrate project ``project_id``'s model on dataset ``dataset_id``. The method, preset,

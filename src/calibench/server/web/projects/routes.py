@@ -13,7 +13,6 @@ from calibench.server.web.datasets.schemas import ImportingDatasetView
 from calibench.server.web.deps import CsrfDep, WorkbenchDep
 from calibench.server.web.pages import page, see
 from calibench.server.web.projects.forms import NewProject, NewProjectForm, Optimize, OptimizeForm
-from calibench.server.web.projects.optimize import PRESET_HELP
 from calibench.server.web.projects.schemas import OptimizeRequest, ProjectCreate, ProjectView
 from calibench.server.web.uploads import Upload
 from calibench.server.web.workbench import Workbench
@@ -142,12 +141,12 @@ def project_status_fragment(
 
 
 def _optimize_context(workbench: Workbench, project_id: int) -> dict[str, Any]:
-    view = workbench.project_view(project_id)
+    found = workbench.optimize_page(project_id)
     return {
-        "p": view,
-        "datasets": workbench.datasets(),
-        "aa_refusal": workbench.accuracy_aware_refusal(project_id),
-        "presets": PRESET_HELP,
+        "p": found.project,
+        "datasets": found.datasets,
+        "aa_refusal": found.accuracy_aware_refusal,
+        "presets": found.presets,
     }
 
 

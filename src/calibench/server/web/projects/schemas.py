@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibench.config import Method
+from calibench.config import DropType, Method, Preset
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
-from calibench.server.web.schemas import View
+from calibench.server.web.schemas import View, one_of
 
 
 class Accuracy(View):
@@ -93,16 +93,16 @@ class OptimizeRequest(BaseModel):
 
     dataset_id: int = Field(description="the calibration dataset")
     subset_percent: float = Field(100, gt=0, le=100, description="Subset Size, percent")
-    method: str = Field(Method.DEFAULT.value, pattern=f"^({'|'.join(m.value for m in Method)})$")
+    method: str = Field(Method.DEFAULT.value, pattern=one_of(Method))
     max_drop: float | None = Field(
         None, ge=0, lt=100, description="Maximum Accuracy Drop (AccuracyAware), see drop_type"
     )
     drop_type: str = Field(
-        "absolute",
-        pattern="^(absolute|relative)$",
+        DropType.ABSOLUTE.value,
+        pattern=one_of(DropType),
         description="absolute: points of the metric; relative: percent of FP32's accuracy",
     )
-    preset: str = Field("performance", pattern="^(performance|mixed)$")
+    preset: str = Field(Preset.PERFORMANCE.value, pattern=one_of(Preset))
     keep_fp32: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list,
         max_length=64,
@@ -110,3 +110,22 @@ class OptimizeRequest(BaseModel):
     )
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
     streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")
+
+
+class OptimizePage(View):
+    """The Optimize INT8 page: the project, the datasets to calibrate on, whether AccuracyAware
+    is offered (None) or why not, and the presets in words."""
+
+    project: ProjectView
+    datasets: list[DatasetView]
+    accuracy_aware_refusal: str | None
+    presets: dict[str, str]
+
+
+class ModelPage(View):
+    """A model's page: the model, its layer table, its parent and the projects that use it."""
+
+    model: ModelView
+    layers: list[dict[str, Any]] | None
+    parent: ModelView | None
+    projects: list[ProjectView]

@@ -161,8 +161,8 @@ class ProjectService(WorkbenchBase):
                 session.delete(model)
             job_ids = [j.id for j in jobs]
         for job_id in job_ids:
-            shutil.rmtree(self.workspace / "jobs" / str(job_id), ignore_errors=True)
-        shutil.rmtree(self.workspace / "projects" / str(project_id), ignore_errors=True)
+            shutil.rmtree(self.paths.job_dir(job_id), ignore_errors=True)
+        shutil.rmtree(self.paths.project_dir(project_id), ignore_errors=True)
         if drop_model:
             shutil.rmtree(self.paths.model_dir(model.id), ignore_errors=True)
 

@@ -6,10 +6,14 @@ workspace sits elsewhere (a remote target unpacks its inputs under its own root)
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 FOLDERS = ("models", "datasets", "projects", "jobs", "uploads")
+UPLOAD_PREFIX = "upload-"
+DATASET_PREFIX = "ds-"
 """What a workbench makes at its start."""
 
 
@@ -81,6 +85,10 @@ class Workspace:
         """A dataset folder as its row names it (relative to the workspace)."""
         return f"datasets/{folder}"
 
+    def new_dataset_folder(self) -> str:
+        """A fresh name for an imported dataset's folder (``ds-`` and 12 hex digits)."""
+        return f"{DATASET_PREFIX}{uuid.uuid4().hex[:12]}"
+
     def dataset_staging(self, folder: str) -> list[Path]:
         """The hidden folders an import of ``folder`` builds it in (``.folder.….partial``)."""
         return sorted(self.datasets.glob(f".{folder}.*.partial"))
@@ -89,6 +97,19 @@ class Workspace:
     def uploads(self) -> Path:
         """Uploads being received, and large ones waiting for their import job."""
         return self.root / "uploads"
+
+    def new_upload_folder(self) -> Path:
+        """A fresh, private folder to receive one upload in."""
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=self.uploads))
+
+    def leftovers(self) -> list[Path]:
+        """What a killed server can leave behind: uploads being received, datasets being
+        imported (their staging folders)."""
+        return [
+            *sorted(self.uploads.glob(f"{UPLOAD_PREFIX}*")),
+            *sorted(self.datasets.glob(f".{DATASET_PREFIX}*.partial")),
+        ]
 
     def upload_folder(self, upload: str) -> Path | None:
         """The folder of an upload a job names, if it is one of the workspace's uploads."""

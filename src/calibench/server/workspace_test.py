@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibench.server.jobs.workspace import Workspace
+from calibench.server.workspace import Workspace
 
 
 def test_every_path_lies_in_the_workspace_where_the_rows_say(tmp_path: Path) -> None:
