@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from calibench.data.annotations import Task
-from calibench.data.staging import write_text_atomic
+from calibench.data.staging import write_dataset_text
 from calibench.errors import DatasetError
 
 MANIFEST_NAME = "calibench-dataset.json"
@@ -110,7 +110,7 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
             text = json.dumps(value, ensure_ascii=False)
         lines.append(f"  {json.dumps(key)}: {text}")
     path = Path(folder) / MANIFEST_NAME
-    write_text_atomic(path, "{\n" + ",\n".join(lines) + "\n}\n")
+    write_dataset_text(path, "{\n" + ",\n".join(lines) + "\n}\n")
     return path
 
 

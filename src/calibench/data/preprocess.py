@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from calibench.data.staging import write_text_atomic
+from calibench.data.staging import write_dataset_text
 from calibench.errors import ConfigError, DatasetError
 
 MAX_SIDE = 8192
@@ -190,7 +190,7 @@ def save_preprocess(preprocess: Preprocess, path: Path) -> Path:
     """Write the preprocessing of a model–dataset pair as a small JSON file, whole or not at
     all (a :class:`ConfigError` names the file when it cannot be written)."""
     try:
-        write_text_atomic(path, preprocess_json(preprocess))
+        write_dataset_text(path, preprocess_json(preprocess))
     except DatasetError as exc:
         raise ConfigError(str(exc)) from exc
     return path

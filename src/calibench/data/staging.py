@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from calibench._files import write_text_atomic as write_whole
+from calibench._files import write_text_atomic
 from calibench.errors import DatasetError
 
 
@@ -47,10 +47,10 @@ def staged_folder(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def write_dataset_text(path: Path, text: str) -> None:
     """:func:`calibench._files.write_text_atomic`, its failure told as a :class:`DatasetError`
     that names the file."""
     try:
-        write_whole(path, text)
+        write_text_atomic(path, text)
     except OSError as exc:
         raise DatasetError(f"cannot write {path} ({exc}); check the disk and permissions") from exc

@@ -199,6 +199,8 @@ class LayerResolver:
         nodes = list(model.graph.node)
         self._nodes = {n.name: n for n in nodes if n.name}
         self._order = {id(n): i for i, n in enumerate(nodes)}
+        # A name-keyed map of protobuf nodes, not the passes' onnx_ir index: the resolver answers
+        # by the names ORT's profile prints, many times per profile, on a model it never edits.
         self._producers = {o: n for n in nodes for o in n.output if o}
         # Longest first, so that "/a/Conv_1" wins over "/a/Conv" as a prefix.
         self._by_length = sorted(self._nodes, key=len, reverse=True)

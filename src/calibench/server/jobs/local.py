@@ -18,6 +18,9 @@ from calibench.server.jobs.states import ProgressEvent, Waiting
 from calibench.server.workspace import Workspace
 
 WORKER_MODULE = "calibench.server.jobs.worker"
+EARLIER_WORKER_MODULES = ("calibench.server.worker",)
+"""Where the worker lived in earlier versions: after an upgrade, recovery still recognises (and
+stops) a worker the previous server left running."""
 WORKER_DATABASE_ENV = "CALIBENCH_WORKER_DATABASE_URL"
 STOP_GRACE = 10.0
 """Seconds a stopped worker has to end before it is killed."""
@@ -86,4 +89,5 @@ def _is_worker_of(pid: int, job_id: int) -> bool:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return WORKER_MODULE.encode() in argv and str(job_id).encode() in argv
+    modules = (WORKER_MODULE, *EARLIER_WORKER_MODULES)
+    return any(m.encode() in argv for m in modules) and str(job_id).encode() in argv
