@@ -41,5 +41,8 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def one_of(choices: type[Enum]) -> str:
-    """A pattern that accepts exactly the values of ``choices`` (an enum of words)."""
-    return "^(" + "|".join(re.escape(str(member.value)) for member in choices) + ")$"
+    """A pattern that accepts exactly the values of ``choices`` (an enum of words: letters and
+    hyphens, so the pattern reads as the choices in the API's schema)."""
+    words = [str(member.value) for member in choices]
+    assert all(re.fullmatch(r"[\w-]+", word) for word in words), words
+    return "^(" + "|".join(words) + ")$"
