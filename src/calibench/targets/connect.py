@@ -107,7 +107,7 @@ async def _open(
             connect_timeout=CONNECT_TIMEOUT,
             keepalive_interval=KEEPALIVE,
             keepalive_count_max=3,
-            **options,  # type: ignore[arg-type]
+            **options,
         )
     except asyncssh.HostKeyNotVerifiable:
         if seen.fingerprint is None:
