@@ -22,9 +22,10 @@ from pathlib import Path
 
 from calibench import __version__
 from calibench.errors import TargetError
+from calibench.targets.assets import Asset
 from calibench.targets.check import run_probe, setup_problem
 from calibench.targets.connect import Connection
-from calibench.targets.transfer import ROOT, Asset, BytesProgress, upload
+from calibench.targets.transfer import ROOT, BytesProgress, upload
 from calibench.targets.wheelhouse import Wheel, build_wheelhouse
 
 
