@@ -55,6 +55,11 @@ def test_wrong_key_and_refused_user_are_refused_clearly(
     refused_user[refused_user.index("--user") + 1] = "root"
     assert main(refused_user) == 7
     assert "refused the login of user 'root'" in capsys.readouterr().err
+
+    no_key = _add(machines, tmp_path, *accept)
+    no_key[no_key.index("--key") + 1] = str(tmp_path / "missing_ed25519")
+    assert main(no_key) == 7
+    assert "the key file" in capsys.readouterr().err
     assert not (tmp_path / "targets.json").exists()
 
 

@@ -95,6 +95,9 @@ def test_a_target_that_stops_responding_fails_the_run(
     job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "again.onnx").start()
     assert job.wait(120) is not None and not isinstance(job.outcome(), JobFailed)
     assert not left[0].exists() and (tmp_path / "again.onnx").is_file()
+    phases = [e.phase for e in job.events()]
+    stages = ["preparing assets", "uploading", "calibration", "downloading results"]
+    assert sorted(set(phases) & set(stages), key=phases.index) == stages
 
 
 def test_a_cancel_kills_the_remote_process_group_and_cleans_up(

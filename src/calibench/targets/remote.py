@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import shlex
@@ -43,6 +44,10 @@ class Event:
     done: int = 0
     total: int = 0
     text: str | None = None
+    phase: str = ""
+    """The coarse stage it belongs to, for a staged progress bar: ``preparing assets``,
+    ``checking the target's setup``, ``uploading``, the run's phase (``calibration``…) or
+    ``downloading results``."""
 
 
 Emit = Callable[[Event], None]
@@ -85,7 +90,7 @@ class RemoteRun:
         self.argv = argv
         self.phase = phase
         self.wheelhouse = wheelhouse
-        self.emit = emit
+        self._emit = emit
         self.run_dir = f"{ROOT}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self.stage = "preparing assets"
         self.seconds: dict[str, float] = {}
@@ -94,6 +99,9 @@ class RemoteRun:
     @property
     def name(self) -> str:
         return self.connection.target.name
+
+    def emit(self, event: Event) -> None:
+        self._emit(dataclasses.replace(event, phase=self.stage))
 
     def _enter(self, stage: str) -> None:
         now = time.monotonic()
