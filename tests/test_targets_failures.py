@@ -14,7 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,11 +34,26 @@ def _job(workspace: Path, model: Path, data: Path, output: Path) -> RemoteJob:
     return RemoteJob(target, argv, "calibration", workspace / "wheelhouse")
 
 
+FrozenRun = Callable[[Path], tuple[RemoteJob, int]]
+
+
 @pytest.fixture
-def frozen() -> Iterator[list[int]]:
-    """Pids the test froze; killed at the end whatever happened."""
+def frozen_run(
+    ready_target: Path, machines: Machines, tiny_cnn_path: Path, tiny_data: Path
+) -> Iterator[FrozenRun]:
+    """Starts a remote calibration writing to the given path and freezes its process as soon as
+    it has a pid; the pid comes back with the job. Frozen processes are killed at the end,
+    whatever happened."""
     pids: list[int] = []
-    yield pids
+
+    def start(output: Path) -> tuple[RemoteJob, int]:
+        job = _job(ready_target, tiny_cnn_path, tiny_data, output).start()
+        pid = machines.wait_run_pid()
+        os.kill(pid, signal.SIGSTOP)
+        pids.append(pid)
+        return job, pid
+
+    yield start
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -51,18 +66,9 @@ def _failure(job: RemoteJob) -> str:
 
 
 def test_a_killed_process_fails_the_run_and_writes_nothing(
-    ready_target: Path,
-    machines: Machines,
-    tiny_cnn_path: Path,
-    tiny_data: Path,
-    tmp_path: Path,
-    frozen: list[int],
+    frozen_run: FrozenRun, machines: Machines, tmp_path: Path
 ) -> None:
-    output = tmp_path / "int8.onnx"
-    job = _job(ready_target, tiny_cnn_path, tiny_data, output).start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")
     os.kill(pid, signal.SIGKILL)
     message = _failure(job)
     assert "on target loop was killed (SIGKILL) during calibration" in message
@@ -72,17 +78,14 @@ def test_a_killed_process_fails_the_run_and_writes_nothing(
 
 
 def test_a_target_that_stops_responding_fails_the_run(
-    ready_target: Path,
+    frozen_run: FrozenRun,
     machines: Machines,
+    ready_target: Path,
     tiny_cnn_path: Path,
     tiny_data: Path,
     tmp_path: Path,
-    frozen: list[int],
 ) -> None:
-    job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "int8.onnx").start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")
     machines.drop_connections()
     message = _failure(job)
     assert "the target loop stopped responding during calibration" in message
@@ -101,17 +104,9 @@ def test_a_target_that_stops_responding_fails_the_run(
 
 
 def test_a_cancel_kills_the_remote_process_group_and_cleans_up(
-    ready_target: Path,
-    machines: Machines,
-    tiny_cnn_path: Path,
-    tiny_data: Path,
-    tmp_path: Path,
-    frozen: list[int],
+    frozen_run: FrozenRun, machines: Machines, tmp_path: Path
 ) -> None:
-    job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "int8.onnx").start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)  # a frozen process ignores TERM: the cancel must KILL it
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")  # frozen, it ignores TERM: the cancel must KILL
     job.stop()
     assert not _alive(pid)
     assert "stopped; the run's folder on target loop was removed" in _failure(job)
