@@ -121,6 +121,18 @@ def test_setup_is_reused_while_valid(
     assert any(name.startswith("calibench-") for name in installed["wheels"])
     assert not any(name.startswith("torch") for name in installed["wheels"])
 
+    # One wheel that differs from the installed one (calibench edited here, say) is reinstalled
+    # alone.
+    record = machines.home / ".calibench-target" / "0.1.0" / "installed.json"
+    mdurl = next(name for name in installed["wheels"] if name.startswith("mdurl-"))
+    installed["wheels"][mdurl] = "0" * 64
+    record.write_text(json.dumps(installed))
+    assert main(["target", "setup", "loop", "--workspace", str(ready_target)]) == 0
+    err = capsys.readouterr().err
+    assert "1 wheel(s) changed" in err and f"install the changed wheels offline: {mdurl}" in err
+    assert main(["target", "setup", "loop", "--workspace", str(ready_target)]) == 0
+    assert "up to date: reused" in capsys.readouterr().err
+
 
 def test_calibrate_on_a_target_brings_the_model_back(
     ready_target: Path,

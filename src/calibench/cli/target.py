@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibench.cli.common import progress_bars, wide_console
-from calibench.errors import ConfigError
+from calibench.errors import ConfigError, TargetError
 from calibench.targets.registry import JumpHost, Registry, Target
 from calibench.workflow.cache import default_workspace
 
@@ -116,7 +116,7 @@ def check_command(args: argparse.Namespace) -> int:
         for findings in found:
             _render(findings, console)
     ok = all(f.status in (Status.AVAILABLE, Status.BUSY) for f in found)
-    return 0 if ok else 7
+    return 0 if ok else TargetError.exit_code
 
 
 def setup_command(args: argparse.Namespace) -> int:

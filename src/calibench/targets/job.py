@@ -26,8 +26,16 @@ class JobFailed:
 
 
 class RemoteJob:
-    def __init__(self, target: Target, argv: list[Arg], phase: str, wheelhouse: Path) -> None:
+    def __init__(
+        self,
+        target: Target,
+        argv: list[Arg],
+        phase: str,
+        wheelhouse: Path,
+        module: str = "calibench.cli",
+    ) -> None:
         self.target = target
+        self.module = module
         self.argv = argv
         self.phase = phase
         self.wheelhouse = wheelhouse
@@ -89,8 +97,9 @@ class RemoteJob:
     async def _run(self) -> RunResult:
         connection = await connect(self.target)
         try:
-            return await RemoteRun(
-                connection, self.argv, self.phase, self.wheelhouse, self._emit
-            ).run()
+            run = RemoteRun(
+                connection, self.argv, self.phase, self.wheelhouse, self._emit, self.module
+            )
+            return await run.run()
         finally:
             await connection.close()

@@ -29,7 +29,7 @@ from calibench.errors import RemoteCommandError, TargetError
 from calibench.targets.assets import Input, Output, Prepared, prepare
 from calibench.targets.connect import Connection
 from calibench.targets.protocol import JSON_LINES, PROGRESS_ENV, parse_progress
-from calibench.targets.setup import setup, venv_python
+from calibench.targets.setup import QUIET_STEPS, Step, setup, venv_python
 from calibench.targets.transfer import ROOT, download, upload
 
 Arg = str | Input | Output
@@ -80,13 +80,22 @@ def _kill(run: str) -> str:
 
 
 class RemoteRun:
-    """Run ``calibench ARGV`` on the connected target. ``phase`` names the work for messages
-    ("calibration", "inference", "comparison")."""
+    """Run ``python -m MODULE ARGV`` (the calibench CLI unless told) in the target's
+    environment. ``phase`` names the work for messages ("calibration", "inference",
+    "comparison"). Every file the command writes in an output's folder comes back beside that
+    output, under its own name: a module that writes several files can be given one output."""
 
     def __init__(
-        self, connection: Connection, argv: list[Arg], phase: str, wheelhouse: Path, emit: Emit
+        self,
+        connection: Connection,
+        argv: list[Arg],
+        phase: str,
+        wheelhouse: Path,
+        emit: Emit,
+        module: str = "calibench.cli",
     ) -> None:
         self.connection = connection
+        self.module = module
         self.argv = argv
         self.phase = phase
         self.wheelhouse = wheelhouse
@@ -116,7 +125,12 @@ class RemoteRun:
                 prepared = await asyncio.to_thread(self._prepare, Path(scratch))
                 self.emit(Event("preparing assets", 1, 1))
                 self._enter("checking the target's setup")
-                await setup(self.connection, self.wheelhouse)
+                await setup(
+                    self.connection,
+                    self.wheelhouse,
+                    self._setup_step,
+                    lambda done, total: self.emit(Event("uploading the wheels", done, total)),
+                )
                 self._enter("uploading")
                 assets = [a for p in prepared.values() for a in p.assets]
                 sent = await upload(
@@ -140,6 +154,12 @@ class RemoteRun:
         finally:
             if created:
                 await self._cleanup(kill=False)
+
+    def _setup_step(self, step: Step) -> None:
+        """Say what a setup did when it did more than find the environment valid (a first run,
+        or calibench changed here)."""
+        if step.name not in QUIET_STEPS:
+            self.emit(Event(self.stage, text=f"✓ setup: {step.name}: {step.outcome}"))
 
     def _prepare(self, scratch: Path) -> dict[int, Prepared]:
         prepared = {}
@@ -186,7 +206,7 @@ class RemoteRun:
     async def _execute(self, argv: list[str]) -> str:
         command = (
             f"cd {self.run_dir} && echo $$ > pid && {PROGRESS_ENV}={JSON_LINES} "
-            f'CALIBENCH_WORKSPACE="$PWD/ws" exec "$HOME/{venv_python()}" -m calibench.cli '
+            f'CALIBENCH_WORKSPACE="$PWD/ws" exec "$HOME/{venv_python()}" -m {self.module} '
             + " ".join(shlex.quote(a) for a in argv)
         )
         errors: list[str] = []
