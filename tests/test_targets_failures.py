@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -174,3 +175,36 @@ def test_a_full_disk_on_the_target_is_a_clear_failure(
         assert list(runs.iterdir()) == []
     finally:
         subprocess.run(["umount", str(runs)], check=False)
+
+
+def test_ctrl_c_on_the_command_line_stops_the_remote_run(
+    ready_target: Path,
+    machines: Machines,
+    tiny_cnn_path: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+) -> None:
+    """``calibench calibrate --target`` interrupted (SIGINT, as Ctrl-C sends): exit 130, the
+    remote process group killed, its folder removed, nothing written here."""
+    output = tmp_path / "int8.onnx"
+    command = [
+        sys.executable, "-m", "calibench.cli", "calibrate", str(tiny_cnn_path),
+        "-d", str(tiny_data), "-o", str(output), "--target", "loop",
+        "--workspace", str(ready_target), "-q",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    local = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    pid = machines.wait_run_pid()
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        local.send_signal(signal.SIGINT)
+        _, err = local.communicate(timeout=60)
+        killed = not _alive(pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        local.kill()
+    assert local.returncode == 130, err
+    assert "stopping the run on target loop" in err and "nothing was written" in err
+    assert killed
+    assert machines.run_folders() == [] and list(tmp_path.iterdir()) == []

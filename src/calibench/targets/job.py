@@ -45,6 +45,9 @@ class RemoteJob:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[RunResult] | None = None
         self._ready = threading.Event()
+        self._done = threading.Event()
+        """Set when the run has ended. Waiting on it, not on ``Thread.join``: a join that Ctrl-C
+        interrupts can leave the thread marked finished while it still cleans up."""
         self._thread = threading.Thread(target=self._main, name=f"target-{target.name}")
 
     def start(self) -> RemoteJob:
@@ -62,7 +65,7 @@ class RemoteJob:
         return self._outcome
 
     def wait(self, timeout: float | None = None) -> RunResult | JobFailed | None:
-        self._thread.join(timeout)
+        self._done.wait(timeout)
         return self._outcome
 
     def stop(self) -> None:
@@ -70,7 +73,7 @@ class RemoteJob:
         timeout when the target no longer answers)."""
         if self._loop is not None and self._task is not None and not self._task.done():
             self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join()
+        self._done.wait()
 
     def _emit(self, event: Event) -> None:
         with self._lock:
@@ -91,8 +94,9 @@ class RemoteJob:
         except Exception as exc:  # a bug: still an outcome, never a hung caller
             self._outcome = JobFailed(CalibenchError(f"{type(exc).__name__}: {exc}"))
         finally:
-            self._ready.set()
             loop.close()
+            self._ready.set()
+            self._done.set()
 
     async def _run(self) -> RunResult:
         connection = await connect(self.target)
