@@ -170,7 +170,7 @@ def test_a_full_disk_on_the_target_is_a_clear_failure(
         error = outcome.error
         assert isinstance(error, RemoteCommandError) and error.exit_code != 0
         assert str(error).startswith("on target loop: ")
-        assert "No space left on device" in str(error)
+        assert "cannot write -o/--output int8.onnx: No space left on device" in str(error)
         assert list(tmp_path.iterdir()) == []
         assert list(runs.iterdir()) == []
     finally:

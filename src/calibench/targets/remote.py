@@ -252,7 +252,7 @@ class RemoteRun:
             )
         if done.exit_status != 0:
             said = [e for e in errors if e.startswith("calibench: ")] or errors or ["no message"]
-            message = said[-1].removeprefix("calibench: error: ")
+            message = self._localize(said[-1].removeprefix("calibench: error: "), names=True)
             raise RemoteCommandError(f"on target {self.name}: {message}", done.exit_status)
         return stdout
 
@@ -300,12 +300,14 @@ class RemoteRun:
             raise
         return [final for _, final in places]
 
-    def _localize(self, text: str) -> str:
-        """The command's output with the run's paths put back to the local ones."""
+    def _localize(self, text: str, names: bool = False) -> str:
+        """The command's output with the run's paths put back to the local ones (``names``:
+        to the bare file names, for an error that happened there, not here)."""
         for index, arg in enumerate(self.argv):
             if not isinstance(arg, str):
                 folder = "in" if isinstance(arg, Input) else "out"
-                text = text.replace(f"{folder}/{index}/{arg.path.name}", str(arg.path))
+                local = arg.path.name if names else str(arg.path)
+                text = text.replace(f"{folder}/{index}/{arg.path.name}", local)
         return text
 
     async def _cleanup(self, kill: bool) -> None:
