@@ -44,6 +44,29 @@ class KernelCheckError(CalibenchError):
     exit_code = 6
 
 
+class TargetError(CalibenchError):
+    """A remote target cannot be reached, refuses the login, or failed the work it was given
+    (the message says which target and at which stage)."""
+
+    exit_code = 7
+
+
+class HostKeyError(TargetError):
+    """The target's SSH host key is not the one the user accepted (unknown, or changed): nothing
+    was sent to it. Its own code, so that a script can tell a security refusal apart."""
+
+    exit_code = 8
+
+
+class RemoteCommandError(TargetError):
+    """The calibench command on the target refused its work (a bad dataset, a refused model):
+    the target's own message and exit code, passed through."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class WorkbenchError(CalibenchError):
     """A request the web workbench refuses: the words to show and the HTTP status to answer
     with (the exception handlers turn it into an error page or ``{"detail": ...}``)."""

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
-from calibench.cli import calibrate, datasets, sensitivity, serve, workflow
+from calibench.cli import calibrate, datasets, sensitivity, serve, target, workflow
 from calibench.errors import CalibenchError, ConfigError
 
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     workflow.register(sub)
     serve.register(sub)
     sensitivity.register(sub)
+    target.register(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from calibench.cli.common import (
     progress_bars,
     wide_console,
 )
+from calibench.cli.remote import add_target_option, run_on_target
 from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
@@ -132,10 +133,11 @@ def register(sub: Any) -> None:
         help="where imported datasets live (default: $CALIBENCH_WORKSPACE or ~/.calibench)",
     )
     add_preprocess_options(cal)
+    add_target_option(cal)
     cal.add_argument("--json", action="store_true", help="print the report as JSON")
     cal.add_argument("--report", type=Path, help="also write the JSON report to this file")
     cal.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    cal.set_defaults(run=calibrate_command)
+    cal.set_defaults(run=calibrate_command, command_parser=cal)
 
     lay = sub.add_parser("layers", help="the layer table of any model, FP32 or INT8")
     lay.add_argument("model", type=Path)
@@ -174,14 +176,33 @@ def calibrate_command(args: argparse.Namespace) -> int:
     for option, target in outputs.items():
         check_writable(target, option)
     dataset = resolve_dataset(args.dataset, args.workspace)
+    validation = (
+        resolve_dataset(args.validation_dataset, args.workspace)
+        if args.validation_dataset
+        else None
+    )
+    if args.target:
+        return run_on_target(
+            args,
+            inputs={
+                "model": args.model,
+                "dataset": dataset,
+                "validation_dataset": validation,
+                "preprocess": args.preprocess,
+            },
+            outputs={
+                "output": output,
+                "report": args.report,
+                "save_preprocess": args.save_preprocess,
+            },
+            phase="calibration",
+        )
     with progress_bars(quiet=args.quiet) as on_progress:
         result = calibrate(
             args.model,
             dataset,
             config=config,
-            validation=resolve_dataset(args.validation_dataset, args.workspace)
-            if args.validation_dataset
-            else None,
+            validation=validation,
             preprocess=preprocess,
             progress=on_progress,
             threads=args.threads,

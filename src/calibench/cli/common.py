@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ from rich.progress import (
 from calibench.data.preprocess import Preprocess, load_preprocess
 from calibench.errors import ConfigError
 from calibench.progress import ProgressCallback, split_detail
+from calibench.targets.protocol import JSON_LINES, PROGRESS_ENV, progress_line
 
 
 def add_preprocess_options(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +173,11 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
 
 @contextmanager
 def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
-    """A bar per stage on stderr, fed by ``(stage, done, total)`` events."""
+    """A bar per stage on stderr, fed by ``(stage, done, total)`` events; JSON lines instead
+    when the command runs on a target for a host that draws the bars (``targets.protocol``)."""
+    if os.environ.get(PROGRESS_ENV) == JSON_LINES:
+        yield _json_lines()
+        return
     if quiet:
         yield None
         return
@@ -194,3 +201,17 @@ def progress_bars(quiet: bool) -> Iterator[ProgressCallback | None]:
 
     with bars:
         yield on_progress
+
+
+def _json_lines() -> ProgressCallback:
+    """Progress as lines on stderr, at most ten a second per stage (and every stage's end)."""
+    last: dict[str, float] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last.get(stage, 0.0) < 0.1:
+            return
+        last[stage] = now
+        print(progress_line(stage, done, total), file=sys.stderr, flush=True)
+
+    return on_progress

@@ -16,6 +16,7 @@ from calibench.cli.common import (
     progress_bars,
     wide_console,
 )
+from calibench.cli.remote import add_target_option, run_on_target
 from calibench.config import Subset
 from calibench.data.preprocess import Preprocess, save_preprocess
 from calibench.metrics.registry import SPEC_HELP
@@ -52,13 +53,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_preprocess_options(parser)
+    add_target_option(parser)
 
 
 def register(sub: Any) -> None:
     infer = sub.add_parser("infer", help="accuracy and performance of a model on a dataset")
     infer.add_argument("model", type=Path)
     _common(infer)
-    infer.set_defaults(run=infer_command)
+    infer.set_defaults(run=infer_command, command_parser=infer)
     compare = sub.add_parser("compare", help="an INT8 model beside its FP32 parent")
     compare.add_argument("fp32", type=Path)
     compare.add_argument("int8", type=Path)
@@ -70,7 +72,7 @@ def register(sub: Any) -> None:
         default=8,
         help="samples for the per-layer error (default 8)",
     )
-    compare.set_defaults(run=compare_command)
+    compare.set_defaults(run=compare_command, command_parser=compare)
 
 
 def _run(model: Path, args: argparse.Namespace, on_progress: Any) -> Any:
@@ -111,8 +113,21 @@ def warn_isa(*models: Path) -> None:
 
 
 def infer_command(args: argparse.Namespace) -> int:
+    from calibench.cli.datasets import resolve_dataset
+
     preprocess_options(args)  # refuse bad preprocessing options before any work
     check_writable(args.save_preprocess, "--save-preprocess")
+    if args.target:
+        return run_on_target(
+            args,
+            inputs={
+                "model": args.model,
+                "dataset": resolve_dataset(args.dataset, args.workspace),
+                "preprocess": args.preprocess,
+            },
+            outputs={"save_preprocess": args.save_preprocess},
+            phase="inference",
+        )
     warn_isa(args.model)
     with progress_bars(args.quiet) as on_progress:
         report = _run(args.model, args, on_progress)
@@ -132,6 +147,18 @@ def compare_command(args: argparse.Namespace) -> int:
 
     preprocess_options(args)
     check_writable(args.html, "--html")
+    if args.target:
+        return run_on_target(
+            args,
+            inputs={
+                "fp32": args.fp32,
+                "int8": args.int8,
+                "dataset": resolve_dataset(args.dataset, args.workspace),
+                "preprocess": args.preprocess,
+            },
+            outputs={"html": args.html, "save_preprocess": args.save_preprocess},
+            phase="comparison",
+        )
     warn_isa(args.fp32, args.int8)
     with progress_bars(args.quiet) as on_progress:
         fp32 = _run(args.fp32, args, on_progress)
