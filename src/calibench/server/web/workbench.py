@@ -17,13 +17,17 @@ from calibench.server.web.jobs.service import JobService
 from calibench.server.web.models.service import ModelService
 from calibench.server.web.projects.optimize import OptimizeService
 from calibench.server.web.projects.service import ProjectService
+from calibench.server.web.targets.fleet import FleetService
 
 LEFTOVERS = (("uploads", "upload-*"), ("datasets", ".ds-*.partial"))
 """What a killed server can leave behind: uploads being received, datasets being imported."""
 
 
-class Workbench(ProjectService, OptimizeService, DatasetService, ModelService, JobService):
-    """Models, datasets, projects and their calibration, and jobs, over one workspace."""
+class Workbench(
+    ProjectService, OptimizeService, DatasetService, ModelService, JobService, FleetService
+):
+    """Models, datasets, projects and their calibration, jobs, and the targets they run on,
+    over one workspace."""
 
     def sweep_leftovers(self, before: float) -> list[Path]:
         """Remove what a killed server left: uploads being received and datasets being

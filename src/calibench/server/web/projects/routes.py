@@ -9,12 +9,14 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from calibench.errors import WorkbenchError
+from calibench.server.jobs.kinds import LOCAL
 from calibench.server.web.datasets.schemas import ImportingDatasetView
 from calibench.server.web.deps import CsrfDep, WorkbenchDep
 from calibench.server.web.pages import page, see
 from calibench.server.web.projects.forms import NewProject, NewProjectForm, Optimize, OptimizeForm
 from calibench.server.web.projects.optimize import PRESET_HELP
 from calibench.server.web.projects.schemas import OptimizeRequest, ProjectCreate, ProjectView
+from calibench.server.web.targets.service import target_names
 from calibench.server.web.uploads import Upload
 from calibench.server.web.workbench import Workbench
 
@@ -148,6 +150,7 @@ def _optimize_context(workbench: Workbench, project_id: int) -> dict[str, Any]:
         "datasets": workbench.datasets(),
         "aa_refusal": workbench.accuracy_aware_refusal(project_id),
         "presets": PRESET_HELP,
+        "targets": [LOCAL, *target_names(workbench.workspace)],
     }
 
 
