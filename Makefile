@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data browser postgres avx2-cpu serve clean
+.PHONY: demo test lint bench fashion-data browser postgres sshd avx2-cpu serve clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ browser:
 postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 
+# Throw-away OpenSSH servers on 127.0.0.1 stand for remote targets (tests/sshd.py starts them).
+sshd:
+	test -x /usr/sbin/sshd || (apt-get update -qq && apt-get install -y -qq openssh-server)
+
 # qemu-user runs ONNX Runtime's real AVX2 (no VNNI) kernels on any x86 CPU, for the accuracy
 # tests of the overflow-safe scheme (tests/avx2_cpu.py); only accuracy, never timing.
 avx2-cpu:
@@ -56,7 +60,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests zoo bench
 	$(BIN)/mypy
 
-test: $(STAMP) fashion-data browser postgres avx2-cpu lint
+test: $(STAMP) fashion-data browser postgres sshd avx2-cpu lint
 	$(BIN)/pytest -q
 
 bench: $(BENCH_STAMP) fashion-data avx2-cpu

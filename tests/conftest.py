@@ -1,4 +1,5 @@
-"""Fixtures for tests that need services: a throw-away PostgreSQL server for the session."""
+"""Fixtures for tests that need services: a throw-away PostgreSQL server for the session, and
+two throw-away OpenSSH servers that stand for remote targets."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg_server import running_postgres
+from tests.sshd import Machines, running_sshd
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +52,54 @@ def fashion_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
         "plain": Path(shutil.make_archive(str(root / "plain"), "zip", root, "plain")),
         "nlp": build_tiny_transformer(root / "tiny_transformer.onnx"),
     }
+
+
+# Remote targets: two loopback sshd servers stand for two machines (tests/sshd.py), and a
+# workspace that knows them. The target's environment is set up once per session (~30 s), from
+# a wheelhouse kept in build/ between sessions.
+
+TEST_WHEELHOUSE = Path("build/test-wheelhouse")
+
+
+@pytest.fixture(scope="session")
+def machines() -> Iterator[Machines]:
+    with running_sshd(count=2) as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def target_workspace(machines: Machines, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with the targets ``loop`` and ``loop2`` (their host keys accepted)."""
+    from calibench.targets.registry import Registry, Target
+
+    workspace = tmp_path_factory.mktemp("target-workspace")
+    TEST_WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    (workspace / "wheelhouse").symlink_to(TEST_WHEELHOUSE.resolve())
+    registry = Registry(workspace)
+    for name, server in zip(("loop", "loop2"), machines.servers, strict=True):
+        registry.put(
+            Target(
+                name, "127.0.0.1", machines.user, server.port, str(machines.key), server.host_key
+            )
+        )
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def ready_target(target_workspace: Path) -> Path:
+    """``loop`` with calibench installed in its private environment; the workspace."""
+    import asyncio
+
+    from calibench.targets.connect import connect
+    from calibench.targets.registry import Registry
+    from calibench.targets.setup import setup
+
+    async def run() -> None:
+        connection = await connect(Registry(target_workspace).get("loop"))
+        try:
+            await setup(connection, target_workspace / "wheelhouse")
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+    return target_workspace

@@ -62,6 +62,45 @@ class Machines:
                         pids.append(int(entry.name))
         return pids
 
+    def drop_connections(self) -> None:
+        """Cut every SSH connection of the user, as a lost network would: kill sshd's session
+        processes that run as the user (by pid), and wait until they are gone."""
+        sessions = [p for p in self.processes() if _comm(p) == "sshd"]
+        for pid in sessions:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in sessions) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def run_folders(self) -> list[Path]:
+        return sorted((self.home / ".calibench-target" / "runs").glob("*"))
+
+    def wait_run_pid(self, timeout: float = 60) -> int:
+        """The pid of the calibench process a remote run started (it writes it first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for folder in self.run_folders():
+                with contextlib.suppress(OSError, ValueError):
+                    return int((folder / "pid").read_text().strip())
+            time.sleep(0.01)
+        raise TimeoutError("no remote run started")
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -83,7 +83,9 @@ def run_on_target(
     job = RemoteJob(target, argv, phase, workspace / "wheelhouse")
     err = Console(stderr=True)
     if not args.quiet:
-        err.print(f"{phase} on target {target.name} ({target.address})", highlight=False)
+        err.print(
+            f"{phase} on target {target.name} ({target.address})", highlight=False, soft_wrap=True
+        )
     with progress_bars(args.quiet) as bars:
         job.start()
         try:
@@ -107,5 +109,5 @@ def run_on_target(
     sys.stdout.write(outcome.stdout)
     if not args.quiet:
         times = ", ".join(f"{k} {v:.1f} s" for k, v in outcome.seconds.items() if k != "done")
-        err.print(f"ran on target {target.name}: {times}", highlight=False)
+        err.print(f"ran on target {target.name}: {times}", highlight=False, soft_wrap=True)
     return 0

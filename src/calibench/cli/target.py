@@ -123,7 +123,9 @@ def setup_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
 
     def report(step: Step) -> None:
-        err.print(f"✓ {step.name}: {step.outcome} ({step.seconds:.1f} s)", highlight=False)
+        err.print(
+            f"✓ {step.name}: {step.outcome} ({step.seconds:.1f} s)", highlight=False, soft_wrap=True
+        )
 
     async def run(on_bytes: Any) -> list[Step]:
         connection = await connect(target)

@@ -137,6 +137,8 @@ async def _open(
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, socket.gaierror):
         return f"the host name does not resolve ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (no SSH server listens on that port)"
     return exc.strerror or str(exc) or type(exc).__name__
 
 

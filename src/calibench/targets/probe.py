@@ -64,8 +64,10 @@ def _busy() -> list[str]:
     for pid_file in sorted((ROOT / "runs").glob("*/pid")):
         try:
             pid = int(pid_file.read_text().strip())
-            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(") ")[2][:1]
         except (OSError, ValueError):
+            continue
+        if state == "Z":  # killed, not yet reaped: gone
             continue
         alive.append(pid_file.parent.name)
     return alive

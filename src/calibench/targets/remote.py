@@ -58,18 +58,19 @@ class RunResult:
 
 _SWEEP = (
     f'for d in {ROOT}/runs/*/; do [ -f "$d/pid" ] || continue; '
-    'kill -0 "$(cat "$d/pid")" 2>/dev/null || rm -rf "$d"; done'
+    's=$(sed \'s/.*) //\' "/proc/$(cat "$d/pid")/stat" 2>/dev/null | cut -c1); '
+    'if [ -z "$s" ] || [ "$s" = Z ]; then rm -rf "$d"; fi; done'
 )
-"""Remove the folders of earlier runs whose process is gone (a host that lost the connection
-could not remove them)."""
+"""Remove the folders of earlier runs whose process is gone, or a zombie (a host that lost the
+connection could not remove them)."""
 
 
 def _kill(run: str) -> str:
     """Stop the run's process group (TERM, then KILL after 3 s) and remove its folder."""
     return (
-        f'p=$(cat {run}/pid 2>/dev/null); if [ -n "$p" ]; then kill -TERM -- -"$p" 2>/dev/null; '
-        'for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -- -"$p" 2>/dev/null || break; sleep 0.3; '
-        f'done; kill -KILL -- -"$p" 2>/dev/null; fi; rm -rf {run}'
+        f'p=$(cat {run}/pid 2>/dev/null); if [ -n "$p" ]; then kill -TERM -"$p" 2>/dev/null; '
+        'for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 -"$p" 2>/dev/null || break; sleep 0.3; '
+        f'done; kill -KILL -"$p" 2>/dev/null; fi; rm -rf {run}'
     )
 
 
@@ -182,28 +183,34 @@ class RemoteRun:
         )
         errors: list[str] = []
         try:
-            async with self.connection.ssh.create_process(command) as process:
+            # Not ``async with``: leaving it waits for the channel to close, which a frozen
+            # remote process never lets happen; a cancel must reach ``_cleanup`` at once.
+            process = await self.connection.ssh.create_process(command)
+        except (asyncssh.Error, OSError) as exc:
+            raise self._silent(exc) from None
 
-                async def read_stderr() -> None:
-                    async for line in process.stderr:
-                        text = str(line).rstrip("\n")
-                        parsed = parse_progress(text)
-                        if parsed:
-                            self.emit(Event(*parsed))
-                        elif text:
-                            errors.append(text)
-                            self.emit(Event(self.stage, text=text))
+        async def read_stderr() -> None:
+            async for line in process.stderr:
+                text = str(line).rstrip("\n")
+                parsed = parse_progress(text)
+                if parsed:
+                    self.emit(Event(*parsed))
+                elif text:
+                    errors.append(text)
+                    self.emit(Event(self.stage, text=text))
 
-                reader = asyncio.ensure_future(read_stderr())
+        try:
+            reader = asyncio.ensure_future(read_stderr())
+            try:
                 stdout = str(await process.stdout.read())
                 await reader
-                done = await process.wait()
+            finally:
+                reader.cancel()
+            done = await process.wait()
         except (asyncssh.Error, OSError) as exc:
-            reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
-            raise TargetError(
-                f"the target {self.name} stopped responding during {self.phase} ({reason}); "
-                "nothing was written here"
-            ) from None
+            raise self._silent(exc) from None
+        finally:
+            process.close()
         if done.exit_signal:
             signal = done.exit_signal[0]
             raise TargetError(
@@ -220,6 +227,13 @@ class RemoteRun:
             message = said[-1].removeprefix("calibench: error: ")
             raise RemoteCommandError(f"on target {self.name}: {message}", done.exit_status)
         return stdout
+
+    def _silent(self, exc: BaseException) -> TargetError:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        return TargetError(
+            f"the target {self.name} stopped responding during {self.phase} ({reason}); "
+            "nothing was written here"
+        )
 
     async def _fetch(self) -> list[Path]:
         """Every file under each output's folder, to a temporary name beside its destination;

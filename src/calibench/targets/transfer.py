@@ -58,8 +58,11 @@ class Sent:
     remote: dict[str, str]
     """sha256 → its path on the target."""
     sent: int
+    """Bytes sent by this upload."""
+    resumed: int
+    """Bytes an earlier, cut-off upload had left there and this one continued from."""
     skipped: int
-    """Bytes not sent because the target had them already."""
+    """Bytes not sent because the target had those files already."""
 
 
 async def home(connection: Connection) -> str:
@@ -73,7 +76,7 @@ async def upload(
     """Put ``assets`` in the target's store; raises ``TargetError`` when the connection is lost
     (what had arrived stays, for the next attempt to continue)."""
     name = connection.target.name
-    sent = 0
+    sent = resumed = 0
     try:
         async with connection.ssh.start_sftp_client() as sftp:
             store = f"{await sftp.realpath('.')}/{ROOT}/assets"
@@ -91,7 +94,7 @@ async def upload(
                 if f"{asset.sha256}.partial" in present:
                     offset = (await sftp.stat(partial)).size or 0
                     offset = offset if offset <= asset.size else 0
-                sent += offset
+                resumed += offset
                 async with sftp.open(partial, "r+b" if offset else "wb") as remote:
                     with asset.local.open("rb") as local:
                         local.seek(offset)
@@ -100,17 +103,17 @@ async def upload(
                             offset += len(block)
                             sent += len(block)
                             if progress:
-                                progress(sent, total)
+                                progress(resumed + sent, total)
             if missing:
                 await _verify(connection, [f"{store}/{a.sha256}.partial" for a in missing])
     except (asyncssh.Error, OSError) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise TargetError(
             f"the connection to target {name} was lost during the upload ({reason}); "
-            f"{sent} bytes had arrived and stay there, so the next attempt continues; "
+            f"{resumed + sent} bytes had arrived and stay there, so the next attempt continues; "
             "nothing was written here"
         ) from None
-    return Sent({a.sha256: f"{store}/{a.sha256}" for a in assets}, sent, skipped)
+    return Sent({a.sha256: f"{store}/{a.sha256}" for a in assets}, sent, resumed, skipped)
 
 
 async def _verify(connection: Connection, partials: list[str]) -> None:
