@@ -118,7 +118,7 @@ class RemoteExecutor(Executor):
         stored = ws.job_dir(job.job_id) / DESCRIPTION
         stored.write_text(json.dumps({"kind": job.kind, "description": job.description}))
         argv: list[str | Input | Output] = [str(job.job_id), Input(stored), Output(work / RESULT)]
-        for relative in description.input_paths():
+        for relative in dict.fromkeys(description.input_paths()):  # one dataset, two roles
             argv += [relative, Input(ws.path(relative))]
         phase = "calibration" if job.kind == CalibrationJob.KIND else "inference"
         log = ws.log_path(job.job_id)

@@ -44,6 +44,8 @@ def lay_out(workspace: Workspace, relative: str, local: Path) -> None:
     """Make ``relative`` (as the description names it) lead to the uploaded ``local``: a folder
     is linked as it is; a file's siblings come along (a model's external data)."""
     place = workspace.path(relative)
+    if place.is_symlink():
+        return  # named twice (a dataset that both calibrates and validates)
     place.parent.mkdir(parents=True, exist_ok=True)
     if local.is_dir():
         place.symlink_to(local.resolve(), target_is_directory=True)
