@@ -191,7 +191,7 @@ class TargetService(WorkbenchBase):
         except HostKeyError as error:
             raise _refusal(str(error), accept_host_key, accept_jump_host_key) from error
         except TargetError as error:
-            raise WorkbenchError(str(error), 502) from error
+            raise WorkbenchError(str(error), 400) from error
         assert host_key is not None
         stored = target.with_host_keys(host_key, jump_key)
         self.registry.put(stored)
