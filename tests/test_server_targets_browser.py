@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.conftest import TEST_WHEELHOUSE
 from tests.server_helpers import Server, free_port
 from tests.sshd import Machines
-from tests.test_server_browser import CHROMIUM, SHOTS, _shot, _wait_ready
+from tests.test_server_browser import _shot, _wait_ready
+from tests.test_server_browser import page as page  # Chromium on this module's ``server``
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +29,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, ready_target: Path) -> Iter
         yield running.url
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def page(server: str) -> Iterator[Page]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make test` installs it (apt-get install -y chromium)")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"]
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-        yield tab
-        browser.close()
 
 
 def test_add_a_target_and_calibrate_on_it(

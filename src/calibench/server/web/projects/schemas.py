@@ -89,7 +89,7 @@ class ProjectCreate(BaseModel):
     target: str | None = Field(
         None,
         max_length=100,
-        description="where its jobs run: a target's name (GET /api/targets) or \"this machine\" "
+        description='where its jobs run: a target\'s name (GET /api/targets) or "this machine" '
         "(the default)",
     )
 
@@ -119,6 +119,6 @@ class OptimizeRequest(BaseModel):
     target: str | None = Field(
         None,
         max_length=100,
-        description="where the calibration runs: a target's name or \"this machine\"; "
+        description='where the calibration runs: a target\'s name or "this machine"; '
         "default: the parent project's target",
     )

@@ -40,9 +40,7 @@ class FleetService(TargetService):
                 session.scalars(select(ProjectRow).where(ProjectRow.model_id == model.id))
             )
             ids = [p.id for p in originals]
-            derived = list(
-                session.scalars(select(ProjectRow).where(ProjectRow.parent_id.in_(ids)))
-            )
+            derived = list(session.scalars(select(ProjectRow).where(ProjectRow.parent_id.in_(ids))))
             names = [LOCAL, *sorted({p.target for p in originals} - {LOCAL})]
             rows = [self._row(name, originals, derived) for name in names]
             view = ModelView.of(model)
