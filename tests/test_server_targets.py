@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,6 +158,16 @@ def test_a_changed_host_key_is_refused_and_a_target_can_be_removed(fleet: Fleet)
     detail = refused(client.post("/api/targets/moved/check"), 409)
     assert "has CHANGED" in detail and machines.servers[1].host_key in detail
     assert client.delete("/api/targets/moved").status_code == 204
+    # A machine that does not answer is unreachable, with the reason.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    Registry(fleet.workspace).put(
+        Target("down", "127.0.0.1", machines.user, port, str(machines.key), "SHA256:x")
+    )
+    down = ok(client.post("/api/targets/down/check"))
+    assert down["status"] == "unreachable" and "connection refused" in down["reason"]
+    assert client.delete("/api/targets/down").status_code == 204
     assert refused(client.get("/api/targets/moved"), 404).startswith("no target named 'moved'")
     assert refused(client.delete("/api/targets/moved"), 404).startswith("no target named")
 
@@ -240,6 +251,8 @@ def test_cancel_stops_the_remote_run(fleet: Fleet, on_edge: dict[str, Any]) -> N
     child = _optimize(fleet, on_edge)
     job_id = child["job"]["id"]
     pid = fleet.machines.wait_run_pid()
+    busy = ok(client.get("/api/targets/edge"))
+    assert busy["status"] == "busy" and busy["reason"] == "running 1 job(s) from here"
     ok(client.post(f"/api/jobs/{job_id}/cancel"))
     job = wait_job(client, job_id)
     assert job["state"] == "cancelled" and job["message"] == "cancelled by the user"
@@ -270,3 +283,22 @@ def test_a_killed_remote_process_fails_the_job_and_retry_runs_it_again(
     wait_done(client, job_id)
     assert ok(client.get(f"/api/models/{model_id}"))["state"] == "ready"
     assert ok(client.get(f"/api/projects/{child['id']}"))["has_comparison"]
+
+
+def test_the_fleet_compares_two_targets_and_this_machine(
+    fleet: Fleet, on_edge: dict[str, Any]
+) -> None:
+    """The second sshd stands for a second machine: a baseline there, one here."""
+    client = fleet.client
+    second = fleet.machines.servers[1]
+    body = _edge(fleet, name="edge2", port=second.port, accept_host_key=second.host_key)
+    ok(client.post("/api/targets", json=body), 201)
+    for target in ("edge2", "this machine"):
+        create = {"model_id": fleet.model["id"], "dataset_id": fleet.val["id"], "target": target}
+        wait_done(client, ok(client.post("/api/projects", json=create), 201)["job"]["id"])
+    ok(client.post("/api/targets/edge2/check"))
+    rows = ok(client.get(f"/api/models/{fleet.model['id']}/fleet"))["rows"]
+    assert [r["target"] for r in rows] == ["this machine", "edge", "edge2"]
+    assert all(r["fp32_throughput"] and r["verdict"] for r in rows)
+    projects = ok(client.get("/api/projects"))
+    assert {p["target"] for p in projects} == {"this machine", "edge", "edge2"}

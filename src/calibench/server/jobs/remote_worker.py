@@ -26,6 +26,7 @@ from calibench.server.jobs.worker import run_job
 from calibench.server.jobs.workspace import Workspace
 from calibench.server.paths import shown
 from calibench.targets.protocol import progress_line
+from calibench.targets.transfer import ROOT
 
 
 class StderrProgress:
@@ -37,7 +38,7 @@ class StderrProgress:
         print(progress_line(stage, event.done, event.total), file=sys.stderr, flush=True)
 
     def waiting(self, on: bool) -> None:
-        return None  # a target's jobs do not share a measurement lock with the host's
+        return None  # the job's log says it waits; the host's bars stay on the stage
 
 
 def lay_out(workspace: Workspace, relative: str, local: Path) -> None:
@@ -59,6 +60,10 @@ def lay_out(workspace: Workspace, relative: str, local: Path) -> None:
 def run(job_id: int, description_file: Path, result_file: Path, pairs: list[str]) -> int:
     workspace = Workspace(Path("ws").resolve())
     workspace.create()
+    # One speed measurement at a time on the target too, whichever server's job it is.
+    shared = Path.home() / ROOT / "measure.lock"
+    shared.touch()
+    workspace.measure_lock.symlink_to(shared)
     for relative, local in zip(pairs[::2], pairs[1::2], strict=True):
         lay_out(workspace, relative, Path(local))
     stored = json.loads(description_file.read_text(encoding="utf-8"))
