@@ -133,6 +133,13 @@ def test_a_target_is_stored_only_with_the_host_key_the_user_accepted(
     assert refused(client.post("/api/targets", json=_edge(fleet)), 409) == (
         "a target named 'edge' exists; remove it first"
     )
+    # What SSH cannot carry is refused in words, before (422) or by SSH (400).
+    assert "user: String should match pattern" in refused(
+        client.post("/api/targets", json=_edge(fleet, name="y", user="a\x1f")), 422
+    )
+    assert "Prohibited character" in refused(
+        client.post("/api/targets", json=_edge(fleet, name="y", user="a\x85")), 400
+    )
     assert [t.name for t in Registry(fleet.workspace).all()] == ["edge"]
 
 

@@ -11,21 +11,27 @@ from calibench.server.web.models.schemas import ModelView
 from calibench.server.web.schemas import View
 
 FINGERPRINT = r"^SHA256:[A-Za-z0-9+/=]{20,64}$"
+PRINTABLE = r"^[^\x00-\x20\x7f]+$"
+"""No blanks and no control characters: SSH refuses them in user names, and a host or a key
+file has none."""
 
 
 class TargetAdd(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=64, description="letters, digits, '.', '_', '-'")
-    host: str = Field(min_length=1, max_length=255)
+    host: str = Field(min_length=1, max_length=255, pattern=PRINTABLE)
     port: int = Field(22, ge=1, le=65535)
-    user: str = Field(min_length=1, max_length=64)
+    user: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
     key_file: str | None = Field(
         None,
         max_length=1000,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
         description="the private key, a file on the server; none: the SSH agent's keys",
     )
-    jump_host: str | None = Field(None, max_length=300, description="[user@]host[:port]")
+    jump_host: str | None = Field(
+        None, max_length=300, pattern=PRINTABLE, description="[user@]host[:port]"
+    )
     accept_host_key: str | None = Field(
         None,
         pattern=FINGERPRINT,

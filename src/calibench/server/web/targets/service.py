@@ -190,7 +190,7 @@ class TargetService(WorkbenchBase):
             host_key, jump_key = asyncio.run(login())
         except HostKeyError as error:
             raise _refusal(str(error), accept_host_key, accept_jump_host_key) from error
-        except TargetError as error:
+        except (TargetError, ValueError) as error:  # ValueError: what SSH refuses to send
             raise WorkbenchError(str(error), 400) from error
         assert host_key is not None
         stored = target.with_host_keys(host_key, jump_key)
