@@ -55,6 +55,11 @@ def test_wrong_key_and_refused_user_are_refused_clearly(
     refused_user[refused_user.index("--user") + 1] = "root"
     assert main(refused_user) == 7
     assert "refused the login of user 'root'" in capsys.readouterr().err
+
+    no_key = _add(machines, tmp_path, *accept)
+    no_key[no_key.index("--key") + 1] = str(tmp_path / "missing_ed25519")
+    assert main(no_key) == 7
+    assert "the key file" in capsys.readouterr().err
     assert not (tmp_path / "targets.json").exists()
 
 
@@ -116,6 +121,18 @@ def test_setup_is_reused_while_valid(
     assert any(name.startswith("calibench-") for name in installed["wheels"])
     assert not any(name.startswith("torch") for name in installed["wheels"])
 
+    # One wheel that differs from the installed one (calibench edited here, say) is reinstalled
+    # alone.
+    record = machines.home / ".calibench-target" / "0.1.0" / "installed.json"
+    mdurl = next(name for name in installed["wheels"] if name.startswith("mdurl-"))
+    installed["wheels"][mdurl] = "0" * 64
+    record.write_text(json.dumps(installed))
+    assert main(["target", "setup", "loop", "--workspace", str(ready_target)]) == 0
+    err = capsys.readouterr().err
+    assert "1 wheel(s) changed" in err and f"install the changed wheels offline: {mdurl}" in err
+    assert main(["target", "setup", "loop", "--workspace", str(ready_target)]) == 0
+    assert "up to date: reused" in capsys.readouterr().err
+
 
 def test_calibrate_on_a_target_brings_the_model_back(
     ready_target: Path,
@@ -141,3 +158,45 @@ def test_calibrate_on_a_target_brings_the_model_back(
     layers = json.loads(capsys.readouterr().out)["layers"]
     assert sum(1 for layer in layers if layer["precision"] == "INT8") >= 5
     assert machines.run_folders() == []  # the remote working folder is gone
+
+
+def test_a_target_behind_a_jump_host(
+    machines: Machines, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second server as the bastion: its host key is accepted on its own, then the check
+    goes through it."""
+    jump, behind = machines.servers[1], machines.servers[0]
+    args = _add(machines, tmp_path, "--accept-host-key", behind.host_key)
+    args += ["--jump-host", f"{machines.user}@127.0.0.1:{jump.port}"]
+    assert main(args) == 8
+    err = capsys.readouterr().err
+    assert "jump host 127.0.0.1" in err and "--accept-jump-host-key" in err
+    assert jump.host_key in err and not (tmp_path / "targets.json").exists()
+    assert main([*args, "--accept-jump-host-key", jump.host_key]) == 0
+    assert "via " in capsys.readouterr().out
+    assert main(["target", "check", "edge", "--json", "--workspace", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "available"
+
+
+def test_infer_and_compare_on_a_target(
+    ready_target: Path,
+    tiny_cnn_path: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    common = ["-d", str(tiny_data), "--seconds", "0.3", "--target", "loop"]
+    common += ["--workspace", str(ready_target)]
+    int8 = tmp_path / "tiny-int8.onnx"
+    calibrate = ["calibrate", str(tiny_cnn_path), "-d", str(tiny_data), "-o", str(int8), "-q"]
+    assert main(calibrate) == 0  # here, locally
+    capsys.readouterr()
+    assert main(["infer", str(int8), *common, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["performance"]["throughput"] > 0
+    html = tmp_path / "report" / "compare.html"
+    assert main(["compare", str(tiny_cnn_path), str(int8), *common, "--html", str(html)]) == 0
+    captured = capsys.readouterr()
+    assert f"HTML report written to {html}" in captured.out
+    assert "comparison on target loop" in captured.err
+    assert html.read_text().startswith("<!DOCTYPE html>")

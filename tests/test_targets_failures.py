@@ -14,7 +14,8 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,26 @@ def _job(workspace: Path, model: Path, data: Path, output: Path) -> RemoteJob:
     return RemoteJob(target, argv, "calibration", workspace / "wheelhouse")
 
 
+FrozenRun = Callable[[Path], tuple[RemoteJob, int]]
+
+
 @pytest.fixture
-def frozen() -> Iterator[list[int]]:
-    """Pids the test froze; killed at the end whatever happened."""
+def frozen_run(
+    ready_target: Path, machines: Machines, tiny_cnn_path: Path, tiny_data: Path
+) -> Iterator[FrozenRun]:
+    """Starts a remote calibration writing to the given path and freezes its process as soon as
+    it has a pid; the pid comes back with the job. Frozen processes are killed at the end,
+    whatever happened."""
     pids: list[int] = []
-    yield pids
+
+    def start(output: Path) -> tuple[RemoteJob, int]:
+        job = _job(ready_target, tiny_cnn_path, tiny_data, output).start()
+        pid = machines.wait_run_pid()
+        os.kill(pid, signal.SIGSTOP)
+        pids.append(pid)
+        return job, pid
+
+    yield start
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -51,18 +67,9 @@ def _failure(job: RemoteJob) -> str:
 
 
 def test_a_killed_process_fails_the_run_and_writes_nothing(
-    ready_target: Path,
-    machines: Machines,
-    tiny_cnn_path: Path,
-    tiny_data: Path,
-    tmp_path: Path,
-    frozen: list[int],
+    frozen_run: FrozenRun, machines: Machines, tmp_path: Path
 ) -> None:
-    output = tmp_path / "int8.onnx"
-    job = _job(ready_target, tiny_cnn_path, tiny_data, output).start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")
     os.kill(pid, signal.SIGKILL)
     message = _failure(job)
     assert "on target loop was killed (SIGKILL) during calibration" in message
@@ -72,17 +79,14 @@ def test_a_killed_process_fails_the_run_and_writes_nothing(
 
 
 def test_a_target_that_stops_responding_fails_the_run(
-    ready_target: Path,
+    frozen_run: FrozenRun,
     machines: Machines,
+    ready_target: Path,
     tiny_cnn_path: Path,
     tiny_data: Path,
     tmp_path: Path,
-    frozen: list[int],
 ) -> None:
-    job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "int8.onnx").start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")
     machines.drop_connections()
     message = _failure(job)
     assert "the target loop stopped responding during calibration" in message
@@ -95,20 +99,15 @@ def test_a_target_that_stops_responding_fails_the_run(
     job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "again.onnx").start()
     assert job.wait(120) is not None and not isinstance(job.outcome(), JobFailed)
     assert not left[0].exists() and (tmp_path / "again.onnx").is_file()
+    phases = [e.phase for e in job.events()]
+    stages = ["preparing assets", "uploading", "calibration", "downloading results"]
+    assert sorted(set(phases) & set(stages), key=phases.index) == stages
 
 
 def test_a_cancel_kills_the_remote_process_group_and_cleans_up(
-    ready_target: Path,
-    machines: Machines,
-    tiny_cnn_path: Path,
-    tiny_data: Path,
-    tmp_path: Path,
-    frozen: list[int],
+    frozen_run: FrozenRun, machines: Machines, tmp_path: Path
 ) -> None:
-    job = _job(ready_target, tiny_cnn_path, tiny_data, tmp_path / "int8.onnx").start()
-    pid = machines.wait_run_pid()
-    os.kill(pid, signal.SIGSTOP)  # a frozen process ignores TERM: the cancel must KILL it
-    frozen.append(pid)
+    job, pid = frozen_run(tmp_path / "int8.onnx")  # frozen, it ignores TERM: the cancel must KILL
     job.stop()
     assert not _alive(pid)
     assert "stopped; the run's folder on target loop was removed" in _failure(job)
@@ -171,8 +170,41 @@ def test_a_full_disk_on_the_target_is_a_clear_failure(
         error = outcome.error
         assert isinstance(error, RemoteCommandError) and error.exit_code != 0
         assert str(error).startswith("on target loop: ")
-        assert "No space left on device" in str(error)
+        assert "cannot write -o/--output int8.onnx: No space left on device" in str(error)
         assert list(tmp_path.iterdir()) == []
         assert list(runs.iterdir()) == []
     finally:
         subprocess.run(["umount", str(runs)], check=False)
+
+
+def test_ctrl_c_on_the_command_line_stops_the_remote_run(
+    ready_target: Path,
+    machines: Machines,
+    tiny_cnn_path: Path,
+    tiny_data: Path,
+    tmp_path: Path,
+) -> None:
+    """``calibench calibrate --target`` interrupted (SIGINT, as Ctrl-C sends): exit 130, the
+    remote process group killed, its folder removed, nothing written here."""
+    output = tmp_path / "int8.onnx"
+    command = [
+        sys.executable, "-m", "calibench.cli", "calibrate", str(tiny_cnn_path),
+        "-d", str(tiny_data), "-o", str(output), "--target", "loop",
+        "--workspace", str(ready_target), "-q",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    local = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    pid = machines.wait_run_pid()
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        local.send_signal(signal.SIGINT)
+        _, err = local.communicate(timeout=60)
+        killed = not _alive(pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        local.kill()
+    assert local.returncode == 130, err
+    assert "stopping the run on target loop" in err and "nothing was written" in err
+    assert killed
+    assert machines.run_folders() == [] and list(tmp_path.iterdir()) == []

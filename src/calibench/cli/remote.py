@@ -15,9 +15,7 @@ from rich.console import Console
 
 from calibench.cli.common import progress_bars
 from calibench.targets.assets import Input, Output
-from calibench.targets.job import JobFailed, RemoteJob
 from calibench.targets.registry import Registry
-from calibench.targets.remote import Arg
 from calibench.workflow.cache import default_workspace
 
 LOCAL_ONLY = {"target", "workspace", "quiet", "run", "command_parser", "debug", "command"}
@@ -37,18 +35,18 @@ def remote_argv(
     args: argparse.Namespace,
     inputs: dict[str, Path | None],
     outputs: dict[str, Path | None],
-) -> list[Arg]:
+) -> list[str | Input | Output]:
     """The command line that means ``args``, with input and output paths marked."""
 
-    def mark(dest: str, value: object) -> Arg:
+    def mark(dest: str, value: object) -> str | Input | Output:
         if dest in inputs and inputs[dest] is not None:
             return Input(inputs[dest])  # type: ignore[arg-type]
         if dest in outputs and outputs[dest] is not None:
             return Output(outputs[dest])  # type: ignore[arg-type]
         return str(value)
 
-    argv: list[Arg] = []
-    positionals: list[Arg] = []
+    argv: list[str | Input | Output] = []
+    positionals: list[str | Input | Output] = []
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction) or action.dest in LOCAL_ONLY:
             continue
@@ -77,6 +75,9 @@ def run_on_target(
     outputs: dict[str, Path | None],
     phase: str,
 ) -> int:
+    # asyncssh and its cryptography load here, not with every command
+    from calibench.targets.job import JobFailed, RemoteJob
+
     workspace = args.workspace or default_workspace()
     target = Registry(workspace).get(args.target)
     argv = [args.command, *remote_argv(args.command_parser, args, inputs, outputs)]

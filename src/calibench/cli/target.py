@@ -13,11 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from calibench.cli.common import progress_bars, wide_console
-from calibench.errors import ConfigError
-from calibench.targets.check import Findings, Status, check
-from calibench.targets.connect import connect
+from calibench.errors import ConfigError, TargetError
 from calibench.targets.registry import JumpHost, Registry, Target
-from calibench.targets.setup import Step, setup
 from calibench.workflow.cache import default_workspace
 
 
@@ -69,6 +66,8 @@ def register(sub: Any) -> None:
 
 
 def add_command(args: argparse.Namespace) -> int:
+    from calibench.targets.connect import connect
+
     registry = Registry(workspace_of(args))
     if any(t.name == args.name for t in registry.all()):
         raise ConfigError(f"a target named {args.name!r} exists; remove it first")
@@ -92,7 +91,7 @@ def add_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(findings: Findings, console: Console) -> None:
+def _render(findings: Any, console: Console) -> None:
     table = Table(title=f"Target {findings.target}", show_header=False)
     for label, value in findings.lines():
         table.add_row(label, value)
@@ -100,6 +99,8 @@ def _render(findings: Findings, console: Console) -> None:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    from calibench.targets.check import Findings, Status, check
+
     registry = Registry(workspace_of(args))
     targets = [registry.get(name) for name in args.names]
 
@@ -115,10 +116,13 @@ def check_command(args: argparse.Namespace) -> int:
         for findings in found:
             _render(findings, console)
     ok = all(f.status in (Status.AVAILABLE, Status.BUSY) for f in found)
-    return 0 if ok else 7
+    return 0 if ok else TargetError.exit_code
 
 
 def setup_command(args: argparse.Namespace) -> int:
+    from calibench.targets.connect import connect
+    from calibench.targets.setup import Step, setup
+
     target = Registry(workspace_of(args)).get(args.name)
     err = Console(stderr=True)
 

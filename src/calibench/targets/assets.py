@@ -9,7 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibench.errors import ConfigError
-from calibench.targets.transfer import Asset
+from calibench.workflow.cache import file_digest
+
+
+@dataclass(frozen=True)
+class Asset:
+    local: Path
+    sha256: str
+    size: int
+
+    @classmethod
+    def of(cls, path: Path) -> Asset:
+        return cls(path, file_digest(path), path.stat().st_size)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,16 @@ class JobFailed:
 
 
 class RemoteJob:
-    def __init__(self, target: Target, argv: list[Arg], phase: str, wheelhouse: Path) -> None:
+    def __init__(
+        self,
+        target: Target,
+        argv: list[Arg],
+        phase: str,
+        wheelhouse: Path,
+        module: str = "calibench.cli",
+    ) -> None:
         self.target = target
+        self.module = module
         self.argv = argv
         self.phase = phase
         self.wheelhouse = wheelhouse
@@ -37,6 +45,9 @@ class RemoteJob:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[RunResult] | None = None
         self._ready = threading.Event()
+        self._done = threading.Event()
+        """Set when the run has ended. Waiting on it, not on ``Thread.join``: a join that Ctrl-C
+        interrupts can leave the thread marked finished while it still cleans up."""
         self._thread = threading.Thread(target=self._main, name=f"target-{target.name}")
 
     def start(self) -> RemoteJob:
@@ -54,7 +65,7 @@ class RemoteJob:
         return self._outcome
 
     def wait(self, timeout: float | None = None) -> RunResult | JobFailed | None:
-        self._thread.join(timeout)
+        self._done.wait(timeout)
         return self._outcome
 
     def stop(self) -> None:
@@ -62,7 +73,7 @@ class RemoteJob:
         timeout when the target no longer answers)."""
         if self._loop is not None and self._task is not None and not self._task.done():
             self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join()
+        self._done.wait()
 
     def _emit(self, event: Event) -> None:
         with self._lock:
@@ -83,14 +94,16 @@ class RemoteJob:
         except Exception as exc:  # a bug: still an outcome, never a hung caller
             self._outcome = JobFailed(CalibenchError(f"{type(exc).__name__}: {exc}"))
         finally:
-            self._ready.set()
             loop.close()
+            self._ready.set()
+            self._done.set()
 
     async def _run(self) -> RunResult:
         connection = await connect(self.target)
         try:
-            return await RemoteRun(
-                connection, self.argv, self.phase, self.wheelhouse, self._emit
-            ).run()
+            run = RemoteRun(
+                connection, self.argv, self.phase, self.wheelhouse, self._emit, self.module
+            )
+            return await run.run()
         finally:
             await connection.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import shlex
@@ -28,7 +29,7 @@ from calibench.errors import RemoteCommandError, TargetError
 from calibench.targets.assets import Input, Output, Prepared, prepare
 from calibench.targets.connect import Connection
 from calibench.targets.protocol import JSON_LINES, PROGRESS_ENV, parse_progress
-from calibench.targets.setup import setup, venv_python
+from calibench.targets.setup import QUIET_STEPS, Step, setup, venv_python
 from calibench.targets.transfer import ROOT, download, upload
 
 Arg = str | Input | Output
@@ -43,6 +44,10 @@ class Event:
     done: int = 0
     total: int = 0
     text: str | None = None
+    phase: str = ""
+    """The coarse stage it belongs to, for a staged progress bar: ``preparing assets``,
+    ``checking the target's setup``, ``uploading``, the run's phase (``calibration``…) or
+    ``downloading results``."""
 
 
 Emit = Callable[[Event], None]
@@ -75,17 +80,26 @@ def _kill(run: str) -> str:
 
 
 class RemoteRun:
-    """Run ``calibench ARGV`` on the connected target. ``phase`` names the work for messages
-    ("calibration", "inference", "comparison")."""
+    """Run ``python -m MODULE ARGV`` (the calibench CLI unless told) in the target's
+    environment. ``phase`` names the work for messages ("calibration", "inference",
+    "comparison"). Every file the command writes in an output's folder comes back beside that
+    output, under its own name: a module that writes several files can be given one output."""
 
     def __init__(
-        self, connection: Connection, argv: list[Arg], phase: str, wheelhouse: Path, emit: Emit
+        self,
+        connection: Connection,
+        argv: list[Arg],
+        phase: str,
+        wheelhouse: Path,
+        emit: Emit,
+        module: str = "calibench.cli",
     ) -> None:
         self.connection = connection
+        self.module = module
         self.argv = argv
         self.phase = phase
         self.wheelhouse = wheelhouse
-        self.emit = emit
+        self._emit = emit
         self.run_dir = f"{ROOT}/runs/{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self.stage = "preparing assets"
         self.seconds: dict[str, float] = {}
@@ -94,6 +108,9 @@ class RemoteRun:
     @property
     def name(self) -> str:
         return self.connection.target.name
+
+    def emit(self, event: Event) -> None:
+        self._emit(dataclasses.replace(event, phase=self.stage))
 
     def _enter(self, stage: str) -> None:
         now = time.monotonic()
@@ -108,7 +125,12 @@ class RemoteRun:
                 prepared = await asyncio.to_thread(self._prepare, Path(scratch))
                 self.emit(Event("preparing assets", 1, 1))
                 self._enter("checking the target's setup")
-                await setup(self.connection, self.wheelhouse)
+                await setup(
+                    self.connection,
+                    self.wheelhouse,
+                    self._setup_step,
+                    lambda done, total: self.emit(Event("uploading the wheels", done, total)),
+                )
                 self._enter("uploading")
                 assets = [a for p in prepared.values() for a in p.assets]
                 sent = await upload(
@@ -132,6 +154,12 @@ class RemoteRun:
         finally:
             if created:
                 await self._cleanup(kill=False)
+
+    def _setup_step(self, step: Step) -> None:
+        """Say what a setup did when it did more than find the environment valid (a first run,
+        or calibench changed here)."""
+        if step.name not in QUIET_STEPS:
+            self.emit(Event(self.stage, text=f"✓ setup: {step.name}: {step.outcome}"))
 
     def _prepare(self, scratch: Path) -> dict[int, Prepared]:
         prepared = {}
@@ -178,7 +206,7 @@ class RemoteRun:
     async def _execute(self, argv: list[str]) -> str:
         command = (
             f"cd {self.run_dir} && echo $$ > pid && {PROGRESS_ENV}={JSON_LINES} "
-            f'CALIBENCH_WORKSPACE="$PWD/ws" exec "$HOME/{venv_python()}" -m calibench.cli '
+            f'CALIBENCH_WORKSPACE="$PWD/ws" exec "$HOME/{venv_python()}" -m {self.module} '
             + " ".join(shlex.quote(a) for a in argv)
         )
         errors: list[str] = []
@@ -224,7 +252,7 @@ class RemoteRun:
             )
         if done.exit_status != 0:
             said = [e for e in errors if e.startswith("calibench: ")] or errors or ["no message"]
-            message = said[-1].removeprefix("calibench: error: ")
+            message = self._localize(said[-1].removeprefix("calibench: error: "), names=True)
             raise RemoteCommandError(f"on target {self.name}: {message}", done.exit_status)
         return stdout
 
@@ -272,12 +300,14 @@ class RemoteRun:
             raise
         return [final for _, final in places]
 
-    def _localize(self, text: str) -> str:
-        """The command's output with the run's paths put back to the local ones."""
+    def _localize(self, text: str, names: bool = False) -> str:
+        """The command's output with the run's paths put back to the local ones (``names``:
+        to the bare file names, for an error that happened there, not here)."""
         for index, arg in enumerate(self.argv):
             if not isinstance(arg, str):
                 folder = "in" if isinstance(arg, Input) else "out"
-                text = text.replace(f"{folder}/{index}/{arg.path.name}", str(arg.path))
+                local = arg.path.name if names else str(arg.path)
+                text = text.replace(f"{folder}/{index}/{arg.path.name}", local)
         return text
 
     async def _cleanup(self, kill: bool) -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 from calibench import __version__
 from calibench.errors import TargetError
+from calibench.targets.assets import Asset
 from calibench.targets.check import run_probe, setup_problem
 from calibench.targets.connect import Connection
-from calibench.targets.transfer import ROOT, Asset, BytesProgress, upload
+from calibench.targets.transfer import ROOT, BytesProgress, upload
 from calibench.targets.wheelhouse import Wheel, build_wheelhouse
 
 
@@ -36,6 +37,13 @@ class Step:
 
 
 StepReport = Callable[[Step], None]
+CHECK, BUILD, COMPARE = (
+    "check the target's Python",
+    "build the wheelhouse here",
+    "compare with the target's environment",
+)
+QUIET_STEPS = frozenset({CHECK, BUILD, COMPARE})
+"""The steps of a setup that finds everything in place."""
 
 
 def folder(version: str = __version__) -> str:
@@ -103,19 +111,19 @@ async def setup(
     steps = _Steps(report)
     base = folder()
     try:
-        steps.begin("check the target's Python")
+        steps.begin(CHECK)
         found = await run_probe(connection)
         problem = setup_problem(found)
         if problem:
             raise TargetError(problem)
         steps.end(f"Python {found['python']} at ~/{base}")
 
-        steps.begin("build the wheelhouse here")
+        steps.begin(BUILD)
         wheels = await asyncio.to_thread(build_wheelhouse, wheelhouse)
         size = sum(w.size for w in wheels) / 2**20
         steps.end(f"{len(wheels)} wheels, {size:.1f} MB")
 
-        steps.begin("compare with the target's environment")
+        steps.begin(COMPARE)
         installed = None if force else await _installed(connection)
         before = installed.get("wheels") if installed else None
         wanted = _manifest(wheels)

@@ -16,8 +16,8 @@ from pathlib import Path
 import asyncssh
 
 from calibench.errors import TargetError
+from calibench.targets.assets import Asset
 from calibench.targets.connect import Connection
-from calibench.workflow.cache import file_digest
 
 CHUNK = 1 << 18
 ROOT = ".calibench-target"
@@ -38,17 +38,6 @@ _VERIFY = (
     "        os.unlink(partial)\n"
     "        print(os.path.basename(final))\n"
 )
-
-
-@dataclass(frozen=True)
-class Asset:
-    local: Path
-    sha256: str
-    size: int
-
-    @classmethod
-    def of(cls, path: Path) -> Asset:
-        return cls(path, file_digest(path), path.stat().st_size)
 
 
 @dataclass(frozen=True)

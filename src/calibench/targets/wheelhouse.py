@@ -9,8 +9,8 @@ itself, when it runs from a source tree (an editable install, or ``PYTHONPATH``)
 ``pip wheel --no-build-isolation --no-index`` from that tree, so the target gets the code that
 runs here.
 
-Measured on the development host (2 cores, 41 wheels, 80 MB): packing takes 8.7 s once, then
-1.0 s (the cache in the workspace, calibench rebuilt). ``pip download`` of the same pins took
+Measured on the development host (2 cores, 45 wheels, 85 MB): packing takes 9 s once, then
+1 s (the cache in the workspace, calibench rebuilt). ``pip download`` of the same pins took
 2.4 s, but only with an index to download from; ``pip wheel --no-index`` from pip's cache finds
 nothing when that cache is empty, as it was there. Packing needs nothing but the disk.
 

@@ -19,7 +19,6 @@ import shutil
 from pathlib import Path
 
 from calibench.errors import CalibenchError
-from calibench.server.jobs._remote_run import WorkerJob
 from calibench.server.jobs.executor import Assignment, Execution, Executor, Failed, Finished
 from calibench.server.jobs.kinds import CalibrationJob
 from calibench.server.jobs.registry import read_description
@@ -65,6 +64,7 @@ class RemoteExecution(Execution):
         self.job = job
         self.work = work
         self.log = log
+        self._seen: set[str] = set()
 
     def events(self) -> list[ProgressEvent | Waiting]:
         found: list[ProgressEvent | Waiting] = []
@@ -75,8 +75,10 @@ class RemoteExecution(Execution):
                 continue
             try:
                 found.append(ProgressEvent.parse(event.stage, event.done, event.total))
-            except ValueError:  # a stage of the targets' own (checking the setup): in the log
-                lines.append(f"stage: {event.stage}")
+            except ValueError:  # the targets' own steps (the setup's wheels): in the log, once
+                if event.stage not in self._seen:
+                    self._seen.add(event.stage)
+                    lines.append(f"stage: {event.stage}")
         if lines:
             with self.log.open("a", encoding="utf-8") as sink:
                 sink.write("".join(f"{line}\n" for line in lines))
@@ -125,7 +127,7 @@ class RemoteExecutor(Executor):
         with log.open("a", encoding="utf-8") as sink:
             sink.write(f"job {job.job_id} ({job.kind}) runs on target {target.name} "
                        f"({target.address})\n")  # fmt: skip
-        running = WorkerJob(WORKER_MODULE, target, argv, phase, ws.root / "wheelhouse").start()
+        running = RemoteJob(target, argv, phase, ws.root / "wheelhouse", WORKER_MODULE).start()
         return RemoteExecution(job.job_id, running, work, log)
 
     def kill_orphan(self, job_id: int, worker_pid: int | None) -> None:
