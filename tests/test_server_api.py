@@ -304,6 +304,11 @@ API_PATHS = {
     "/api/jobs/{job_id}/log": {"get"},
     "/api/jobs/{job_id}/cancel": {"post"},
     "/api/jobs/{job_id}/retry": {"post"},
+    "/api/targets": {"get", "post"},
+    "/api/targets/{name}": {"get", "delete"},
+    "/api/targets/{name}/check": {"post"},
+    "/api/targets/{name}/setup": {"post"},
+    "/api/models/{model_id}/fleet": {"get"},
 }
 
 

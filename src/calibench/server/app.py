@@ -25,6 +25,7 @@ from calibench.server.web.jobs import routes as jobs
 from calibench.server.web.models import routes as models
 from calibench.server.web.projects import routes as projects
 from calibench.server.web.security import BodyLimit, install_guard
+from calibench.server.web.targets import routes as targets
 from calibench.server.web.templating import STATIC
 from calibench.server.web.workbench import Workbench
 
@@ -75,7 +76,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.runner = runner
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(system.router)
-    for domain in (models, datasets, projects, jobs):  # each: its JSON API, then its pages
+    for domain in (models, datasets, projects, jobs, targets):  # each: its JSON API, then its pages
         app.include_router(domain.api)
         app.include_router(domain.pages)
     install_guard(app, settings)

@@ -18,6 +18,12 @@ from calibench.server.jobs.states import Stage
 
 D = TypeVar("D", bound="JobDescription")
 
+LOCAL = "this machine"
+"""The target a project names when its jobs run here; a description then says ``None``."""
+REMOTE_BEFORE = (Stage.PREPARING_ASSETS, Stage.UPLOADING)
+REMOTE_AFTER = (Stage.DOWNLOADING,)
+"""The bars a job on a remote target has around its own stages."""
+
 
 class JobDescriptionError(CalibenchError):
     """A stored job description this calibench cannot read."""
@@ -33,7 +39,13 @@ class JobDescription:
 
     def stages(self) -> tuple[Stage, ...]:
         """The stages the job goes through, in order (the progress bars it starts with)."""
-        return self.STAGES
+        return self.on_target(self.STAGES)
+
+    def on_target(self, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        """``stages``, framed by the upload and the download when the job runs on a target."""
+        if getattr(self, "target", None) is None:
+            return stages
+        return (*REMOTE_BEFORE, *stages, *REMOTE_AFTER)
 
     def input_paths(self) -> tuple[str, ...]:
         """What the job reads from the workspace: what must stay while it lives, and what an
@@ -100,6 +112,9 @@ class BaselineJob(JobDescription):
     seconds: float
     preprocess: dict[str, Any] | None = None
     metric: str | None = None
+    target: str | None = None
+    """The registered target (``calibench target add``) the job runs on; None: this machine.
+    A default, so rows written before targets read as local and the version stays 1."""
 
 
 @dataclass(frozen=True)
@@ -149,11 +164,13 @@ class CalibrationJob(JobDescription):
     names: CalibrationNames = CalibrationNames()
     preprocess: dict[str, Any] | None = None
     metric: str | None = None
+    target: str | None = None
+    """As :attr:`BaselineJob.target`."""
 
     def stages(self) -> tuple[Stage, ...]:
         if self.config.method is Method.ACCURACY_AWARE:
-            return self.ACCURACY_AWARE_STAGES
-        return self.STAGES
+            return self.on_target(self.ACCURACY_AWARE_STAGES)
+        return self.on_target(self.STAGES)
 
     def inputs(self) -> dict[str, Any]:
         return {

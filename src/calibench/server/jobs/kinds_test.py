@@ -58,12 +58,12 @@ def test_a_description_survives_its_trip_through_the_database(job: Any) -> None:
 def test_the_inputs_keep_the_keys_the_web_side_and_the_stored_rows_use() -> None:
     assert set(BASELINE.to_json()["inputs"]) == {
         "model", "name", "dataset", "dataset_name", "batch", "streams", "seconds",
-        "preprocess", "metric",
+        "preprocess", "metric", "target",
     }  # fmt: skip
     calibration = CALIBRATION.to_json()["inputs"]
     assert set(calibration) == {
         "model", "dataset", "validation", "config", "batch", "streams", "seconds",
-        "preprocess", "metric", "parent_inference", "names",
+        "preprocess", "metric", "parent_inference", "names", "target",
     }  # fmt: skip
     assert calibration["config"] == CALIBRATION.config.to_dict()
     assert calibration["names"] == {
@@ -107,3 +107,18 @@ def test_a_description_names_what_it_reads_from_the_workspace() -> None:
         "datasets/ds-val",
     )
     assert IMPORT.input_paths() == ("uploads/upload-x/upload.zip",)
+
+
+def test_a_row_from_before_targets_runs_here_and_keeps_version_one() -> None:
+    inputs = {k: v for k, v in CALIBRATION.to_json()["inputs"].items() if k != "target"}
+    old = CalibrationJob.from_json({"version": 1, "inputs": inputs})
+    assert old.target is None and old == CALIBRATION
+    assert CalibrationJob.VERSION == 1
+
+
+def test_a_job_on_a_target_is_framed_by_the_upload_and_the_download() -> None:
+    remote = CalibrationJob(**{**CALIBRATION.__dict__, "target": "edge-1"})
+    assert remote.stages() == (
+        Stage.PREPARING_ASSETS, Stage.UPLOADING, *CALIBRATION.stages(), Stage.DOWNLOADING,
+    )  # fmt: skip
+    assert CalibrationJob.from_json(json.loads(json.dumps(remote.to_json()))) == remote

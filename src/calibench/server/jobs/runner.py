@@ -24,6 +24,7 @@ from calibench.server.jobs.executor import Assignment, Execution, Executor, Exit
 from calibench.server.jobs.lifecycle import CANCELLED, commit_job, end_job
 from calibench.server.jobs.local import LocalProcessExecutor
 from calibench.server.jobs.progress import DatabaseProgress, StageBoard
+from calibench.server.jobs.remote import ByTarget, RemoteExecutor
 from calibench.server.jobs.states import JobState, ProgressEvent
 from calibench.server.paths import shown
 from calibench.server.workspace import Workspace
@@ -54,7 +55,9 @@ class JobRunner:
         self.poll = poll
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sessions = session_factory(make_engine(database_url))
-        self.executor = executor or LocalProcessExecutor(database_url, self.workspace)
+        self.executor = executor or ByTarget(
+            LocalProcessExecutor(database_url, self.workspace), RemoteExecutor(self.workspace)
+        )
         self._running: dict[int, Execution] = {}
         self._progress: dict[int, DatabaseProgress] = {}
         self._stop = threading.Event()

@@ -56,6 +56,10 @@ class Stage(_Words):
     UNPACKING = "unpacking"
     CHECKING_SAMPLES = "checking samples"
     SUMMARY = "summary"
+    PREPARING_ASSETS = "preparing assets"
+    UPLOADING = "uploading"
+    DOWNLOADING = "downloading results"
+    """A job on a remote target: its inputs packed, sent (bytes), its result files fetched."""
     WAITING = "waiting for the machine"
     """Shown instead of the stage while a job waits for another job's speed measurement."""
 

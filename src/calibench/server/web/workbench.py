@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from calibench.server.db import JobRow
+from calibench.server.jobs.kinds import LOCAL
 from calibench.server.jobs.states import LIVE
 from calibench.server.web.datasets.service import DatasetService
 from calibench.server.web.jobs.service import JobService
@@ -18,10 +19,15 @@ from calibench.server.web.models.service import ModelService
 from calibench.server.web.projects.optimize import PRESET_HELP, OptimizeService
 from calibench.server.web.projects.schemas import ModelPage, OptimizePage
 from calibench.server.web.projects.service import ProjectService
+from calibench.server.web.targets.fleet import FleetService
+from calibench.server.web.targets.service import target_names
 
 
-class Workbench(ProjectService, OptimizeService, DatasetService, ModelService, JobService):
-    """Models, datasets, projects and their calibration, and jobs, over one workspace."""
+class Workbench(
+    ProjectService, OptimizeService, DatasetService, ModelService, JobService, FleetService
+):
+    """Models, datasets, projects and their calibration, jobs, and the targets they run on,
+    over one workspace."""
 
     def optimize_page(self, project_id: int) -> OptimizePage:
         return OptimizePage(
@@ -29,6 +35,7 @@ class Workbench(ProjectService, OptimizeService, DatasetService, ModelService, J
             datasets=self.datasets(),
             accuracy_aware_refusal=self.accuracy_aware_refusal(project_id),
             presets=PRESET_HELP,
+            targets=[LOCAL, *target_names(self.workspace)],
         )
 
     def model_page(self, model_id: int) -> ModelPage:

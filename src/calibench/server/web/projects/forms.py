@@ -26,6 +26,7 @@ class NewProjectForm(BaseModel):
     std: str | None = None
     color: str | None = None
     metric: str | None = None
+    target: str | None = None
 
     def shown(self) -> dict[str, str]:
         """What the form shows again: the fields as typed."""
@@ -53,6 +54,7 @@ class NewProject(BaseModel):
     batch: Annotated[int, BeforeValidator(forms.whole("batch size", 1))]
     streams: Annotated[int, BeforeValidator(forms.whole("number of streams", 1))]
     metric: Annotated[str | None, BeforeValidator(forms.stripped)] = None
+    target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
     @classmethod
     def of(cls, form: NewProjectForm, model_id: str | None, dataset_id: str | None) -> NewProject:
@@ -67,6 +69,7 @@ class NewProject(BaseModel):
                 "batch": form.batch,
                 "streams": form.streams,
                 "metric": form.metric,
+                "target": form.target,
             }
         )
 
@@ -83,6 +86,7 @@ class OptimizeForm(BaseModel):
     keep_fp32: str | None = None
     batch: str | None = None
     streams: str | None = None
+    target: str | None = None
 
     def shown(self) -> dict[str, str]:
         """What the form shows again: every field, as typed."""
@@ -102,6 +106,7 @@ class Optimize(BaseModel):
     streams: Annotated[int | None, BeforeValidator(forms.optional_whole("number of streams"))]
     drop_type: str
     keep_fp32: Annotated[list[str], BeforeValidator(forms.patterns)]
+    target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
     @classmethod
     def of(cls, form: OptimizeForm) -> Optimize:
@@ -116,5 +121,6 @@ class Optimize(BaseModel):
                 "streams": form.streams,
                 "drop_type": form.drop_type,
                 "keep_fp32": form.keep_fp32,
+                "target": form.target,
             }
         )

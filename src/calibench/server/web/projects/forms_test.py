@@ -5,7 +5,9 @@ from calibench.server.web.projects.forms import NewProject, NewProjectForm, Opti
 
 
 def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
-    form = OptimizeForm(dataset_id="3", subset="0", keep_fp32="Conv, Gemm", batch="")
+    form = OptimizeForm(
+        dataset_id="3", subset="0", keep_fp32="Conv, Gemm", batch="", target=" edge-1 "
+    )
     parsed = Optimize.of(form)
     assert dict(parsed) == {
         "dataset_id": 3,
@@ -17,6 +19,7 @@ def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
         "streams": None,
         "drop_type": "absolute",
         "keep_fp32": ["Conv", "Gemm"],
+        "target": "edge-1",
     }
     assert form.shown()["keep_fp32"] == "Conv, Gemm" and form.shown()["batch"] == ""
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
 from calibench.errors import ConfigError, WorkbenchError
 from calibench.server.db import ModelRow, ProjectRow
-from calibench.server.jobs.kinds import CalibrationJob, CalibrationNames
+from calibench.server.jobs.kinds import LOCAL, CalibrationJob, CalibrationNames
 from calibench.server.jobs.lifecycle import queue_job
 from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.service import get_dataset, ready_dataset
@@ -17,6 +17,7 @@ from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import accuracy_aware_refusal, inference_settings
 from calibench.server.web.projects.schemas import ProjectView
 from calibench.server.web.projects.views import get_project, optimize_options, project_view
+from calibench.server.web.targets.service import target_choice
 
 PRESET_HELP = {
     Preset.PERFORMANCE.value: "symmetric activations: the fastest INT8 kernels (the default)",
@@ -41,12 +42,14 @@ class OptimizeService(WorkbenchBase):
         streams: int | None = None,
         drop_type: str = DropType.ABSOLUTE.value,
         keep_fp32: list[str] | None = None,
+        target: str | None = None,
     ) -> ProjectView:
         """Calibrate project ``project_id``'s model on dataset ``dataset_id``. The method, preset,
         drop type, subset and drop are checked by :class:`CalibrationConfig` alone; its refusal
-        is a 400 in its own words."""
+        is a 400 in its own words. It runs on ``target`` (default: the parent project's)."""
         with self.sessions.begin() as session:
             parent = get_project(session, project_id)
+            remote = target_choice(self.workspace, parent.target if target is None else target)
             calibration = ready_dataset(session, dataset_id)
             options = optimize_options(session, parent)
             if not options.enabled:
@@ -100,7 +103,7 @@ class OptimizeService(WorkbenchBase):
             child = ProjectRow(
                 model_id=child_model.id,
                 dataset_id=parent.dataset_id,
-                target=parent.target,
+                target=remote or LOCAL,
                 parent_id=parent.id,
                 settings={**settings, "preprocess": preprocess, "metric": metric},
                 calibration={
@@ -130,6 +133,7 @@ class OptimizeService(WorkbenchBase):
                         calibration=calibration.name,
                         validation=validation.name,
                     ),
+                    target=remote,
                 ),
             )
             return project_view(session, child)

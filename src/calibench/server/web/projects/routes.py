@@ -147,6 +147,7 @@ def _optimize_context(workbench: Workbench, project_id: int) -> dict[str, Any]:
         "datasets": found.datasets,
         "aa_refusal": found.accuracy_aware_refusal,
         "presets": found.presets,
+        "targets": found.targets,
     }
 
 

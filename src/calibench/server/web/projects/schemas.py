@@ -86,6 +86,12 @@ class ProjectCreate(BaseModel):
         "(detection mAP with the model's output decoder); "
         "default: top-1/top-5 for classification",
     )
+    target: str | None = Field(
+        None,
+        max_length=100,
+        description='where its jobs run: a target\'s name (GET /api/targets) or "this machine" '
+        "(the default)",
+    )
 
 
 class OptimizeRequest(BaseModel):
@@ -110,6 +116,12 @@ class OptimizeRequest(BaseModel):
     )
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
     streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")
+    target: str | None = Field(
+        None,
+        max_length=100,
+        description='where the calibration runs: a target\'s name or "this machine"; '
+        "default: the parent project's target",
+    )
 
 
 class OptimizePage(View):
@@ -120,6 +132,8 @@ class OptimizePage(View):
     datasets: list[DatasetView]
     accuracy_aware_refusal: str | None
     presets: dict[str, str]
+    targets: list[str]
+    """Where the calibration may run: "this machine" first, then the registered targets."""
 
 
 class ModelPage(View):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError, WorkbenchError
 from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
-from calibench.server.jobs.kinds import BaselineJob
+from calibench.server.jobs.kinds import LOCAL, BaselineJob
 from calibench.server.jobs.lifecycle import queue_job
 from calibench.server.jobs.states import LIVE, JobState
 from calibench.server.web.base import WorkbenchBase
@@ -32,8 +32,7 @@ from calibench.server.web.projects.checks import (
 from calibench.server.web.projects.schemas import Comparison, ProjectDetail, ProjectView
 from calibench.server.web.projects.views import get_project, project_view
 from calibench.server.web.rows import referrers, refuse_while_used
-
-THIS_MACHINE = "this machine"
+from calibench.server.web.targets.service import target_choice, target_names
 
 
 class ProjectService(WorkbenchBase):
@@ -45,8 +44,11 @@ class ProjectService(WorkbenchBase):
         streams: int = 1,
         preprocess: dict[str, Any] | None = None,
         metric: str | None = None,
+        target: str | None = None,
     ) -> ProjectView:
+        """A project on this machine or on a registered ``target``."""
         settings = inference_settings(batch, streams)
+        remote = target_choice(self.workspace, target)
         metric = check_metric(metric)
         check_finite(preprocess, "preprocess")
         if preprocess:
@@ -63,7 +65,7 @@ class ProjectService(WorkbenchBase):
             project = ProjectRow(
                 model_id=model.id,
                 dataset_id=dataset.id,
-                target=THIS_MACHINE,
+                target=remote or LOCAL,
                 settings={**settings, "preprocess": preprocess or None, "metric": metric or None},
             )
             session.add(project)
@@ -80,6 +82,7 @@ class ProjectService(WorkbenchBase):
                     seconds=self.perf_seconds,
                     preprocess=preprocess or None,
                     metric=metric or None,
+                    target=remote,
                 ),
             )
             return project_view(session, project)
@@ -123,7 +126,8 @@ class ProjectService(WorkbenchBase):
             return accuracy_aware_refusal(own) if own else "no dataset"
 
     def choices(self) -> dict[str, Any]:
-        """What the project forms offer: the metrics, the ready models, the datasets."""
+        """What the project forms offer: the metrics, the ready models, the datasets, the
+        targets."""
         with self.sessions() as session:
             models = session.scalars(
                 select(ModelRow).where(ModelRow.state == "ready").order_by(ModelRow.id)
@@ -133,6 +137,7 @@ class ProjectService(WorkbenchBase):
                 "metrics": METRICS,
                 "models": [ModelView.of(m) for m in models],
                 "datasets": [DatasetView.of(d) for d in datasets],
+                "targets": [LOCAL, *target_names(self.workspace)],
             }
 
     def delete_project(self, project_id: int) -> None:
