@@ -53,9 +53,21 @@ class TargetError(CalibenchError):
 
 class HostKeyError(TargetError):
     """The target's SSH host key is not the one the user accepted (unknown, or changed): nothing
-    was sent to it. Its own code, so that a script can tell a security refusal apart."""
+    was sent to it. Its own code, so that a script can tell a security refusal apart. Besides
+    its words it says, as data, which machine (``"target"`` or ``"jump host"``), the fingerprint
+    presented, and the one stored (None: the key is not known yet)."""
 
     exit_code = 8
+
+    def __init__(self, message: str, which: str, presented: str, stored: str | None = None) -> None:
+        super().__init__(message)
+        self.which = which
+        self.presented = presented
+        self.stored = stored
+
+    @property
+    def unknown(self) -> bool:
+        return self.stored is None
 
 
 class RemoteCommandError(TargetError):

@@ -57,24 +57,34 @@ def host_key_refusal(
 ) -> HostKeyError:
     """The words for a host key that is not the expected one. ``what`` names the machine
     ("target edge-1", "jump host bastion")."""
+    assert seen.fingerprint is not None, "the checker saw no key: nothing to refuse"
     new = f"{seen.fingerprint} ({seen.algorithm})"
+    which = "jump host" if what.startswith("jump") else "target"
     if accept is not None:
         return HostKeyError(
             f"{what} ({address}) presented the host key {new}, not {accept} that you accepted; "
-            "nothing was stored or run"
+            "nothing was stored or run",
+            which,
+            seen.fingerprint,
+            accept,
         )
     if stored is None:
         option = "--accept-jump-host-key" if what.startswith("jump") else "--accept-host-key"
         return HostKeyError(
             f"the host key of {what} ({address}) is not known yet: {new}. Compare it with "
             "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on that machine, then run again with "
-            f"{option} {seen.fingerprint}; nothing was stored"
+            f"{option} {seen.fingerprint}; nothing was stored",
+            which,
+            seen.fingerprint,
         )
     return HostKeyError(
         f"the host key of {what} ({address}) has CHANGED: it was {stored} when the target was "
         f"added, it is now {new}. The machine may have been reinstalled, or someone may be "
         "intercepting the connection; nothing was run. If the change is expected, remove the "
-        f"target and add it again with --accept-host-key {seen.fingerprint}"
+        f"target and add it again with --accept-host-key {seen.fingerprint}",
+        which,
+        seen.fingerprint,
+        stored,
     )
 
 

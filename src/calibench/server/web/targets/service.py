@@ -11,7 +11,6 @@ so; a job kind for it would show its steps as they pass, and is left for later.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +34,6 @@ from calibench.targets.registry import JumpHost, Registry, Target
 from calibench.targets.setup import Step, setup
 
 NOT_CHECKED = "not checked"
-_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/=]+")
 
 
 class HostKeyUnknown(WorkbenchError):
@@ -189,7 +187,7 @@ class TargetService(WorkbenchBase):
         try:
             host_key, jump_key = asyncio.run(login())
         except HostKeyError as error:
-            raise _refusal(str(error), accept_host_key, accept_jump_host_key) from error
+            raise _refusal(error) from error
         except (TargetError, ValueError) as error:  # ValueError: what SSH refuses to send
             raise WorkbenchError(str(error), 400) from error
         assert host_key is not None
@@ -252,12 +250,9 @@ class TargetService(WorkbenchBase):
         self._checks.pop(name, None)
 
 
-def _refusal(message: str, accepted: str | None, accepted_jump: str | None) -> WorkbenchError:
-    """An unknown host key as a question (its fingerprint to accept); a key other than the one
-    accepted as a plain refusal."""
-    jump = message.startswith("the host key of jump host")
-    offered = accepted_jump if jump else accepted
-    fingerprint = _FINGERPRINT.search(message)
-    if offered is None and "is not known yet" in message and fingerprint:
-        return HostKeyUnknown(message, fingerprint.group(0), "jump host" if jump else "target")
-    return WorkbenchError(message, 409)
+def _refusal(error: HostKeyError) -> WorkbenchError:
+    """A key nobody accepted yet as a question (its fingerprint to accept); a key other than
+    the one accepted or stored as a plain refusal."""
+    if error.unknown:
+        return HostKeyUnknown(str(error), error.presented, error.which)
+    return WorkbenchError(str(error), 409)

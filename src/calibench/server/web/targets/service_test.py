@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from calibench.errors import WorkbenchError
+from calibench.errors import HostKeyError, WorkbenchError
 from calibench.server.web.targets.service import HostKeyUnknown, _refusal, target_choice
 from calibench.targets.registry import Registry, Target
 
@@ -10,20 +10,14 @@ KEY = "SHA256:MmMKWYTxTKU5STBsoV5h7Ba3GzvHZGUJIl4Mn2o6ymk"
 
 
 def test_an_unknown_host_key_becomes_a_question_with_its_fingerprint() -> None:
-    words = (
-        f"the host key of target edge (u@h:22) is not known yet: {KEY} (ssh-ed25519). Compare "
-        f"it with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on that machine, then run again "
-        f"with --accept-host-key {KEY}; nothing was stored"
-    )
-    question = _refusal(words, None, None)
+    unknown = HostKeyError("the host key of target edge is not known yet", "target", KEY)
+    question = _refusal(unknown)
     assert isinstance(question, HostKeyUnknown)
     assert (question.status, question.fingerprint, question.which) == (409, KEY, "target")
-    jump = _refusal(words.replace("target edge", "jump host bastion"), KEY, None)
+    jump = _refusal(HostKeyError("the jump host's key is not known yet", "jump host", KEY))
     assert isinstance(jump, HostKeyUnknown) and jump.which == "jump host"
-    # A key other than the one accepted is a refusal, not a question.
-    other = _refusal(
-        f"target edge presented the host key X, not {KEY} that you accepted", KEY, None
-    )
+    # A key other than the one accepted or stored is a refusal, not a question.
+    other = _refusal(HostKeyError("target edge presented another key", "target", "X", KEY))
     assert not isinstance(other, HostKeyUnknown) and other.status == 409
 
 
