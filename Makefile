@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data browser postgres sshd avx2-cpu serve clean
+.PHONY: demo test lint bench fashion-data browser postgres sshd avx2-cpu serve target clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ serve: $(STAMP) fashion-data
 	@echo "Files to upload on the workbench's pages:"
 	$(BIN)/python -m zoo workbench-files build/workbench
 	$(BIN)/calibench serve
+
+# A throw-away SSH machine on 127.0.0.1 to try remote targets with (root: it adds a scratch user);
+# it prints its port, user, key file and host key, and is removed on Ctrl-C.
+target: $(STAMP) sshd
+	$(BIN)/python -m tests.sshd
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests zoo bench

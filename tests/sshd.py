@@ -199,3 +199,24 @@ def running_sshd(count: int = 2) -> Iterator[Machines]:
             time.sleep(0.2)
         subprocess.run(["userdel", user], check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    """``make target``: one loopback machine to try targets with, until Ctrl-C."""
+    with running_sshd(count=1) as machines:
+        server = machines.servers[0]
+        print("A throw-away SSH machine on 127.0.0.1 (stopped and deleted on Ctrl-C):")
+        print(f"  host 127.0.0.1  port {server.port}  user {machines.user}")
+        print(f"  key file {machines.key}")
+        print(f"  its host key: {server.host_key}")
+        print("Add it on the workbench's Targets page, or:")
+        print(
+            f"  calibench target add edge --host 127.0.0.1 --port {server.port} "
+            f"--user {machines.user} --key {machines.key}"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
