@@ -1,6 +1,7 @@
 """The FP32 model as calibench quantizes it, and the placement decided on it.
 
-Constants become initializers, Identity nodes go, BatchNormalization folds into the Conv before
+Constants become initializers, shape computations over static dimensions fold to constants
+(``SimplifyPass``), Identity nodes go, BatchNormalization folds into the Conv before
 it, and every node gets a name. The INT8 model is built from this graph, and the layer-error
 report runs the same preparation on the FP32 side so that tensor names line up.
 """
@@ -13,13 +14,15 @@ from onnx_ir.passes import common
 
 from calibench.passes.fold_batchnorm import FoldBatchNormPass
 from calibench.passes.placement import QuantPlan, plan_quantization
+from calibench.passes.simplify import SimplifyPass
 
 
 def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
-    """Fold BatchNorm, name nodes, and decide placement."""
+    """Simplify, fold BatchNorm, name nodes, and decide placement."""
     ir_model = ir.from_proto(model)
     ir.passes.Sequential(
         common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        SimplifyPass(),
         common.IdentityEliminationPass(),
         FoldBatchNormPass(),
         common.RemoveUnusedNodesPass(),
