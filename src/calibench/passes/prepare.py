@@ -1,9 +1,10 @@
 """The FP32 model as calibench quantizes it, and the placement decided on it.
 
 Constants become initializers, shape computations over static dimensions fold to constants
-(``SimplifyPass``), Identity nodes go, BatchNormalization folds into the Conv before
-it, and every node gets a name. The INT8 model is built from this graph, and the layer-error
-report runs the same preparation on the FP32 side so that tensor names line up.
+(``SimplifyPass``), a zero Pad before a Conv joins the Conv's pads, Identity nodes go,
+BatchNormalization folds into the Conv before it, and every node gets a name. The INT8 model is
+built from this graph, and the layer-error report runs the same preparation on the FP32 side so
+that tensor names line up.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import onnx_ir as ir
 from onnx_ir.passes import common
 
 from calibench.passes.fold_batchnorm import FoldBatchNormPass
+from calibench.passes.fold_pad import FoldPadIntoConvPass
 from calibench.passes.placement import QuantPlan, plan_quantization
 from calibench.passes.simplify import SimplifyPass
 
@@ -23,6 +25,7 @@ def prepare_fp32(model: onnx.ModelProto) -> tuple[onnx.ModelProto, QuantPlan]:
     ir.passes.Sequential(
         common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
         SimplifyPass(),
+        FoldPadIntoConvPass(),
         common.IdentityEliminationPass(),
         FoldBatchNormPass(),
         common.RemoveUnusedNodesPass(),
