@@ -54,8 +54,10 @@ equal parameters):
 * ``Split``, ``GatherElements``, ``ReduceMax``, ``ReduceMin``: ORT drops the Q/DQ and runs them
   on uint8, so the reader must know them. They could also join ``PASS_THROUGH``, but that would
   change the quantizers written for every model that has them: a change of its own, with tests;
-* ``Pad``: in the probe (padding 0, zero point 128) ORT kept the Q/DQ and ran it in FP32, as
-  a uint8 pad would have to pad with the zero point; when ORT does run it on uint8, it moves data;
+* ``Pad``: in the probe ORT kept the Q/DQ and ran it in FP32, with constant pads, mode
+  ``constant`` (value absent or 0, zero point 0 or 128), ``reflect`` and ``edge`` alike (ORT
+  1.32), so it is no ``PASS_THROUGH`` op; when ORT does run it on uint8, it moves data. A zero
+  Pad before a Conv is folded into the Conv's pads instead (``passes.fold_pad``);
 * ``Concat``: becomes QLinearConcat with its own output scale (see ``VARIADIC``);
 * ``NhwcMaxPool``: exists only inside ORT's optimised graph.
 """
