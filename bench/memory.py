@@ -260,16 +260,10 @@ def ort_worker(model_path: Path, data: Path, out: Path, samples: int) -> None:
     ``skip_symbolic_shape=True``, then ``quantize_static`` on the model as it is."""
     import tempfile
 
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from bench.peers import ORT_CALIBRATION_BATCH, load_arrays
+    from bench.peers import ORT_CALIBRATION_BATCH, load_arrays, ort_quantize_static
 
     class Reader(CalibrationDataReader):
         def __init__(self, arrays: dict[str, np.ndarray], batch: int) -> None:
@@ -299,16 +293,7 @@ def ort_worker(model_path: Path, data: Path, out: Path, samples: int) -> None:
             break
         start = time.perf_counter()
         reader = Reader(load_arrays(data), ORT_CALIBRATION_BATCH)
-        quantize_static(
-            source,
-            str(out),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        ort_quantize_static(source, str(out), reader)
         seconds["quantize_static"] = time.perf_counter() - start
     rounded = {k: round(v, 3) for k, v in seconds.items()}
     print(json.dumps({"seconds": rounded, "attempts": attempts}))
