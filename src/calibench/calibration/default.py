@@ -35,6 +35,7 @@ from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
 from calibench.runtime.session import make_session
+from calibench.words import plural
 
 BIAS_CORRECTION_SAMPLES = 64
 
@@ -284,11 +285,17 @@ def _keep_helpful_shifts(
     assert best is not None
     kept = len(best[1])
     baseline = scores[0][1]
+    # The words a person reads on the INT8 project's page: what bias correction is, what it
+    # did, and what the decibels mean.
     note = (
-        f"bias correction: applied to the first {kept} of {len(measured)} layers "
-        f"(output SQNR {baseline:.1f} → {best[0]:.1f} dB on the calibration samples)"
+        f"bias correction (removing the average shift INT8 rounding adds to a layer's "
+        f"outputs): applied to the first {plural(kept, 'layer')} of {len(measured)}, which "
+        f"brought the model's outputs closer to FP32's (SQNR {baseline:.1f} → {best[0]:.1f} dB "
+        "on the calibration samples; higher is closer)"
         if kept
-        else f"bias correction: measured for {len(measured)} layers but not applied: it did not "
-        f"raise the output SQNR ({baseline:.1f} dB) on the calibration samples"
+        else f"bias correction (removing the average shift INT8 rounding adds to a layer's "
+        f"outputs): tried on {plural(len(measured), 'layer')} and left out, because it did not "
+        f"bring the model's outputs closer to FP32's (SQNR {baseline:.1f} dB on the calibration "
+        "samples; higher is closer). Nothing to do: the INT8 model is as close without it"
     )
     return best[1], best[2], [note]

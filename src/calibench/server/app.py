@@ -18,7 +18,7 @@ from calibench.server.db import make_engine, session_factory
 from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.settings import ServerSettings
-from calibench.server.web import system
+from calibench.server.web import manual, system
 from calibench.server.web.datasets import routes as datasets
 from calibench.server.web.handlers import install_error_handlers
 from calibench.server.web.jobs import routes as jobs
@@ -76,6 +76,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.runner = runner
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(system.router)
+    app.include_router(manual.pages)
     for domain in (models, datasets, projects, jobs, targets):  # each: its JSON API, then its pages
         app.include_router(domain.api)
         app.include_router(domain.pages)

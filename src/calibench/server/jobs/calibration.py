@@ -40,7 +40,18 @@ def run_calibration(ctx: JobContext, job: CalibrationJob) -> dict[str, Any]:
     preprocess = job.preprocess or None
     metric = job.metric or None
 
-    ctx.log.info("calibrating %s with %s", job.model, job.config.to_dict())
+    config = job.config
+    ctx.log.info(
+        "calibrating %s on %s: %s method, %s preset, subset %s%s",
+        names.fp32,
+        names.calibration,
+        config.method.value,
+        config.preset.value,
+        config.subset.describe(),
+        f", maximum drop {config.max_drop:g} ({config.drop_type.value})"
+        if config.max_drop is not None
+        else "",
+    )
     datasets = {ws.path(job.dataset): names.calibration, validation: names.validation}
     with named(ws, {parent: names.fp32, **datasets}):
         result = _calibrate(ctx, job, parent, validation)

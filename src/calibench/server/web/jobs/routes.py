@@ -45,7 +45,13 @@ def retry_job(workbench: WorkbenchDep, job_id: int) -> JobView:
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, workbench: WorkbenchDep, job_id: int) -> HTMLResponse:
     found = workbench.job_page(job_id)
-    return page(request, "job.html", {"job": found.job, "log": found.log})
+    context = {
+        "job": found.job,
+        "log": found.log,
+        "project_name": found.project_name,
+        "dataset_name": found.dataset_name,
+    }
+    return page(request, "job.html", context)
 
 
 @pages.get("/fragments/jobs/{job_id}/log", response_class=HTMLResponse)

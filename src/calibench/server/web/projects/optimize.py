@@ -15,6 +15,7 @@ from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.service import get_dataset, ready_dataset
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import accuracy_aware_refusal, inference_settings
+from calibench.server.web.projects.compatible import refuse_incompatible
 from calibench.server.web.projects.schemas import ProjectView
 from calibench.server.web.projects.views import get_project, optimize_options, project_view
 from calibench.server.web.targets.service import target_choice
@@ -56,6 +57,13 @@ class OptimizeService(WorkbenchBase):
                 raise WorkbenchError(f"INT8 calibration is not available: {options.reason}", 409)
             model = get_model(session, parent.model_id)
             validation = get_dataset(session, parent.dataset_id)
+            refuse_incompatible(
+                self.workspace,
+                model,
+                calibration,
+                preprocess=parent.settings.get("preprocess"),
+                role="the calibration dataset",
+            )
             accuracy_aware = method == Method.ACCURACY_AWARE.value
             if accuracy_aware:
                 refusal = accuracy_aware_refusal(validation)

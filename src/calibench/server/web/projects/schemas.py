@@ -134,6 +134,11 @@ class OptimizePage(View):
     presets: dict[str, str]
     targets: list[str]
     """Where the calibration may run: "this machine" first, then the registered targets."""
+    suggested_dataset_id: int
+    """The calibration dataset the form starts on: another than the project's, where one
+    fits."""
+    unfit: dict[int, str] = Field(default_factory=dict)
+    """The datasets that cannot feed the model, by id, each with why."""
 
 
 class ModelPage(View):

@@ -29,6 +29,7 @@ from calibench.server.web.projects.checks import (
     inference_settings,
     metric_fits,
 )
+from calibench.server.web.projects.compatible import refuse_incompatible
 from calibench.server.web.projects.schemas import Comparison, ProjectDetail, ProjectView
 from calibench.server.web.projects.views import get_project, project_view
 from calibench.server.web.rows import referrers, refuse_while_used
@@ -62,6 +63,7 @@ class ProjectService(WorkbenchBase):
             metric_fits(metric, dataset)
             if model.state != "ready":
                 raise WorkbenchError(f"model {model.name!r} is not ready ({model.state})", 409)
+            refuse_incompatible(self.workspace, model, dataset, settings["batch"], preprocess)
             project = ProjectRow(
                 model_id=model.id,
                 dataset_id=dataset.id,
