@@ -214,24 +214,18 @@ def test_whole_flow(page: Page, fashion_cnn: Path, fashion_archives: dict[str, P
 def test_refusals_on_the_pages(
     page: Page, fashion_cnn: Path, fashion_archives: dict[str, Path]
 ) -> None:
-    # An NLP model: its baseline on images fails with words and a log; Optimize is greyed out.
-    _create_project(page, fashion_archives["nlp"], fashion_archives["plain"], "tiny NLP", "plain")
-    page.wait_for_selector("#status .job[data-state=failed]", timeout=JOB_TIMEOUT_MS)
-    expect(page.locator("#status .alert")).to_be_visible()
-    page.click("#status .alert a")
-    expect(page.locator("#job-log")).not_to_have_text("(empty)")
-    page.go_back()
-    nlp_url = page.url
-    page.click("#tab-perform")
-    expect(page.locator("#int8")).to_be_disabled()
-    expect(page.locator("#optimize-reason")).to_contain_text("NLP")
+    # An NLP model with a folder of images: refused where the project is made, in words; the
+    # uploads are kept (the dataset serves below).
+    page.goto("/projects/new")
+    page.set_input_files("#model_file", str(fashion_archives["nlp"]))
+    page.fill("#model_name", "tiny NLP")
+    page.set_input_files("#dataset_file", str(fashion_archives["plain"]))
+    page.fill("#dataset_name", "plain")
+    page.click("#create")
+    expect(page.locator("#form-error")).to_contain_text("as token ids: an NLP model")
+    expect(page.locator("#form-error")).to_contain_text("'plain' holds images")
+    expect(page.locator("#model_id option:checked")).to_contain_text("tiny NLP")
     _shot(page, "refused-nlp")
-    # A failed project can be deleted (after a confirmation).
-    page.goto(nlp_url)
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.click("#delete-project")
-    page.wait_for_url(re.compile(r"/$"))
-    expect(page.locator("#projects")).not_to_contain_text("tiny NLP")
 
     # An INT8 project's model is derived: only an original model can be calibrated.
     page.goto("/")
