@@ -52,16 +52,32 @@ def readme_html() -> str:
             heading.attrSet("id", slug(inline.content))
     for token in tokens:
         if token.type == "inline" and token.children:
-            token.children = [_without_image(child) for child in token.children]
+            token.children = _served(token.children)
     return str(parser.renderer.render(tokens, parser.options, {}))
 
 
-def _without_image(token: Token) -> Token:
-    if token.type != "image":
-        return token
-    alt = Token("text", "", 0)
-    alt.content = f"[screenshot: {token.content}]" if token.content else "[screenshot]"
-    return alt
+def _served(children: list[Token]) -> list[Token]:
+    """Images become their alt text, and links to files of the repository (which this server
+    does not serve) their plain text; links to anchors and to the web stay."""
+    kept: list[Token] = []
+    open_links: list[bool] = []
+    for token in children:
+        if token.type == "image":
+            alt = Token("text", "", 0)
+            alt.content = f"[screenshot: {token.content}]" if token.content else "[screenshot]"
+            kept.append(alt)
+        elif token.type == "link_open":
+            href = str(token.attrGet("href") or "")
+            served = href.startswith(("#", "http://", "https://", "/"))
+            open_links.append(served)
+            if served:
+                kept.append(token)
+        elif token.type == "link_close":
+            if open_links.pop() if open_links else True:
+                kept.append(token)
+        else:
+            kept.append(token)
+    return kept
 
 
 @pages.get("/help", response_class=HTMLResponse)

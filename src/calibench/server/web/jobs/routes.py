@@ -39,6 +39,9 @@ def cancel_job(workbench: WorkbenchDep, job_id: int) -> JobView:
 
 @api.post("/jobs/{job_id}/retry")
 def retry_job(workbench: WorkbenchDep, job_id: int) -> JobView:
+    """Run a failed or cancelled job again. A job whose failure comes from its own inputs
+    (``permanent``: its model, dataset or settings) fails the same way again; the pages offer
+    Retry only where ``retryable`` is true."""
     return workbench.retry(job_id)
 
 

@@ -36,7 +36,12 @@ def list_projects(workbench: WorkbenchDep) -> list[ProjectView]:
 
 @api.post("/projects", status_code=201)
 def create_project(workbench: WorkbenchDep, body: ProjectCreate) -> ProjectView:
-    """Create a project; its baseline inference (accuracy, performance) starts as a job."""
+    """Create a project; its baseline inference (accuracy, performance) starts as a job.
+
+    Refused (400), in words, when the dataset cannot feed the model: images for a model that
+    takes token ids or several inputs, an input of other than 1 or 3 channels or not of 4
+    dimensions, an .npz without an array per input or of another rank, sizes or number kind,
+    a resize or crop that misses the input's size."""
     return workbench.create_project(**body.model_dump())
 
 
