@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 
 from calibench.errors import DatasetError
 
@@ -24,8 +23,9 @@ IMAGE_CHANNELS = (1, 3)
 
 @dataclass(frozen=True)
 class ModelInput:
-    """A graph input: its name, shape (a symbol or None for a free dimension) and the numpy
-    dtype kind it takes ("f" float, "i"/"u" integer, "b" bool)."""
+    """A graph input (as ``runtime.inputs.input_specs`` reads it): its name, shape (a symbol
+    or None for a free dimension) and the numpy dtype kind it takes ("f" float, "i"/"u"
+    integer, "b" bool)."""
 
     name: str
     shape: tuple[int | str | None, ...]
@@ -75,27 +75,6 @@ class ImageSettings:
         if isinstance(self.resize, (list, tuple)):
             return (int(self.resize[0]), int(self.resize[1]))
         return None
-
-
-def model_inputs(model: onnx.ModelProto) -> list[ModelInput]:
-    """The graph inputs a dataset must feed (initializers listed as inputs are weights)."""
-    weights = {t.name for t in model.graph.initializer}
-    found = []
-    for value in model.graph.input:
-        if value.name in weights:
-            continue
-        tensor = value.type.tensor_type
-        shape = tuple(
-            d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in tensor.shape.dim
-        )
-        kind: str
-        try:
-            kind = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)).kind
-        except (KeyError, TypeError, ValueError):  # an undefined or exotic element type
-            kind = "?"
-        found.append(ModelInput(value.name, shape, kind))
-    return found
 
 
 def incompatibility(
@@ -223,7 +202,7 @@ def _arrays_refusal(
                     f"array {spec.name!r} of {dataset!r} holds samples of shape {list(sample)}"
                 )
         kind = _kind(array.dtype)
-        if kind is not None and spec.kind != "?" and (kind in "iub") != spec.integer:
+        if kind is not None and (kind in "iub") != spec.integer:
             takes = "integers" if spec.integer else "floating-point numbers"
             return (
                 f"{model}'s input {spec.name!r} takes {takes} but the array {spec.name!r} of "

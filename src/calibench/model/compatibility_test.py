@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from calibench.errors import DatasetError
 from calibench.model.compatibility import (
@@ -13,7 +10,6 @@ from calibench.model.compatibility import (
     ModelInput,
     check_compatible,
     incompatibility,
-    model_inputs,
 )
 
 PHOTOS = DatasetLayout("photos", image_sizes=((28, 28), (28, 28)))
@@ -94,19 +90,3 @@ def test_tensor_shapes_and_kinds_must_match() -> None:
     assert ints is not None and "takes floating-point numbers" in ints and "uint8" in ints
     own_batch_axis = tensors(input=((5, 1, 1, 28, 28), "float64"))
     assert incompatibility("cnn", CNN, own_batch_axis) is None
-
-
-def test_model_inputs_leave_out_weights() -> None:
-    weight = helper.make_tensor("w", TensorProto.FLOAT, [2, 2], np.ones(4).tolist())
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2]),
-            helper.make_tensor_value_info("w", TensorProto.FLOAT, [2, 2]),
-        ],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
-        [weight],
-    )
-    model: onnx.ModelProto = helper.make_model(graph)
-    assert model_inputs(model) == [ModelInput("x", ("n", 2), "f")]

@@ -19,9 +19,9 @@ from calibench.model.compatibility import (
     ImageSettings,
     ModelInput,
     incompatibility,
-    model_inputs,
 )
 from calibench.model.eligibility import eligibility
+from calibench.runtime.inputs import input_specs
 from calibench.server.db import DatasetRow, ModelRow
 
 
@@ -81,7 +81,12 @@ def model_facts(workspace: Path, model: ModelRow) -> ModelFacts | None:
         proto = onnx.load(str(workspace / model.path), load_external_data=False)
     except (OSError, ValueError, DecodeError):
         return None
-    return ModelFacts(repr(model.name), model_inputs(proto), eligibility(proto).nlp)
+    try:
+        specs = input_specs(proto)
+    except (KeyError, TypeError, ValueError):  # an element type numpy has no dtype for
+        return None
+    inputs = [ModelInput(s.name, s.shape, s.dtype.kind) for s in specs]
+    return ModelFacts(repr(model.name), inputs, eligibility(proto).nlp)
 
 
 def facts_refusal(

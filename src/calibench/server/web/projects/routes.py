@@ -124,6 +124,11 @@ def new_project(
         message = error.message if isinstance(error, WorkbenchError) else f"invalid value: {error}"
         status = error.status if isinstance(error, WorkbenchError) else 400
         shown = {**form.shown(), "model_id": model_id or "", "dataset_id": dataset_id or ""}
+        # What was uploaded is kept and selected: its name field is not for another upload.
+        if model_id != form.model_id:
+            shown["model_name"] = ""
+        if dataset_id != form.dataset_id:
+            shown["dataset_name"] = ""
         context = {**workbench.choices(), "form": shown, "error": message, "imported": imported}
         return page(request, "project_new.html", context, status=status)
     return see(f"/projects/{project.id}")
