@@ -54,8 +54,8 @@ def first_sample(
 
 
 def figures_text(figures: dict[str, float]) -> str:
-    """``top1 0.9230, top5 0.9990``: a log line a person reads, not a Python dict."""
-    return ", ".join(f"{name} {value:.4f}" for name, value in figures.items())
+    """``top1 92.30, top5 99.90``: a log line a person reads, not a Python dict."""
+    return ", ".join(f"{name} {value:.2f}" for name, value in figures.items())
 
 
 def run_baseline(ctx: JobContext, job: BaselineJob) -> dict[str, Any]:
