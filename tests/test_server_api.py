@@ -1428,9 +1428,15 @@ def test_deleting_projects_datasets_and_models(
         int8_folder = workspace / "models" / str(child["model"]["id"])
         assert (int8_folder / "model.onnx").is_file()
 
-        assert "delete them first" in refused(client.delete(f"/api/projects/{parent['id']}"), 409)
-        assert "used by project(s)" in refused(client.delete(f"/api/datasets/{val['id']}"), 409)
-        assert "used by project(s)" in refused(client.delete(f"/api/models/{model['id']}"), 409)
+        detail = refused(client.delete(f"/api/projects/{parent['id']}"), 409)
+        assert detail == (
+            f"project {parent['id']} was calibrated into INT8 project {child['id']}: "
+            "delete it first"
+        )
+        detail = refused(client.delete(f"/api/datasets/{val['id']}"), 409)
+        assert f"is used by projects {parent['id']}, {child['id']}: delete them first" in detail
+        detail = refused(client.delete(f"/api/models/{model['id']}"), 409)
+        assert detail.endswith(f"is used by project {parent['id']}: delete it first")
 
         # The INT8 project goes with its model, its report and its job's log.
         assert client.delete(f"/api/projects/{child['id']}").status_code == 204

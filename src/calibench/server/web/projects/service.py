@@ -148,7 +148,8 @@ class ProjectService(WorkbenchBase):
             project = get_project(session, project_id)
             refuse_while_used(
                 referrers(session, ProjectRow.parent_id, project_id),
-                f"project {project_id} has INT8 projects made from it",
+                f"project {project_id} was calibrated into",
+                "INT8 project",
             )
             jobs = session.scalars(select(JobRow).where(JobRow.project_id == project_id)).all()
             busy = [j.id for j in jobs if not JobState(j.state).finished]
