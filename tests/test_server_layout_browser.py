@@ -6,6 +6,7 @@ typed. Screenshots go to build/screenshots/layout-*.png."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,3 +164,8 @@ def test_the_subset_note_follows_what_is_typed(browser: Browser, workbench: Work
     assert note.inner_text().startswith("= 2 samples of 200. Fewer than 100 samples")
     assert "few" in (note.get_attribute("class") or "")
     page.screenshot(path=str(SHOTS / "layout-desktop-optimize.png"), full_page=True)
+    # Enter in a field calibrates (the page's first button is Calibrate, not the import).
+    page.fill("#subset", "50")
+    page.press("#subset", "Enter")
+    page.wait_for_url(re.compile(r"/projects/\d+$"))
+    assert page.locator("#status").inner_text().startswith("INT8 calibration")
