@@ -57,7 +57,7 @@ def refuse_incompatible(
 ) -> None:
     """Refuse (400) a dataset that cannot feed the model; ``role`` names the dataset's use in
     the message ("calibration dataset")."""
-    reason = compatibility_refusal(workspace, model, dataset, batch, preprocess)
+    reason = facts_refusal(model_facts(workspace, model), dataset, batch, preprocess)
     if reason is not None:
         lead = f"{role} {dataset.name!r} does not fit {model.name!r}: " if role else ""
         raise WorkbenchError(lead + reason)
@@ -102,17 +102,6 @@ def facts_refusal(
         resize=(preprocess or {}).get("resize"), crop=(preprocess or {}).get("crop"), batch=batch
     )
     return incompatibility(facts.name, facts.inputs, layout, settings, nlp=facts.nlp)
-
-
-def compatibility_refusal(
-    workspace: Path,
-    model: ModelRow,
-    dataset: DatasetRow,
-    batch: int = 1,
-    preprocess: dict[str, Any] | None = None,
-) -> str | None:
-    """Why the dataset cannot feed the model (None: it can, as far as the layouts say)."""
-    return facts_refusal(model_facts(workspace, model), dataset, batch, preprocess)
 
 
 def unfit_datasets(
