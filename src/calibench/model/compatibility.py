@@ -156,12 +156,6 @@ def _images_refusal(
             f"{model}'s input {spec.name!r} takes {fixed[0]}×{fixed[1]}: change the resize or "
             "the crop"
         )
-    if fixed is not None and size is None and isinstance(settings.resize, int):
-        return (
-            f"a resize of the short side to {settings.resize} keeps each image's aspect "
-            f"ratio, but {model}'s input {spec.name!r} takes {fixed[0]}×{fixed[1]}: add a crop "
-            f"of {fixed[0]}×{fixed[1]}, or resize to both sides"
-        )
     varied = dataset.image_sizes is not None and dataset.image_sizes[0] != dataset.image_sizes[1]
     if fixed is None and size is None and varied and settings.batch > 1:
         assert dataset.image_sizes is not None
