@@ -299,6 +299,7 @@ API_PATHS = {
     "/api/projects/{project_id}": {"get", "delete"},
     "/api/projects/{project_id}/optimize": {"post"},
     "/api/projects/{project_id}/compare": {"get"},
+    "/api/compare": {"get"},
     "/api/jobs": {"get"},
     "/api/jobs/{job_id}": {"get"},
     "/api/jobs/{job_id}/log": {"get"},
@@ -1004,7 +1005,9 @@ def test_full_happy_path(bench: Bench, calibrated: Calibrated) -> None:
         assert file.status_code == 200
         name = project["model"]["name"]
         assert name.startswith("fashion_cnn INT8")
-        download = f'filename="{name.replace(" ", "_")}.onnx"'
+        method = "Default" if job is calibrated.default_job else "AccuracyAware max drop 1%"
+        assert name.startswith(f"fashion_cnn INT8 ({method}, performance, "), name
+        download = f'filename="{re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")}.onnx"'
         assert download in file.headers["content-disposition"]
         proto = onnx.load_from_string(file.content)
         ops = {n.op_type for n in proto.graph.node}

@@ -19,6 +19,7 @@ from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.settings import ServerSettings
 from calibench.server.web import system
+from calibench.server.web.compare import routes as compare
 from calibench.server.web.datasets import routes as datasets
 from calibench.server.web.handlers import install_error_handlers
 from calibench.server.web.jobs import routes as jobs
@@ -76,7 +77,8 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.runner = runner
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(system.router)
-    for domain in (models, datasets, projects, jobs, targets):  # each: its JSON API, then its pages
+    # each domain: its JSON API, then its pages
+    for domain in (models, datasets, projects, compare, jobs, targets):
         app.include_router(domain.api)
         app.include_router(domain.pages)
     install_guard(app, settings)
