@@ -137,17 +137,23 @@ class FellBack:
 
 def fell_back(rows: Iterable[Row], reverted: Sequence[str]) -> list[FellBack]:
     """The FP32 layers that were not reverted themselves but whose reason names a reverted
-    layer (they read its output, or were folded into it)."""
-    if not reverted:
-        return []
-    chosen = set(reverted)
-    pattern = re.compile("|".join(re.escape(n) for n in sorted(chosen, key=len, reverse=True)))
-    found = []
-    for row in rows:
-        name, reason = _get(row, "name"), _get(row, "reason") or ""
-        if _get(row, "precision") != INT8 and name not in chosen and pattern.search(reason):
-            found.append(FellBack(name, reason))
-    return found
+    layer, or a layer that fell back in turn (they read its output, or follow it)."""
+    table = list(rows)
+    chosen, found = set(reverted), dict[str, FellBack]()
+    while chosen:
+        pattern = re.compile("|".join(re.escape(n) for n in sorted(chosen, key=len, reverse=True)))
+        chosen = set()
+        for row in table:
+            name, reason = _get(row, "name"), _get(row, "reason") or ""
+            if (
+                _get(row, "precision") != INT8
+                and name not in reverted
+                and name not in found
+                and pattern.search(reason)
+            ):
+                found[name] = FellBack(name, reason)
+                chosen.add(name)
+    return [found[_get(r, "name")] for r in table if _get(r, "name") in found]
 
 
 def revert_words(rows: Iterable[Row], reverted: Sequence[str]) -> str:
