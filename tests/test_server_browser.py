@@ -183,6 +183,7 @@ def test_whole_flow(
     _wait_ready(page)
     int8_url = page.url
     int8_id = int(int8_url.rsplit("/", 1)[1])
+    _shot(page, "project-int8")
     # Named by what it is; the page shows its gain against its parent, timed side by side.
     recipe = "Default, performance, 50% of fashion calibration"
     expect(page.locator("h1")).to_contain_text(f"Fashion CNN INT8 ({recipe})")
@@ -299,9 +300,9 @@ def test_whole_flow(
     _phone_walk(page, server, int8_url, int8_id, gain)
 
 
-WIDEST = """[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 391
-  && !e.closest('.table-box')).slice(0, 5).map(e => e.tagName + '.' + e.className + '#' + e.id
-  + ' ' + Math.round(e.getBoundingClientRect().right))"""
+WIDEST = """[...document.querySelectorAll('main *')]
+  .filter(e => e.getBoundingClientRect().right > 391 && !e.closest('.table-box')).slice(0, 5)
+  .map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + e.getBoundingClientRect().right)"""
 """What sticks out of a phone's screen (tables scroll inside their box, so they do not)."""
 
 

@@ -164,8 +164,10 @@ def pair_rows(a: ProjectView, b: ProjectView, together: bool) -> list[PairRow]:
                     a=_speed_cell(a.speed, getattr(a.speed, field, None), digits),
                     b=_speed_cell(b.speed, getattr(b.speed, field, None), digits),
                     change=NOT_TOGETHER,
-                    note=" | ".join(
-                        f"{p.model.name}: {p.speed.note}" for p in (a, b) if p.speed is not None
+                    note="; ".join(
+                        f"{side}: {p.speed.note}"
+                        for side, p in (("reference", a), ("compared", b))
+                        if p.speed is not None
                     )
                     or None,
                 )
