@@ -70,7 +70,10 @@ class FleetService(TargetService):
             fp32_tp, fp32_lat = perf["fp32"]["throughput"], perf["fp32"]["latency_ms_median"]
             int8_tp, int8_lat = perf["int8"]["throughput"], perf["int8"]["latency_ms_median"]
             speedup = int8_tp / fp32_tp if fp32_tp else None
-        shown = speed_of(perf.get("int8") if speedup else _perf(fp32))
+        sides = {"fp32": "the FP32 model", "int8": "the INT8 model"}
+        shown = (
+            speed_of(perf.get("int8"), sides, sides["int8"]) if speedup else speed_of(_perf(fp32))
+        )
         cpu = self._cpu(name)
         return FleetRow(
             target=name,
