@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
 from calibench.runtime.isa import HOST_FLAGS_ENV, Isa
@@ -20,7 +21,7 @@ def _relu() -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def test_a_stamp_names_runtime_cpu_isa_and_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_stamp_names_runtime_cpu_isa_and_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HOST_FLAGS_ENV, "avx2")
     at = datetime(2026, 11, 30, 13, 40, 12, tzinfo=timezone.utc)
     stamp = measurement(["fp32", "int8"], at=at)

@@ -15,7 +15,9 @@ from typing import Any
 
 from calibench.report.comparison import drop_words, speed_words
 from calibench.report.layer_counts import count_layers, plural, revert_words
+from calibench.runtime.isa import Isa
 from calibench.server.web.schemas import View
+from calibench.targets.check import verdict
 from calibench.workflow.measured import isa_words
 
 METHODS = {"default": "Default", "accuracy-aware": "AccuracyAware"}
@@ -48,6 +50,9 @@ class Speed(View):
     """All of it in one line, shown beside the figure."""
     short: str
     """``1 × 1 · ONNX Runtime 1.22.1 · VNNI · 30 Nov 2026, 13:40 UTC``: for a table cell."""
+    warning: str | None = None
+    """Where the CPU that measured has no fast INT8 instructions (no VNNI, no ARM dot
+    product): what to expect of INT8 there."""
 
 
 class Gain(View):
@@ -107,6 +112,16 @@ def when(at: str | None) -> str | None:
     return moment.strftime("%d %b %Y, %H:%M UTC").lstrip("0")
 
 
+def _slow_int8(isa: str | None) -> str | None:
+    try:
+        found = Isa(isa) if isa else None
+    except ValueError:
+        return None
+    if found is None or found in (Isa.AMX, Isa.VNNI, Isa.ARM_DOT):
+        return None
+    return f"the CPU that measured it has {found.label}: {verdict(found).split(': ', 1)[-1]}"
+
+
 def speed_of(
     perf: dict[str, Any] | None, names: dict[str, str] | None = None, own: str | None = None
 ) -> Speed | None:
@@ -149,6 +164,7 @@ def speed_of(
         settings=setting,
         machine=machine,
         note=note,
+        warning=_slow_int8(measured.get("isa")),
         short=" · ".join(
             p for p in (f"{batch} × {streams}", runtime, isa, shown or "time not recorded") if p
         ),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from calibench.server.web.projects.figures import gain_of, int8_name, recipe_of, speed_of, when
+from calibench.server.web.projects.figures import (
+    gain_of,
+    int8_name,
+    layer_summary,
+    recipe_of,
+    speed_of,
+    when,
+)
 
 STAMP = {
     "at": "2026-11-30T13:40:12+00:00",
@@ -101,3 +108,37 @@ def test_an_int8_project_is_named_by_its_recipe() -> None:
 def test_when() -> None:
     assert when("2026-01-05T09:03:00+00:00") == "5 Jan 2026, 09:03 UTC"
     assert when(None) is None and when("yesterday") == "yesterday"
+
+
+def test_a_cpu_without_fast_int8_says_so_beside_the_figure() -> None:
+    perf = {"throughput": 5.0, "latency_ms_median": 1.0, "measured": {**STAMP, "isa": "avx2"}}
+    speed = speed_of(perf)
+    assert speed is not None and speed.warning is not None
+    assert speed.warning.startswith("the CPU that measured it has AVX2 without VNNI: expect little")
+    assert speed_of({**perf, "measured": STAMP}).warning is None  # type: ignore[union-attr]
+
+
+def test_an_accuracy_aware_revert_is_explained_where_it_is_counted() -> None:
+    def row(name: str, op: str, precision: str, kernel: str, reason: str | None = None) -> dict:
+        return {"name": name, "op_type": op, "precision": precision, "kernel": kernel,
+                "reason": reason}  # fmt: skip
+
+    rows = [
+        row("/c1", "Conv", "INT8", "QLinearConv"),
+        row("/r1", "Relu", "INT8", "(folded)", "folded into the output quantizer of /c1"),
+        row("/c2", "Conv", "FP32", "Conv", "reverted: cost 0.80 points"),
+        row("/pool", "MaxPool", "FP32", "MaxPool", "reads the output of /c2, reverted by AA"),
+        row("/fc", "Gemm", "INT8", "QGemm"),
+    ]
+    summary = layer_summary(rows, ["/c2"])
+    assert summary is not None
+    assert (
+        summary.words
+        == "2 of 3 Conv/Gemm in INT8; 1 activation folded into them; 0 of 1 other layer in INT8"
+    )
+    assert summary.reverted == (
+        "1 layer reverted to FP32; 1 more fell back with it: /pool (reads the output of /c2, "
+        "reverted by AA)"
+    )
+    assert layer_summary(rows) is not None and layer_summary(rows).reverted is None  # type: ignore[union-attr]
+    assert layer_summary(None) is None
