@@ -100,8 +100,9 @@ def _speed_note(a: ProjectView, b: ProjectView, together: bool) -> str:
     )
 
 
-def _speed_cell(speed: Speed | None, value: float | None, digits: str) -> str:
-    return "—" if speed is None or value is None else format(value, digits)
+def _speed_cell(speed: Speed | None, field: str, digits: str) -> str:
+    value = getattr(speed, field, None)
+    return "—" if value is None else format(value, digits)
 
 
 def pair_rows(a: ProjectView, b: ProjectView, together: bool) -> list[PairRow]:
@@ -131,57 +132,40 @@ def pair_rows(a: ProjectView, b: ProjectView, together: bool) -> list[PairRow]:
                 note=f"on {a.dataset.name}" if same else None,
             )
         )
-    if together and b.gain is not None:
-        fp32, int8 = b.gain.fp32, b.gain.int8
-        rows += [
+    gain = b.gain if together else None
+    for field, key, label, digits in (
+        ("throughput", "throughput", "throughput, samples/s", ".1f"),
+        ("latency_ms", "latency", "latency, median ms", ".2f"),
+    ):
+        first: Speed | None
+        second: Speed | None
+        if gain is not None:  # both from the one run that timed them together
+            first, second, note = gain.fp32, gain.int8, gain.int8.note
+            change = gain.words if key == "throughput" else gain.latency_words
+        else:
+            first, second, change = a.speed, b.speed, NOT_TOGETHER
+            sides = (("reference", a), ("compared", b))
+            note = "; ".join(f"{s}: {p.speed.note}" for s, p in sides if p.speed is not None)
+        rows.append(
             PairRow(
-                key="throughput",
-                label="throughput, samples/s",
-                a=f"{fp32.throughput:.1f}",
-                b=f"{int8.throughput:.1f}",
-                change=b.gain.words,
-                note=int8.note,
-            ),
+                key=key,
+                label=label,
+                a=_speed_cell(first, field, digits),
+                b=_speed_cell(second, field, digits),
+                change=change,
+                note=note or None,
+            )
+        )
+    if gain is None and (a.gain is not None or b.gain is not None):
+        rows.append(
             PairRow(
-                key="latency",
-                label="latency, median ms",
-                a=f"{fp32.latency_ms:.2f}",
-                b=f"{int8.latency_ms:.2f}",
-                change=b.gain.latency_words,
-                note=int8.note,
-            ),
-        ]
-    else:
-        for key, label, digits in (
-            ("throughput", "throughput, samples/s", ".1f"),
-            ("latency", "latency, median ms", ".2f"),
-        ):
-            field = "throughput" if key == "throughput" else "latency_ms"
-            rows.append(
-                PairRow(
-                    key=key,
-                    label=label,
-                    a=_speed_cell(a.speed, getattr(a.speed, field, None), digits),
-                    b=_speed_cell(b.speed, getattr(b.speed, field, None), digits),
-                    change=NOT_TOGETHER,
-                    note="; ".join(
-                        f"{side}: {p.speed.note}"
-                        for side, p in (("reference", a), ("compared", b))
-                        if p.speed is not None
-                    )
-                    or None,
-                )
+                key="gain",
+                label="speed against its FP32 parent",
+                a=a.gain.words if a.gain else "—",
+                b=b.gain.words if b.gain else "—",
+                change="each timed side by side with its parent, in its own run",
             )
-        if a.gain is not None or b.gain is not None:
-            rows.append(
-                PairRow(
-                    key="gain",
-                    label="speed against its FP32 parent",
-                    a=a.gain.words if a.gain else "—",
-                    b=b.gain.words if b.gain else "—",
-                    change="each timed side by side with its parent, in its own run",
-                )
-            )
+        )
     size_a, size_b = a.model.size_bytes, b.model.size_bytes
     rows.append(
         PairRow(

@@ -204,15 +204,23 @@ def gain_of(
     )
 
 
+def method_words(config: dict[str, Any], short: bool = False) -> str:
+    """``Default``; ``AccuracyAware, maximum drop 1 pt`` (``short``: ``AccuracyAware max drop 1
+    pt``, for a name)."""
+    method = METHODS.get(config.get("method", ""), str(config.get("method")))
+    if config.get("method") == "accuracy-aware" and config.get("max_drop") is not None:
+        relative = config.get("drop_type") == "relative"
+        unit = ("%" if short else "% of FP32") if relative else " pt"
+        method += f"{' max' if short else ', maximum'} drop {config['max_drop']:g}{unit}"
+    return method
+
+
 def recipe_of(calibration: dict[str, Any] | None) -> Recipe | None:
     """What an INT8 project was calibrated with, from its ``calibration`` column."""
     config = (calibration or {}).get("config")
     if not config:
         return None
-    method = METHODS.get(config.get("method", ""), str(config.get("method")))
-    if config.get("method") == "accuracy-aware" and config.get("max_drop") is not None:
-        unit = "% of FP32" if config.get("drop_type") == "relative" else " pt"
-        method += f", maximum drop {config['max_drop']:g}{unit}"
+    method = method_words(config)
     subset = config.get("subset") or {}
     report = (calibration or {}).get("report") or {}
     used = (report.get("subset") or {}).get("size")
@@ -252,10 +260,7 @@ def layer_summary(
 def int8_name(model: str, config: dict[str, Any], dataset: str) -> str:
     """An INT8 model named by what it is: ``Fashion CNN INT8 (Default, performance, 50% of
     fashion calibration)``; two calibrations alike differ by a number the caller adds."""
-    method = METHODS.get(config.get("method", ""), str(config.get("method")))
-    if config.get("method") == "accuracy-aware" and config.get("max_drop") is not None:
-        unit = "%" if config.get("drop_type") == "relative" else " pt"
-        method += f" max drop {config['max_drop']:g}{unit}"
+    method = method_words(config, short=True)
     subset = config.get("subset") or {}
     size = (
         f"{subset['percent']:g}%"
