@@ -230,11 +230,14 @@ def test_whole_flow(
     expect(page.locator("#speed-note")).to_contain_text("side by side")
     expect(page.locator("#pair-table tr[data-row=throughput] .change")).to_contain_text(gain)
     frame = page.frame_locator("#report")
-    expect(frame.locator("h1")).to_contain_text("(INT8) against Fashion CNN (FP32)")
+    expect(frame.locator("h1")).to_contain_text(f"{recipe}) against Fashion CNN (FP32)")
     assert frame.locator("svg").count() >= 2
     _no_other_number_format(page)
     page.wait_for_timeout(300)
     _shot(page, "compare")
+    page.goto(f"/projects/{int8_id}/compare/report")  # the report alone, as `compare --html`
+    expect(page.locator("h1")).to_contain_text(f"{recipe}) against Fashion CNN (FP32)")
+    _shot(page, "compare-report")
 
     # 7. AccuracyAware from the same FP32 project, with a maximum drop.
     _optimize(page, fp32_url)

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from calibench.report.layer_counts import count_layers
+from calibench.report.layer_counts import count_layers, fell_back, revert_words
 from calibench.report.layers import LayerRow
 
 
@@ -109,6 +109,9 @@ class CalibrationReport:
                 )
         if self.accuracy_aware:
             render_accuracy_aware(self.accuracy_aware, console)
+            reverted = list(self.accuracy_aware.get("reverted") or ())
+            if fell_back(self.layers, reverted):  # why the INT8 count fell by more
+                console.print(revert_words(self.layers, reverted) + ".")
 
     def __str__(self) -> str:
         console = Console(width=160, record=True, file=io.StringIO())

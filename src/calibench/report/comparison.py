@@ -97,8 +97,10 @@ class Comparison:
 
     @property
     def title(self) -> str:
-        """``mobilenet INT8 (…) against mobilenet``: the INT8 model first, FP32 second."""
-        return f"{self.int8_model} (INT8) against {self.fp32_model} (FP32)"
+        """``mobilenet INT8 (…) against mobilenet (FP32)``: the INT8 model first, FP32 second,
+        each said to be what it is (unless its name says it)."""
+        named = "int8" in self.int8_model.lower()  # "… INT8 (Default, …)", "model-int8.onnx"
+        return f"{self.int8_model}{'' if named else ' (INT8)'} against {self.fp32_model} (FP32)"
 
     @property
     def metric(self) -> str | None:

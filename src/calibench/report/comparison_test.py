@@ -39,3 +39,17 @@ def test_speed_words(ratio: float | None, words: str) -> None:
 )
 def test_drop_words(drop: float | None, words: str) -> None:
     assert drop_words(drop) == words
+
+
+def test_the_title_says_which_model_is_which() -> None:
+    from calibench.report.comparison import Comparison
+    from calibench.runtime.profiling import LayerTimes
+
+    def titled(int8: str, fp32: str) -> str:
+        times = LayerTimes({}, 0.0, 0.0, 1, 1, 1)
+        return Comparison(fp32, int8, [], times, times, {}, {}, 0).title
+
+    assert titled("q.onnx", "m.onnx") == "q.onnx (INT8) against m.onnx (FP32)"
+    assert titled("Fashion CNN INT8 (Default, …)", "Fashion CNN") == (
+        "Fashion CNN INT8 (Default, …) against Fashion CNN (FP32)"
+    )

@@ -42,7 +42,8 @@ def test_counts_keep_weighted_folded_and_other_layers_apart(
 def test_a_revert_names_every_layer_that_fell_back_with_it(tiny_cnn_path: Path, data: Path) -> None:
     # --keep-fp32 goes through the same revert as AccuracyAware's.
     kept = "/c1/c1.0/Conv"
-    rows = calibench.calibrate(tiny_cnn_path, data, subset=8, keep_fp32=[kept]).report.layers
+    report = calibench.calibrate(tiny_cnn_path, data, subset=8, keep_fp32=[kept]).report
+    rows = report.layers
     found = {f.name: f.reason for f in fell_back(rows, [kept])}
     fp32 = {r.name for r in rows if r.precision != "INT8"}
     assert kept not in found and set(found) == fp32 - {kept}
@@ -53,6 +54,21 @@ def test_a_revert_names_every_layer_that_fell_back_with_it(tiny_cnn_path: Path, 
     text = revert_words(rows, [kept])
     assert text.startswith(f"1 layer reverted to FP32; {len(found)} more fell back with it: ")
     assert "/c2/c2.0/Conv (reads the output of /c1/c1.0/Conv" in text
+    # The CLI's report says it under the AccuracyAware table, as the web page does.
+    report.accuracy_aware = {
+        "metric": "top1",
+        "allowed_drop": 1.0,
+        "iterations": [],
+        "met": True,
+        "fp32": 90.0,
+        "default": 88.0,
+        "final": 89.5,
+        "drop": 0.5,
+        "reverted": {kept: 0.8},
+        "evaluations": {"full": 2, "ranking": 3},
+        "seconds": 1.0,
+    }
+    assert f"1 layer reverted to FP32; {len(found)} more fell back with it" in str(report)
 
 
 def test_nothing_reverted_and_plurals() -> None:
