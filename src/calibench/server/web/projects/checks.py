@@ -8,12 +8,12 @@ import math
 from typing import Any
 
 from calibench.errors import WorkbenchError
-from calibench.metrics.registry import BUILTIN_SPECS, builtin_spec
+from calibench.metrics.registry import WORDS, builtin_spec
 from calibench.server.db import DatasetRow
 
-METRICS = BUILTIN_SPECS
-"""What the workbench accepts as a metric: built-in ones only (a custom metric is code, and the
-server never runs code a client names)."""
+METRICS = WORDS
+"""What the workbench accepts as a metric, each in words: built-in ones only (a custom metric is
+code, and the server never runs code a client names)."""
 
 
 def check_metric(metric: str | None) -> str | None:
