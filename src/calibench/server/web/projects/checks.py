@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from calibench.errors import WorkbenchError
-from calibench.metrics.registry import WORDS, builtin_spec
+from calibench.metrics.registry import NAMES, WORDS, builtin_spec
 from calibench.server.db import DatasetRow
 
 METRICS = WORDS
@@ -22,7 +22,7 @@ def check_metric(metric: str | None) -> str | None:
     chosen = builtin_spec(metric)
     if chosen is None:
         raise WorkbenchError(
-            f"unknown metric {metric[:60]!r}: choose {', '.join(METRICS)} (or none, for the "
+            f"unknown metric {metric[:60]!r}: choose {NAMES} (or none, for the "
             "dataset's default); custom metrics are for the command line and the Python API"
         )
     return chosen
