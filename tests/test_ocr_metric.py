@@ -77,3 +77,17 @@ def test_ocr_accuracy_given_imported_and_kept_by_accuracy_aware(
     assert figures["fp32"] == pytest.approx(fp32) and figures["met"]
     int8 = _json(["infer", str(out), "-d", str(text_sets["test"]), "--metric", METRIC, *ws], capsys)
     assert int8["accuracy"]["figures"]["one_minus_cer"] == pytest.approx(figures["final"])  # type: ignore[index]
+
+
+def test_the_workbench_says_why_text_labels_need_the_command_line(
+    text_sets: dict[str, Path], tmp_path: Path
+) -> None:
+    from calibench.data.importer import import_dataset
+    from calibench.server.db import DatasetRow
+    from calibench.server.web.projects.checks import accuracy_aware_refusal
+
+    result = import_dataset(text_sets["test"], tmp_path / "datasets", name="lines")
+    row = DatasetRow(name="lines", task=result.task.value, summary=result.summary())
+    refusal = accuracy_aware_refusal(row)
+    assert refusal is not None and "labelled with a text per sample" in refusal
+    assert "--metric package.module:function" in refusal

@@ -67,6 +67,15 @@ def accuracy_aware_refusal(validation: DatasetRow) -> str | None:
     """Why AccuracyAware is not available on a project with this dataset (None: it is)."""
     if validation.annotated:
         return None
+    labels = (validation.summary or {}).get("labels") or {}
+    kinds = {"value": "a number", "text": "a text", "array": "an array", "ragged": "an array"}
+    if labels.get("kind") in kinds:  # not class indices: only a custom metric scores them
+        return (
+            f"{validation.name!r} is labelled with {kinds[labels['kind']]} per sample, which "
+            "only a custom metric scores, and the workbench runs built-in metrics only; run "
+            "AccuracyAware from the command line: calibench calibrate --method accuracy-aware "
+            "--metric package.module:function"
+        )
     return (
         f"AccuracyAware measures accuracy on the project's dataset, {validation.name!r}, "
         "which has no annotations; use Default, or create the project on an annotated dataset"
