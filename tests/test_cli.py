@@ -178,3 +178,18 @@ def test_a_custom_metric_that_raises_is_the_metrics_error(
     assert main(["--debug", *args]) == 5
     err = capsys.readouterr().err
     assert "Traceback" in err and "return 100.0 / (label - label)" in err
+
+
+def test_a_custom_metric_edited_between_runs_is_never_served_from_the_cache(
+    tiny_cnn_path: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    npz = _labelled(tiny_cnn_path, tiny_data, tmp_path / "test.npz")
+    script = tmp_path / "mine.py"
+    args = [str(tiny_cnn_path), "-d", str(npz), "--metric", f"{script}:score"]
+    args += ["--workspace", str(tmp_path / "ws")]
+    figures = []
+    for value in (1.0, 2.0):
+        script.write_text(f"def score(outputs, label):\n    return {value}\n")
+        assert main(["infer", *args, "--seconds", "0.05", "--json", "-q"]) == 0
+        figures.append(json.loads(capsys.readouterr().out)["accuracy"]["figures"]["score"])
+    assert figures == [1.0, 2.0]

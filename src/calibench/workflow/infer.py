@@ -85,7 +85,7 @@ def run_inference(
 
     ``timing`` is entered around the speed measurement alone (a lock, say, so that jobs side by
     side do not skew each other's timings)."""
-    from calibench.metrics.registry import default_spec, metric_for
+    from calibench.metrics.registry import builtin_spec, default_spec, metric_for
 
     perf = perf or PerfSettings()
     proto = load_model(model_path)
@@ -108,8 +108,8 @@ def run_inference(
     if (
         cache is not None
         and isinstance(dataset, (str, os.PathLike))
-        and not isinstance(metric, Metric)
-    ):
+        and (metric is None or (isinstance(metric, str) and builtin_spec(metric) is not None))
+    ):  # a custom metric is code the user may have changed since: never served from the cache
         key = cache.key(
             {
                 "model": digest,
