@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from calibench.errors import ModelError
+from calibench.runtime.inputs import input_specs
 from calibench.runtime.session import make_session
 
 _SYMBOL = "calibench_batch"
@@ -37,8 +38,9 @@ class FoundBy(str, Enum):
 
 @dataclass(frozen=True)
 class BatchAxes:
-    """Each output's batch axis (``None``: the output has none and belongs to the one sample
-    of a batch), and how it was found."""
+    """Each output's batch axis (``None``: the output has none, as a batch-1 model that drops
+    it, or an output the same whatever the batch; each sample gets it whole), and how it was
+    found."""
 
     axes: dict[str, int | None]
     found_by: dict[str, FoundBy]
@@ -57,14 +59,10 @@ class BatchAxes:
         ]
 
     def rows(self, name: str, output: np.ndarray, count: int) -> np.ndarray:
-        """``output`` with its batch axis first (a new axis of 1 when it has none)."""
+        """``output`` with its batch axis first; an output without one is every sample's."""
         axis = self.axes[name]
         if axis is None:
-            if count != 1:
-                raise ModelError(
-                    f"output {name!r} has no batch axis, but a batch of {count} samples ran"
-                )
-            return output[None]
+            return np.broadcast_to(output, (count, *output.shape))
         if output.ndim <= axis or output.shape[axis] != count:
             raise ModelError(
                 f"output {name!r} has shape {list(output.shape)} for a batch of {count}: its "
@@ -109,13 +107,7 @@ def _batch_size(feeds: dict[str, np.ndarray]) -> int:
 
 
 def _input_batch_symbols(model: onnx.ModelProto) -> set[str]:
-    weights = {t.name for t in model.graph.initializer}
-    symbols = set()
-    for value in model.graph.input:
-        dims = value.type.tensor_type.shape.dim
-        if value.name not in weights and dims and dims[0].dim_param:
-            symbols.add(dims[0].dim_param)
-    return symbols
+    return {str(s.shape[0]) for s in input_specs(model) if s.shape and isinstance(s.shape[0], str)}
 
 
 def _declared(value: onnx.ValueInfoProto, symbols: set[str]) -> int | None:

@@ -87,3 +87,15 @@ def test_a_batch_that_does_not_fit_the_axis_is_a_model_error() -> None:
     axes = find_batch_axes(model, feeds, outputs)
     with pytest.raises(ModelError, match=r"output 't' has shape \[5, 2, 3\] for a batch of 4"):
         axes.split(["t", "pooled"], outputs, 4)
+
+
+def test_an_output_the_same_for_any_batch_goes_whole_to_every_sample() -> None:
+    model = _model("""
+    agraph (float[N, 3] x) => (float[N, 3] y, float[2] constant) {
+        y = Relu (x)
+        constant = Constant <value = float[2] {1.0, 2.0}> ()
+    }
+    """)
+    axes, found = _found(model, batch=3)
+    assert axes == {"y": 0, "constant": None}
+    assert found == {"y": FoundBy.DECLARED, "constant": FoundBy.MEASURED}
