@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibench.config import DropType, Method, Preset
+from calibench.metrics.registry import NAMES
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
@@ -85,8 +86,7 @@ class ProjectCreate(BaseModel):
     )
     metric: str | None = Field(
         None,
-        description="top1 or topk (top-1 and top-5 accuracy) or map:yolox|yolov5|yolov8|ssd "
-        "(detection mAP with the model's output decoder); "
+        description=f"one of {NAMES} (built-in metrics only); "
         "default: top-1/top-5 for classification",
     )
     target: str | None = Field(
