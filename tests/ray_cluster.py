@@ -29,6 +29,7 @@ cluster up until Ctrl-C).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import shutil
@@ -43,8 +44,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 LOOPBACK = "127.0.0.1"
 RAY_BIN = Path(sys.executable).with_name("ray")
 
@@ -58,19 +57,24 @@ _WORKER_START = (
 """``ray start`` for a second node on 127.0.0.1 (see the module's docstring)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+_TAKEN: set[int] = set()
+"""The ports this process has handed out already (to the nodes of every cluster it starts)."""
 
 
-def _free_range(width: int) -> tuple[int, int]:
-    """``width`` consecutive ports free on 127.0.0.1 (the node's worker processes take them)."""
-    for _ in range(200):
-        start = secrets.randbelow(20000) + 30000
-        if all(_port_free(p) for p in range(start, start + width)):
-            return start, start + width - 1
+def _free_range(width: int) -> range:
+    """``width`` consecutive ports free on 127.0.0.1, none handed out before, outside the
+    kernel's ephemeral range (32768-60999), where outgoing connections take theirs."""
+    for _ in range(500):
+        start = secrets.randbelow(32768 - 20000 - width) + 20000
+        ports = range(start, start + width)
+        if not _TAKEN.intersection(ports) and all(_port_free(p) for p in ports):
+            _TAKEN.update(ports)
+            return ports
     raise RuntimeError(f"no {width} consecutive free ports found")
+
+
+def _free_port() -> int:
+    return _free_range(1)[0]
 
 
 def _port_free(port: int) -> bool:
@@ -94,7 +98,8 @@ class NodePorts:
 
     @classmethod
     def pick(cls, workers: int = 40) -> NodePorts:
-        return cls(*(_free_port() for _ in range(6)), workers=_free_range(workers))
+        block = _free_range(6 + workers)
+        return cls(*block[:6], workers=(block[6], block[-1]))
 
     def args(self) -> list[str]:
         return [
@@ -189,20 +194,25 @@ class RayCluster:
             time.sleep(0.1)
         raise RuntimeError(f"the Ray cluster did not reach {count} nodes")
 
-    def processes(self) -> list[psutil.Process]:
-        """Every live process of this cluster: those whose command line names its temp folder,
-        and their descendants."""
-        mark = str(self.temp_dir)
-        found: dict[int, psutil.Process] = {}
-        for proc in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                if any(mark in arg for arg in proc.info["cmdline"] or ()):
-                    for p in [proc, *proc.children(recursive=True)]:
-                        found[p.pid] = p
-        found.pop(os.getpid(), None)
-        return [p for p in found.values() if _alive(p)]
+    def processes(self) -> list[int]:
+        """The pids of every live process of this cluster: those whose command line names its
+        temp folder, and their descendants."""
+        table = _process_table()
+        mark = str(self.temp_dir).encode()
+        found = {pid for pid, (_, argv) in table.items() if mark in argv}
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
+        todo = list(found)
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        found.discard(os.getpid())
+        return sorted(found)
 
-    def _raylets(self) -> list[psutil.Process]:
+    def _raylets(self) -> list[int]:
         return [p for p in self.processes() if _name(p) == "raylet"]
 
     def running(self) -> bool:
@@ -220,69 +230,114 @@ class RayCluster:
 
     def stop_worker_node(self, index: int = 0, grace: float = 0.0) -> None:
         """Kill one worker node: its raylet and everything under it."""
-        port = f"--node_manager_port={self.workers[index].node_manager}"
-        raylets = [p for p in self._raylets() if port in _cmdline(p)]
-        _end([q for r in raylets for q in [r, *_descendants(r)]], grace)
+        flag = f"--node_manager_port={self.workers[index].node_manager}".encode()
+        table = _process_table()
+        raylets = {p for p in self._raylets() if flag in table.get(p, (0, b""))[1]}
+        doomed = set(raylets)
+        for pid in self.processes():
+            ancestor = pid
+            while ancestor > 1 and ancestor not in raylets:
+                ancestor = table.get(ancestor, (0, b""))[0]
+            if ancestor in raylets:
+                doomed.add(pid)
+        _end(sorted(doomed), grace)
 
     def listening(self) -> list[tuple[str, int, str]]:
         """``(address, port, process name)`` of every TCP socket the cluster listens on."""
         out = []
-        for proc in self.processes():
-            with contextlib.suppress(psutil.Error):
-                for conn in proc.net_connections(kind="tcp"):
-                    if conn.status == psutil.CONN_LISTEN:
-                        out.append((conn.laddr.ip, conn.laddr.port, _name(proc)))
+        for pid in self.processes():
+            inodes = _socket_inodes(pid)
+            for table in ("tcp", "tcp6"):
+                for ip, port, inode in _listening(Path(f"/proc/{pid}/net/{table}")):
+                    if inode in inodes:
+                        out.append((ip, port, _name(pid)))
         return out
 
 
-def _name(proc: psutil.Process) -> str:
+def _process_table() -> dict[int, tuple[int, bytes]]:
+    """Every live process: pid → (parent pid, command line); zombies have ended."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        if state not in ("Z", "X"):
+            table[int(entry.name)] = (int(ppid), argv)
+    return table
+
+
+def _name(pid: int) -> str:
     try:
-        return proc.name()
-    except psutil.Error:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
         return ""
 
 
-def _cmdline(proc: psutil.Process) -> str:
+def _alive(pid: int) -> bool:
     try:
-        return " ".join(proc.cmdline())
-    except psutil.Error:
-        return ""
-
-
-def _descendants(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        return list(proc.children(recursive=True))
-    except psutil.Error:
-        return []
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def _end(procs: list[psutil.Process], grace: float) -> None:
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _listening(table: Path) -> list[tuple[str, int, int]]:
+    """``(address, port, inode)`` of the listening sockets in a /proc/net/tcp{,6} table."""
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if fields[3] != "0A":  # TCP_LISTEN
+            continue
+        address, port = fields[1].split(":")
+        raw = bytes.fromhex(address)
+        # The kernel prints the address as 32-bit words in host (little-endian) order.
+        words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+        ip = ipaddress.ip_address(words)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped  # an IPv6 socket bound to 127.0.0.1
+        found.append((str(ip), int(port, 16), int(fields[9])))
+    return found
+
+
+def _end(pids: list[int], grace: float) -> None:
     """SIGTERM, then SIGKILL whatever is left after ``grace`` seconds; wait until all are gone
     (a zombie whose parent is init counts as gone)."""
     for sig in ((signal.SIGTERM,) if grace > 0 else ()) + (signal.SIGKILL,):
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(sig)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 10.0)
-        while any(_alive(p) for p in procs) and time.monotonic() < deadline:
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        procs = [p for p in procs if _alive(p)]
-        if not procs:
+        pids = [p for p in pids if _alive(p)]
+        if not pids:
             return
 
 
 def loopback_only(cluster: RayCluster) -> list[str]:
     """What the cluster listens on that is not 127.0.0.1 (empty: all is well)."""
-    loopback = {LOOPBACK, f"::ffff:{LOOPBACK}"}
     found = cluster.listening()
-    return [f"{name} on {ip}:{port}" for ip, port, name in found if ip not in loopback]
+    return [f"{name} on {ip}:{port}" for ip, port, name in found if ip != LOOPBACK]
 
 
 @contextmanager
