@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -80,11 +81,29 @@ def _first_line(error: BaseException) -> str:
 
 
 def lost(address: str, stage: str | None, error: BaseException) -> str:
+    """Words for a Ray error that ended the job: the whole cluster gone (its GCS no longer
+    takes connections), or only the job's actor (its process or node ended)."""
+    log(f"Ray: {error}")
     during = f" during {stage}" if stage else ""
+    if not _answers(address):
+        return (
+            f"the Ray cluster at {address} was lost{during}: it no longer answers. Nothing the "
+            "job had produced was kept; Retry runs it again once the cluster is back."
+        )
     return (
-        f"the Ray cluster at {address} was lost{during} ({_first_line(error)[:300]}). Nothing "
-        "the job had produced was kept; Retry runs it again once the cluster is back."
+        f"the job's actor on the Ray cluster at {address} ended{during} "
+        f"({_first_line(error)[:200]}). Nothing the job had produced was kept; Retry runs it "
+        "again."
     )
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def run(job_id: int, address: str, workspace: Workspace) -> int:

@@ -47,6 +47,8 @@ PROBE_TIMEOUT = 180.0
 RECONNECT_S = "10"
 """A driver whose cluster has not answered for this many seconds ends (Ray's default is 60)."""
 INSTALL = "pip install 'calibench[ray]'"
+REFUSED_TOKEN = "Authentication token is missing or incorrect"
+"""What Ray logs, retry after retry, when the cluster refuses the token it was given."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,12 @@ def check_cluster(address: str) -> Cluster:
             f"the Ray cluster at {resolved} did not answer within {PROBE_TIMEOUT:.0f} s"
         ) from error
     said = _last_json(done.stdout)
+    if REFUSED_TOKEN in done.stderr:
+        raise ConfigError(
+            f"the Ray cluster at {resolved} refused this machine's token ({REFUSED_TOKEN}): "
+            "give the server the cluster's token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (on "
+            "its head node, `ray get-auth-token` prints it)"
+        )
     if "failed" in said:
         raise ConfigError(str(said["failed"]))
     if done.returncode != 0 or "nodes" not in said:
