@@ -13,7 +13,6 @@ is certainly running, waiting at its speed measurement, when the fault comes.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 import signal
@@ -31,11 +30,10 @@ from fastapi.testclient import TestClient
 
 from calibench.errors import ConfigError
 from calibench.server.app import create_app
-from calibench.server.jobs import ray_executor
 from calibench.server.jobs.ray_actor import MEASURE_LOCK
 from calibench.server.jobs.ray_executor import check_cluster
 from calibench.server.settings import ServerSettings
-from tests.ray_cluster import RayCluster, loopback_only
+from tests.ray_cluster import RayCluster, listening, loopback_only
 from tests.server_helpers import Server, alive, free_port
 from tests.test_server_api import (
     BASE,
@@ -183,10 +181,16 @@ def test_cancel_kills_the_jobs_actor_on_the_cluster(on_ray: OnRay) -> None:
         pid = _actor_pid(client, job_id)
         assert alive(pid) and pid in _job_actors(on_ray.cluster)
         _wait_stage(client, job_id, WAITING)
+        # The job's driver (a Ray client of the cluster) listens on 127.0.0.1 only, too.
+        driver = ok(client.get(f"/api/jobs/{job_id}"))["worker_pid"]
+        sockets = listening([driver])
+        assert sockets and {ip for ip, _, _ in sockets} == {"127.0.0.1"}, sockets
+        assert loopback_only(on_ray.cluster) == []
         ok(client.post(f"/api/jobs/{job_id}/cancel"))
         job = wait_job(client, job_id)
     assert job["state"] == "cancelled" and job["message"] == "cancelled by the user"
     _gone(pid)
+    _gone(driver)
     assert _job_actors(on_ray.cluster) == []
     assert "its actor on the Ray cluster was killed" in job_log(client, job_id)
     model_id = child["model"]["id"]
@@ -310,22 +314,3 @@ def test_a_cluster_that_refuses_this_machines_token_is_refused_in_words(
         "token is missing or incorrect): give the server the cluster's token in RAY_AUTH_TOKEN "
         "or RAY_AUTH_TOKEN_PATH (on its head node, `ray get-auth-token` prints it)"
     )
-
-
-def test_ray_missing_is_refused_with_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_executor.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ConfigError, match=re.escape("pip install 'calibench[ray]'")):
-        check_cluster("auto")
-
-
-def test_auto_without_a_cluster_says_how_to_start_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
-    with pytest.raises(ConfigError, match="found no Ray cluster on this machine: start one"):
-        ray_executor.resolve_address("auto")
-    (tmp_path / "ray").mkdir()
-    (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:6379\n")
-    assert ray_executor.resolve_address("auto") == "127.0.0.1:6379"
-    assert json.dumps(ray_executor.resolve_address("10.0.0.5:1234")) == '"10.0.0.5:1234"'
