@@ -163,6 +163,7 @@ def test_a_baseline_and_a_calibration_run_on_the_cluster_and_commit_here(on_ray:
     assert all(s["done"] == s["total"] > 0 for s in job["stages"])
     log = job_log(client, job["id"])
     assert "runs on the Ray cluster" in log and "(JobActor pid=" in log  # the actor's own lines
+    assert "\x1b[" not in log  # no terminal colours in the log page
     model = ok(client.get(f"/api/models/{child['model']['id']}"))
     assert model["state"] == "ready" and model["precision"] == "INT8"
     assert (on_ray.workspace / f"models/{model['id']}/model.onnx").is_file()
@@ -311,6 +312,7 @@ def test_a_cluster_that_refuses_this_machines_token_is_refused_in_words(
         check_cluster(cluster_env.address)
     assert str(raised.value) == (
         f"the Ray cluster at {cluster_env.address} refused this machine's token (Authentication "
-        "token is missing or incorrect): give the server the cluster's token in RAY_AUTH_TOKEN "
-        "or RAY_AUTH_TOKEN_PATH (on its head node, `ray get-auth-token` prints it)"
+        "token is missing or incorrect): give the server the cluster's token in "
+        "~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (on its head node, "
+        "`ray get-auth-token` prints it)"
     )

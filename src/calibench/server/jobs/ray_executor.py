@@ -92,15 +92,26 @@ def _split(address: str) -> tuple[str, int]:
 
 
 def driver_env(address: str) -> dict[str, str]:
-    """The driver's environment: the server's (the cluster's token: ``RAY_AUTH_TOKEN`` or
-    ``RAY_AUTH_TOKEN_PATH``), no usage statistics, and a cluster that stops answering noticed in
-    seconds. For a cluster on 127.0.0.1, Ray is told not to turn that address into the machine's
-    other one (it would, and then neither reach the cluster nor stay on loopback)."""
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    """The driver's environment: the server's, no usage statistics, no colour codes in the
+    job's log, and a cluster that stops answering noticed in seconds. With a token at hand (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) token authentication is on, as ``ray
+    start`` decides it (a Ray client does not, and would be refused). For a cluster on
+    127.0.0.1, Ray is told not to turn that address into the machine's other one (it would,
+    and then neither reach the cluster nor stay on loopback)."""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_COLOR_PREFIX": "0"}
     env.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", RECONNECT_S)
+    if "RAY_AUTH_MODE" not in env and _token_at_hand(env):
+        env["RAY_AUTH_MODE"] = "token"
     if is_loopback(_split(address)[0]):
         env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     return env
+
+
+def _token_at_hand(env: dict[str, str]) -> bool:
+    if env.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    given = env.get("RAY_AUTH_TOKEN_PATH", "").strip()
+    return Path(given).is_file() if given else (Path.home() / ".ray" / "auth_token").is_file()
 
 
 def check_cluster(address: str) -> Cluster:
@@ -130,8 +141,8 @@ def check_cluster(address: str) -> Cluster:
     if REFUSED_TOKEN in done.stderr:
         raise ConfigError(
             f"the Ray cluster at {resolved} refused this machine's token ({REFUSED_TOKEN}): "
-            "give the server the cluster's token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (on "
-            "its head node, `ray get-auth-token` prints it)"
+            "give the server the cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN or "
+            "RAY_AUTH_TOKEN_PATH (on its head node, `ray get-auth-token` prints it)"
         )
     if "failed" in said:
         raise ConfigError(str(said["failed"]))

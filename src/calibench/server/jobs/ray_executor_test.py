@@ -40,6 +40,24 @@ def test_auto_is_ray_address_else_the_cluster_ray_start_left_else_words(
     assert resolve_address("10.0.0.5:1234") == "10.0.0.5:1234"
 
 
+def test_a_token_at_hand_turns_token_authentication_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert "RAY_AUTH_MODE" not in driver_env("127.0.0.1:1")
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("a" * 32)  # as `ray get-auth-token --generate`
+    assert driver_env("127.0.0.1:1")["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    assert "RAY_AUTH_MODE" not in driver_env("127.0.0.1:1")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "b" * 32)
+    assert driver_env("127.0.0.1:1")["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # the person's choice stays
+    assert driver_env("127.0.0.1:1")["RAY_AUTH_MODE"] == "disabled"
+
+
 def test_a_loopback_cluster_keeps_the_driver_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RAY_gcs_rpc_server_reconnect_timeout_s", raising=False)
     env = driver_env("127.0.0.1:6379")
