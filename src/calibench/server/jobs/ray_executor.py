@@ -93,9 +93,10 @@ def _split(address: str) -> tuple[str, int]:
 
 def driver_env(address: str) -> dict[str, str]:
     """The driver's environment: the server's, no usage statistics, no colour codes in the
-    job's log, and a cluster that stops answering noticed in seconds. With a token at hand (``RAY_AUTH_TOKEN``,
-    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) token authentication is on, as ``ray
-    start`` decides it (a Ray client does not, and would be refused). For a cluster on
+    job's log, and a cluster that stops answering noticed in seconds. With a token at hand
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) token
+    authentication is on, as ``ray start`` decides it (a Ray client does not, and would be
+    refused). For a cluster on
     127.0.0.1, Ray is told not to turn that address into the machine's other one (it would,
     and then neither reach the cluster nor stay on loopback)."""
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_COLOR_PREFIX": "0"}
