@@ -41,6 +41,8 @@ POLL = 0.25
 """Seconds between two progress relays."""
 WAITING_AFTER = 10.0
 """Seconds after which an actor the cluster has not placed yet shows the job as waiting."""
+LOST_WITHIN = 3.0
+"""Seconds the GCS must keep answering after an actor is lost for the cluster to count as up."""
 
 
 class Stopped(Exception):
@@ -85,7 +87,7 @@ def lost(address: str, stage: str | None, error: BaseException) -> str:
     takes connections), or only the job's actor (its process or node ended)."""
     log(f"Ray: {error}")
     during = f" during {stage}" if stage else ""
-    if not _answers(address):
+    if not _answers(address, LOST_WITHIN):
         return (
             f"the Ray cluster at {address} was lost{during}: it no longer answers. Nothing the "
             "job had produced was kept; Retry runs it again once the cluster is back."
@@ -97,13 +99,19 @@ def lost(address: str, stage: str | None, error: BaseException) -> str:
     )
 
 
-def _answers(address: str) -> bool:
+def _answers(address: str, within: float) -> bool:
+    """Whether the cluster's GCS keeps taking connections for ``within`` seconds (a cluster
+    that is going down loses its actors' processes and its GCS about together)."""
     host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
-    except (OSError, ValueError):
-        return False
-    return True
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+        except (OSError, ValueError):
+            return False
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.25)
 
 
 def run(job_id: int, address: str, workspace: Workspace) -> int:
@@ -141,7 +149,7 @@ def run(job_id: int, address: str, workspace: Workspace) -> int:
         while True:
             _check_stop()
             ready, _ = ray.wait([done], timeout=POLL)
-            for event in ray.get(actor.progress.remote()):
+            for event in ray.get(actor.progress.remote(), timeout=60):
                 stage = event.get("stage", stage)
                 say(**event)
             if ready:
@@ -193,7 +201,11 @@ def _kill(actor: Any) -> None:
     import ray
     from ray.exceptions import RayError
 
-    ray.kill(actor, no_restart=True)
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception as error:  # the cluster is gone: the actor with it
+        log(f"could not kill the job's actor ({_first_line(error)})")
+        return
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
