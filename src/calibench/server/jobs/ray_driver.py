@@ -25,6 +25,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,11 @@ def run(job_id: int, address: str, workspace: Workspace) -> int:
         return 1
     except RayError as error:
         say(failed=lost(address, stage, error))
+        return 1
+    except Exception as error:  # the log keeps the traceback; the page shows the words
+        log(traceback.format_exc())
+        say(failed=f"internal error in the job's Ray driver ({_first_line(error)[:200]}); the "
+                   "job's log has the details")  # fmt: skip
         return 1
     if "error" in out:
         say(failed=out["error"])

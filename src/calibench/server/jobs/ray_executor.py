@@ -34,14 +34,13 @@ from typing import IO, Any
 from calibench.errors import ConfigError
 from calibench.server.jobs.executor import Assignment, Execution, Executor, Failed, Finished
 from calibench.server.jobs.kinds import ImportJob
+from calibench.server.jobs.local import LocalProcess
 from calibench.server.jobs.ray_driver import DESCRIPTION, RESULT
 from calibench.server.jobs.states import ProgressEvent, Waiting
 from calibench.server.settings import is_loopback
 from calibench.server.workspace import Workspace
 
 DRIVER_MODULE = "calibench.server.jobs.ray_driver"
-STOP_GRACE = 20.0
-"""Seconds a stopped driver has to kill its actor and end before it is killed itself."""
 CONNECT_TIMEOUT = 5.0
 PROBE_TIMEOUT = 180.0
 RECONNECT_S = "10"
@@ -223,12 +222,9 @@ class RayExecution(Execution):
         )
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        # As a local worker is stopped: SIGTERM (the driver kills the actor and ends), then
+        # SIGKILL after a grace (its actor then dies with it, as the actors of a gone driver do).
+        LocalProcess(self.job_id, self.proc).stop()
         self._reader.join(timeout=5)
 
 
