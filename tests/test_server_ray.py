@@ -308,6 +308,7 @@ def test_a_cluster_that_refuses_this_machines_token_is_refused_in_words(
     wrong = tmp_path / "token"
     wrong.write_text("0" * 64)
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(wrong))
+    monkeypatch.setenv("RAY_gcs_server_port_wait_time_s", "3")  # Ray retries ~20 s otherwise
     with pytest.raises(ConfigError) as raised:
         check_cluster(cluster_env.address)
     assert str(raised.value) == (
