@@ -50,7 +50,7 @@ def rank(
     ranking_batches = [
         ([0], {n: a[j : j + 1] for n, a in validator.batches[i][1].items()}) for i, j in feeds_rows
     ]
-    reference = [[o[j : j + 1] for o in validator.reference[i]] for i, j in feeds_rows]
+    reference = [validator.reference_sample(i, j) for i, j in feeds_rows]
 
     def score(outs: list[list[np.ndarray]]) -> float:
         noise = sum(

@@ -15,6 +15,7 @@ import onnx
 from calibench.calibration.sensitivity import score_metric
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
+from calibench.runtime.batch_axis import find_batch_axes
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.session import make_session
 from calibench.runtime.spill import SpillList
@@ -73,6 +74,9 @@ class Validator:
         self.reference = SpillList(budget)
         for _, feeds in self.batches:
             self.reference.append(reference.run(None, feeds))
+        first = self.batches[0][1] if len(self.batches) else {}
+        self.axes = find_batch_axes(fp32, first, self.reference[0] if first else [], threads)
+        """Where each output keeps its batch axis (a CTC reader's is axis 1, not 0)."""
 
     def outputs(
         self,
@@ -87,16 +91,29 @@ class Validator:
         outs = self.reference if model is None else self.outputs(model)
         if model is not None:
             self.full += 1
-        return score_metric(self.metric, self.data, self.names, self.batches, outs)
+        return score_metric(self.metric, self.data, self.names, self.batches, outs, self.axes)
 
     def divergence_per_sample(self, outs: list[list[np.ndarray]]) -> np.ndarray:
         """Per validation sample: squared error against FP32 over FP32's energy."""
         values = []
-        for ref_batch, got_batch in zip(self.reference, outs, strict=True):
-            noise = sum(
-                ((r - g) ** 2).reshape(len(r), -1).sum(1)
-                for r, g in zip(ref_batch, got_batch, strict=True)
-            )
-            signal = sum((r**2).reshape(len(r), -1).sum(1) for r in ref_batch)
+        batches = zip(self.batches, self.reference, outs, strict=True)
+        for (indices, _), ref_batch, got_batch in batches:
+            ref, got = self._flat(ref_batch, len(indices)), self._flat(got_batch, len(indices))
+            noise = sum(((r - g) ** 2).sum(1) for r, g in zip(ref, got, strict=True))
+            signal = sum((r**2).sum(1) for r in ref)
             values.append(noise / np.maximum(signal, 1e-12))
         return np.concatenate(values)
+
+    def _flat(self, batch: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
+        """Each output as [n, -1]: one row per sample, split along the output's batch axis."""
+        return [
+            self.axes.rows(k, o, n).reshape(n, -1) for k, o in zip(self.names, batch, strict=True)
+        ]
+
+    def reference_sample(self, batch: int, row: int) -> list[np.ndarray]:
+        """FP32's outputs for one sample of a batch, each as a batch of one along its own axis."""
+        axes = [self.axes.axes[k] for k in self.names]
+        return [
+            o if axis is None else np.take(o, [row], axis=axis)
+            for axis, o in zip(axes, self.reference[batch], strict=True)
+        ]
