@@ -58,13 +58,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_target_option(parser)
 
 
-def add_runtime_option(parser: argparse.ArgumentParser) -> None:
+RUNTIME_HELP = (
+    "the runtime that runs the models: onnxruntime (default) or openvino (OpenVINO's CPU "
+    "plugin; pip install calibench[openvino])"
+)
+
+
+def add_runtime_option(parser: argparse.ArgumentParser, text: str = RUNTIME_HELP) -> None:
     parser.add_argument(
-        "--runtime",
-        choices=RUNTIME_CHOICES,
-        default=Runtime.ONNXRUNTIME.value,
-        help="the runtime that runs the models: onnxruntime (default) or openvino (OpenVINO's "
-        "CPU plugin; pip install calibench[openvino])",
+        "--runtime", choices=RUNTIME_CHOICES, default=Runtime.ONNXRUNTIME.value, help=text
     )
 
 

@@ -3,7 +3,8 @@
 The same FP32 and INT8 ONNX files run on ONNX Runtime (always installed) and on OpenVINO (the
 optional extra ``calibench[openvino]``, imported only when it is asked for). Everything that
 times or evaluates a model (``workflow.performance``, ``workflow.evaluate``) goes through
-:func:`compile_model`, so adding a runtime means one class, not an if/elif in every caller.
+``runtime.compile.compile_model``, so adding a runtime means one class, not an if/elif in every
+caller.
 
 A :class:`CompiledModel` is made once for the inference settings (threads per stream, parallel
 streams, and for OpenVINO the static input shapes); each stream then takes its own
@@ -13,9 +14,8 @@ ONNX Runtime's session is, so its requests are the session itself).
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from enum import Enum
 from pathlib import Path
 
@@ -93,23 +93,3 @@ class OnnxRuntimeModel(CompiledModel):
     @property
     def output_names(self) -> list[str]:
         return list(self._names)
-
-
-def compile_model(
-    runtime: Runtime | str,
-    model: onnx.ModelProto | str | os.PathLike[str],
-    *,
-    threads: int | None = None,
-    streams: int = 1,
-    shapes: Mapping[str, Sequence[int]] | None = None,
-) -> CompiledModel:
-    """``model`` ready to run on ``runtime`` with ``threads`` threads per stream and ``streams``
-    parallel streams. ``shapes`` fixes the input shapes (OpenVINO compiles faster kernels for
-    static shapes; ONNX Runtime ignores it)."""
-    chosen = Runtime.parse(runtime) if not isinstance(runtime, Runtime) else runtime
-    source = model if isinstance(model, onnx.ModelProto) else Path(model)
-    if chosen is Runtime.OPENVINO:
-        from calibench.runtime.openvino import OpenVinoModel
-
-        return OpenVinoModel(source, threads=threads, streams=streams, shapes=shapes)
-    return OnnxRuntimeModel(source, threads)

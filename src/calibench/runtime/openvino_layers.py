@@ -216,3 +216,51 @@ def profile_openvino(
         threads=threads,
     )
     return OpenVinoProfile(layers, times)
+
+
+def openvino_rows(model: onnx.ModelProto, rows: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The layer table's ``rows`` (``report.layers.LayerRow``) with OpenVINO's runtime precision
+    and kernel per layer, and its kernels counted by precision (``{"INT8": {"Convolution": 8},
+    "FP32": {...}, "CONVERT": {...}}``, as ``runtime.kernels.kernel_counts`` counts ORT's).
+    The model is compiled with a batch of 1 where the batch is free (other free dimensions
+    stay free)."""
+    from calibench.runtime.inputs import input_specs
+    from calibench.runtime.openvino import compile_openvino
+
+    shapes: dict[str, list[int]] | None = {}
+    for spec in input_specs(model):
+        dims = [d if isinstance(d, int) and d > 0 else -1 for d in spec.shape]
+        if dims and dims[0] == -1:
+            dims[0] = 1
+        if shapes is not None and -1 not in dims:
+            shapes[spec.name] = dims
+        else:
+            shapes = None  # a free dimension other than the batch: keep the model's shapes
+    compiled = compile_openvino(model, threads=1, shapes=shapes or None)
+    layers, owner = read_runtime_graph(compiled, model)
+    counts: dict[str, dict[str, int]] = {}
+    for layer in layers.values():
+        if not layer.kernel.startswith("(fused"):
+            kind = layer.kernel.split(" ")[0]
+            bucket = counts.setdefault(layer.precision, {})
+            bucket[kind] = bucket.get(kind, 0) + 1
+    converts = sum(1 for name in owner.values() if name == CONVERT)
+    if converts:
+        counts["CONVERT"] = {"FakeQuantize": converts}
+    sorted_counts = {k: dict(sorted(v.items())) for k, v in sorted(counts.items())}
+    return with_openvino_precisions(rows, layers), sorted_counts
+
+
+def with_openvino_precisions(rows: list[Any], layers: Mapping[str, OpenVinoLayer]) -> list[Any]:
+    """``rows`` (dataclasses with ``name``, ``precision``, ``kernel``) as OpenVINO runs them; a
+    layer missing from its runtime graph was folded away (a constant, a Reshape)."""
+    from dataclasses import replace
+
+    shown = []
+    for row in rows:
+        layer = layers.get(row.name)
+        if layer is None:
+            shown.append(replace(row, kernel="(folded by OpenVINO)"))
+        else:
+            shown.append(replace(row, precision=layer.precision, kernel=layer.kernel))
+    return shown

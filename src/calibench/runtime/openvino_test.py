@@ -11,7 +11,8 @@ import onnx
 import pytest
 
 import calibench
-from calibench.runtime.backend import Runtime, compile_model
+from calibench.runtime.backend import Runtime
+from calibench.runtime.compile import compile_model
 from calibench.runtime.openvino import INSTALL_HINT, OpenVinoMissingError, import_openvino
 
 pytest.importorskip("openvino")

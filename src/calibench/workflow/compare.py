@@ -172,22 +172,13 @@ def _profile_openvino(
     timing: dict[str, int],
 ) -> tuple[LayerTimes, LayerTimes, list[Any]]:
     """Both models profiled on OpenVINO; the INT8 model's rows with OpenVINO's precisions."""
-    from dataclasses import replace
-
-    from calibench.runtime.openvino_layers import profile_openvino
+    from calibench.runtime.openvino_layers import profile_openvino, with_openvino_precisions
 
     feeds = {k: np.repeat(np.asarray(v)[None], timing["batch"], axis=0) for k, v in sample.items()}
     options = {"threads": timing["threads"], "runs": timing["runs"], "warmup": timing["warmup"]}
     fp32 = profile_openvino(fp32_path, feeds, **options)
     int8 = profile_openvino(int8_path, feeds, **options)
-    shown = []
-    for row in rows:
-        layer = int8.layers.get(row.name)
-        if layer is None:
-            shown.append(replace(row, kernel="(folded by OpenVINO)"))
-        else:
-            shown.append(replace(row, precision=layer.precision, kernel=layer.kernel))
-    return fp32.times, int8.times, shown
+    return fp32.times, int8.times, with_openvino_precisions(rows, int8.layers)
 
 
 def size_on_disk(path: str | os.PathLike[str]) -> int:

@@ -12,7 +12,8 @@ import onnx
 
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
-from calibench.runtime.backend import Runtime, compile_model
+from calibench.runtime.backend import Runtime
+from calibench.runtime.compile import compile_model
 from calibench.runtime.inputs import BatchReader, input_specs
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import onnx
 
 from calibench.errors import ConfigError
-from calibench.runtime.backend import Request, Runtime, compile_model
+from calibench.runtime.backend import Request, Runtime
+from calibench.runtime.compile import compile_model
 from calibench.runtime.conditions import MeasuredOn
 from calibench.runtime.latency import interleaved
 
