@@ -164,7 +164,7 @@ def read_runtime_graph(
 
 def profile_openvino(
     model: onnx.ModelProto | str | os.PathLike[str],
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray] | None = None,
     *,
     threads: int = 1,
     runs: int = 20,
@@ -174,12 +174,15 @@ def profile_openvino(
     """Compile ``model`` for OpenVINO's CPU plugin at the shapes of ``inputs`` (one batch per
     input) with per-kernel counters on; run it ``warmup + runs`` times and give each ONNX
     layer its runtime precision and its time per run (the mean less the slowest ``trim``
-    fraction of the runs, as :func:`~calibench.runtime.profiling.profile_layers`)."""
+    fraction of the runs, as :func:`~calibench.runtime.profiling.profile_layers`). Without
+    ``inputs``: random normal data of the model's input shapes, batch 1."""
     from calibench.runtime.openvino import OpenVinoModel
 
     if runs < 1 or warmup < 0 or threads < 1 or not 0 <= trim < 1:
         raise ValueError("runs and threads must be at least 1, warmup at least 0, trim in [0, 1)")
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    if inputs is None:
+        inputs = random_inputs(proto)
     shapes = {k: v.shape for k, v in inputs.items()}
     compiled = OpenVinoModel(
         proto if isinstance(model, onnx.ModelProto) else Path(model),
@@ -216,6 +219,24 @@ def profile_openvino(
         threads=threads,
     )
     return OpenVinoProfile(layers, times)
+
+
+def random_inputs(model: onnx.ModelProto, batch: int = 1) -> dict[str, np.ndarray]:
+    """Random normal data of the model's input shapes (timing rarely depends on values), the
+    batch set to ``batch`` where it is free; refused for other free dimensions."""
+    from calibench.runtime.inputs import input_specs
+
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in input_specs(model):
+        dims = list(spec.shape)
+        if dims and not (isinstance(dims[0], int) and dims[0] > 0):
+            dims[0] = batch
+        if any(not isinstance(d, int) or d <= 0 for d in dims):
+            raise ValueError(f"input {spec.name!r} has free dimensions {dims}; pass inputs")
+        shape = tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+    return feeds
 
 
 def openvino_rows(model: onnx.ModelProto, rows: list[Any]) -> tuple[list[Any], dict[str, Any]]:
