@@ -24,9 +24,10 @@ requantizing each input (the price: the range check of the rule-based placement'
 no longer sees the inputs' own ranges; a detector's box/score Concat is in its output tail and
 stays FP32 by rule 1 all the same). And a quantizer after a data-movement op (Slice, Reshape,
 Transpose, MaxPool…) whose input is float moves up to that input when every reader of the input
-is such an op, quantized after it; the ops then run on u8 and share one scale. YOLOX's "Focus" (four Slices
-of the input image, concatenated) is the case: its Slices ran in f32 on the full image, 2.9 ms
-of 65 ms on ddddocr's detector (batch 1, 1 thread, AMD EPYC, AVX512-VNNI), where NNCF's ran in u8.
+is such an op, quantized after it; the ops then run on u8 and share one scale. YOLOX's "Focus"
+(four Slices of the input image, concatenated) is the case: its Slices ran in f32 on the full
+image, 2.9 ms of 65 ms on ddddocr's detector (batch 1, 1 thread, AMD EPYC, AVX512-VNNI), where
+NNCF's ran in u8.
 
 The plan's statistics, schemes and bias correction then proceed as for ONNX Runtime.
 """
