@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from calibench.errors import ConfigError
+from calibench.runtime.backend import Runtime
 from calibench.runtime.isa import Isa
 
 
@@ -143,6 +144,9 @@ class CalibrationConfig:
     memory_limit: int | None = None
     """Bytes the calibration passes may hold (None: a quarter of the machine's memory); batch
     sizes are cut to fit."""
+    runtime: Runtime = Runtime.ONNXRUNTIME
+    """The runtime the model is made for: where the quantizers go differs (``passes.
+    placement_openvino``)."""
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -150,6 +154,7 @@ class CalibrationConfig:
             ("preset", Preset),
             ("range_estimator", RangeEstimator),
             ("drop_type", DropType),
+            ("runtime", Runtime),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind):
@@ -208,7 +213,7 @@ class CalibrationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("method", "preset", "range_estimator", "drop_type"):
+        for name in ("method", "preset", "range_estimator", "drop_type", "runtime"):
             data[name] = getattr(self, name).value
         data["keep_fp32"] = list(self.keep_fp32)
         return data

@@ -22,6 +22,7 @@ from calibench.cli.common import (
     wide_console,
 )
 from calibench.cli.remote import add_target_option, run_on_target
+from calibench.cli.workflow import add_runtime_option, check_runtime
 from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
@@ -100,6 +101,12 @@ def register(sub: Any) -> None:
         "(no VNNI): ONNX Runtime's u8×s8 kernels saturate there, so layers get an "
         "overflow-safe scheme",
     )
+    add_runtime_option(
+        cal,
+        "the runtime the model is made for: onnxruntime (default) or "
+        "openvino (quantizers on the inputs of its INT8 layers; the layer table "
+        "from OpenVINO's runtime graph)",
+    )
     cal.add_argument(
         "--keep-fp32",
         action="append",
@@ -162,6 +169,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         isa=args.isa,
         keep_fp32=tuple(args.keep_fp32),
         memory_limit=parse_size(args.memory_limit) if args.memory_limit else None,
+        runtime=check_runtime(args),
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():

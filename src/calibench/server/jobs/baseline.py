@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from calibench.runtime.backend import Runtime
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import BaselineJob
@@ -21,10 +22,12 @@ def layer_rows(
     path: Path,
     dataset: Path | None = None,
     preprocess: dict[str, Any] | None = None,
+    runtime: Runtime = Runtime.ONNXRUNTIME,
 ) -> list[dict[str, Any]]:
     """The layer table, each layer timed by ONNX Runtime's profiler (batch 1, one thread; a
-    layer fused into a neighbour has no time of its own). A model whose inputs have free
-    dimensions besides the batch (a sequence length) is timed on the dataset's first sample."""
+    layer fused into a neighbour has no time of its own), or by OpenVINO's counters with
+    OpenVINO's runtime precision per layer. A model whose inputs have free dimensions besides
+    the batch (a sequence length) is timed on the dataset's first sample."""
     from calibench.model.load import load_model
     from calibench.report.layers import layer_table, saved_reasons
     from calibench.runtime.inputs import input_specs
@@ -34,6 +37,13 @@ def layer_rows(
     rows, _ = layer_table(proto, saved_reasons(proto))
     free = any(not isinstance(d, int) or d <= 0 for s in input_specs(proto) for d in s.shape[1:])
     sample = first_sample(proto, dataset, preprocess) if free and dataset is not None else None
+    if runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_layers import profile_openvino, with_openvino_precisions
+
+        with measuring(ctx):
+            profile = profile_openvino(proto)
+        rows = with_openvino_precisions(rows, profile.layers)
+        return [{**row.to_dict(), "time_ms": profile.times.layers_ms.get(row.name)} for row in rows]
     with measuring(ctx):
         times = profile_layers(proto, sample)
     return [{**row.to_dict(), "time_ms": times.layers_ms.get(row.name)} for row in rows]
@@ -69,7 +79,12 @@ def run_baseline(ctx: JobContext, job: BaselineJob) -> dict[str, Any]:
             model,
             dataset,
             metric=job.metric or None,
-            perf=PerfSettings(batch=int(job.batch), streams=int(job.streams), seconds=job.seconds),
+            perf=PerfSettings(
+                batch=int(job.batch),
+                streams=int(job.streams),
+                seconds=job.seconds,
+                runtime=Runtime.parse(job.runtime),
+            ),
             preprocess=job.preprocess or None,
             workspace=ws.root,
             progress=ctx.report_text,
@@ -84,7 +99,7 @@ def run_baseline(ctx: JobContext, job: BaselineJob) -> dict[str, Any]:
     )
     ctx.progress(Stage.LAYERS, 0, 1)
     with named(ws, {model: job.name, dataset: job.dataset_name}):
-        layers = layer_rows(ctx, model, dataset, job.preprocess or None)
+        layers = layer_rows(ctx, model, dataset, job.preprocess or None, Runtime.parse(job.runtime))
     ctx.progress(Stage.LAYERS, 1, 1)
     return {"inference": report.to_dict(), "layers": layers}
 

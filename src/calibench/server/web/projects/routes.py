@@ -177,6 +177,7 @@ def _optimize_page(
             "max_drop": "1",
             "batch": str(settings.get("batch", 1)),
             "streams": str(settings.get("streams", 1)),
+            "runtime": settings.get("runtime", "onnxruntime"),
         }
         form = OptimizeForm.from_query(query, defaults)
         if chosen:
