@@ -1135,6 +1135,10 @@ def test_two_int8_projects_timed_side_by_side(bench: Bench, calibrated: Calibrat
     # A timing cancelled keeps the figures of the last one, and says it was cancelled.
     second = ok(client.post("/api/compare/timing", json={"a": a, "b": b}), 202)
     assert second["id"] not in (job["id"], again["id"])
+    # While it lives, the models it reads stay.
+    assert refused(client.delete(f"/api/projects/{b}"), 409).startswith(
+        f"project {b}'s model is used by job {second['id']} ("
+    )
     ok(client.post(f"/api/jobs/{second['id']}/cancel"))
     assert wait_job(client, second["id"])["state"] == "cancelled"
     pair = ok(client.get("/api/compare", params={"a": a, "b": b}))

@@ -123,6 +123,10 @@ def test_the_stored_timing_reads_for_either_order_of_the_pair(session: Session) 
     latest = stored_timing(session, a, b, names)
     assert latest is not None and latest.job_id == 9
     assert latest.sentence.startswith("cnn INT8 (AA) and cnn INT8 (Default) run at the same speed")
+    # The timings go with either project.
+    session.delete(b)
+    session.flush()
+    assert session.query(PairTimingRow).count() == 0
 
 
 def test_refusals_name_the_projects_and_say_why(session: Session) -> None:
