@@ -1097,6 +1097,8 @@ def test_two_int8_projects_timed_side_by_side(bench: Bench, calibrated: Calibrat
     again = ok(client.post("/api/compare/timing", json={"a": b, "b": a}), 202)
     live = ok(client.get(f"/api/jobs/{job['id']}"))["state"] in ("queued", "running")
     assert again["id"] == job["id"] or not live  # a live timing of the pair is answered
+    if again["id"] != job["id"]:  # the first one had ended already: the second one is new
+        wait_done(client, again["id"])
     done = wait_done(client, job["id"])
     assert all(s["percent"] == 100 for s in done["stages"])
     assert "samples/s, median latency" in job_log(client, job["id"])
@@ -1108,7 +1110,8 @@ def test_two_int8_projects_timed_side_by_side(bench: Bench, calibrated: Calibrat
     )  # fmt: skip
     fa, fb = timing["a"], timing["b"]
     assert fa["throughput"] > 0 and fb["throughput"] > 0
-    assert fa["timed_with"] == fb["timed_with"] == names and fa["at"] == fb["at"]
+    assert sorted(fa["timed_with"]) == sorted(fb["timed_with"]) == sorted(names)
+    assert fa["at"] == fb["at"]  # one run
     assert (fa["batch"], fa["streams"]) == (1, 1) == (fb["batch"], fb["streams"])
     words = speed_words(fb["throughput"] / fa["throughput"])
     assert timing["words"] == words

@@ -101,10 +101,12 @@ def timing_refusal(session: Session, a: ProjectRow, b: ProjectRow, together: boo
     for project in (a, b):
         model = get_model(session, project.model_id)
         if model.state != "ready":
-            return (
-                f"project {project.id}'s model is not ready ({model.state}): its calibration "
-                "job must finish first"
+            then = (
+                "its calibration job failed: retry it from the project's page"
+                if model.state == "failed"
+                else "its calibration job must finish first"
             )
+            return f"project {project.id}'s model is not ready ({model.state}): {then}"
     if a.target != b.target:
         return (
             f"project {a.id} runs its jobs on {_where(a.target)} and project {b.id} on "
