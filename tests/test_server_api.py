@@ -302,6 +302,7 @@ API_PATHS = {
     "/api/projects/{project_id}/optimize": {"post"},
     "/api/projects/{project_id}/compare": {"get"},
     "/api/compare": {"get"},
+    "/api/compare/timing": {"post"},
     "/api/jobs": {"get"},
     "/api/jobs/{job_id}": {"get"},
     "/api/jobs/{job_id}/log": {"get"},
@@ -1089,6 +1090,89 @@ def test_one_story_of_speed_across_the_list_the_project_and_compare(
     assert same == f"choose two different projects to compare (both are {aa})"
     assert refused(client.get("/api/compare", params={"a": aa, "b": 999}), 404) == (
         "there is no project 999"
+    )
+
+
+def test_two_int8_projects_timed_side_by_side(bench: Bench, calibrated: Calibrated) -> None:
+    """Compare's button: a job times two INT8 projects of one parent in alternating windows,
+    and Compare divides their speeds from that run alone (either way round)."""
+    client = bench.client
+    a, b = calibrated.default["id"], calibrated.accuracy_aware["id"]
+    names = [ok(client.get(f"/api/projects/{p}"))["model"]["name"] for p in (a, b)]
+    before = ok(client.get("/api/compare", params={"a": a, "b": b}))
+    assert before["timing_refusal"] is None and before["timing_job"] is None
+    page = client.get("/compare", params={"a": a, "b": b})
+    assert 'id="time-pair-button">Time these two side by side<' in page.text
+
+    job = ok(client.post("/api/compare/timing", json={"a": a, "b": b}), 202)
+    assert (job["kind"], job["project_id"]) == ("side-by-side timing", None)
+    assert [s["name"] for s in job["stages"]] == ["checking both models", "timing side by side"]
+    again = ok(client.post("/api/compare/timing", json={"a": b, "b": a}), 202)
+    live = ok(client.get(f"/api/jobs/{job['id']}"))["state"] in ("queued", "running")
+    assert again["id"] == job["id"] or not live  # a live timing of the pair is answered
+    if again["id"] != job["id"]:  # the first one had ended already: the second one is new
+        wait_done(client, again["id"])
+    done = wait_done(client, job["id"])
+    assert all(s["percent"] == 100 for s in done["stages"])
+    assert "samples/s, median latency" in job_log(client, job["id"])
+
+    pair = ok(client.get("/api/compare", params={"a": a, "b": b}))
+    timing = pair["timing"]
+    assert pair["together"] is True and pair["comparison"] is None and timing["job_id"] in (
+        job["id"], again["id"],
+    )  # fmt: skip
+    fa, fb = timing["a"], timing["b"]
+    assert fa["throughput"] > 0 and fb["throughput"] > 0
+    assert sorted(fa["timed_with"]) == sorted(fb["timed_with"]) == sorted(names)
+    assert fa["at"] == fb["at"]  # one run
+    assert (fa["batch"], fa["streams"]) == (1, 1) == (fb["batch"], fb["streams"])
+    words = speed_words(fb["throughput"] / fa["throughput"])
+    assert timing["words"] == words
+    cpu = host_cpu()
+    assert timing["sentence"].startswith(
+        f"{names[1]} is {words} than {names[0]} (timed side by side, batch 1 × 1 stream, "
+    ) or timing["sentence"].startswith(f"{names[1]} and {names[0]} run at the same speed (")
+    assert "ONNX Runtime " in timing["sentence"] and f"({cpu.isa.label})" in timing["sentence"]
+    assert timing["sentence"].endswith(" UTC)")
+    rows = {r["key"]: r for r in pair["rows"]}
+    assert rows["throughput"]["change"] == words
+    assert (rows["throughput"]["a"], rows["throughput"]["b"]) == (
+        f"{fa['throughput']:.1f}", f"{fb['throughput']:.1f}",
+    )  # fmt: skip
+    assert f"by job {timing['job_id']} (batch 1 × 1 stream" in pair["speed_note"]
+    # Asked the other way round: the same run, the ratio turned over.
+    turned = ok(client.get("/api/compare", params={"a": b, "b": a}))["timing"]
+    assert (turned["a"], turned["b"]) == (fb, fa)
+    assert turned["throughput"] == pytest.approx(1 / timing["throughput"])
+    page = client.get("/compare", params={"a": a, "b": b})
+    assert page.status_code == 200 and timing["sentence"] in page.text
+    assert 'id="time-pair-button">Time them again<' in page.text
+
+    # A timing cancelled keeps the figures of the last one, and says it was cancelled.
+    second = ok(client.post("/api/compare/timing", json={"a": a, "b": b}), 202)
+    assert second["id"] not in (job["id"], again["id"])
+    # While it lives, the models it reads stay.
+    assert refused(client.delete(f"/api/projects/{b}"), 409).startswith(
+        f"project {b}'s model is used by job {second['id']} ("
+    )
+    ok(client.post(f"/api/jobs/{second['id']}/cancel"))
+    assert wait_job(client, second["id"])["state"] == "cancelled"
+    pair = ok(client.get("/api/compare", params={"a": a, "b": b}))
+    assert pair["timing"] == timing and pair["timing_job"]["state"] == "cancelled"
+    assert "The side-by-side timing (job" in client.get(f"/compare?a={a}&b={b}").text
+
+    # Refused in words: a pair its calibration timed, one model twice, one project twice.
+    parent, plain = bench.project["id"], bench.plain_project["id"]
+    words_409 = refused(client.post("/api/compare/timing", json={"a": parent, "b": a}), 409)
+    assert words_409 == (
+        f"project {a} was timed side by side with its parent, project {parent}, by its "
+        "calibration job: those are the figures shown"
+    )
+    assert "hold the same model" in refused(
+        client.post("/api/compare/timing", json={"a": parent, "b": plain}), 409
+    )
+    assert "choose two different projects" in refused(
+        client.post("/api/compare/timing", json={"a": a, "b": a}), 400
     )
 
 

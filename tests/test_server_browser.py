@@ -298,6 +298,20 @@ def test_whole_flow(
     assert DROP.match(_text(page, "#pair-table tr[data-row=accuracy] .change").split("\n")[0])
     _no_other_number_format(page)
     _shot(page, "compare-int8-int8")
+    # Timed side by side on request: the page follows the job, then divides the two speeds.
+    page.click("#time-pair-button")
+    expect(page.locator("#timing-sentence")).to_contain_text(
+        re.compile(
+            r"( is \d+\.\d\d× (faster|slower) than | run at the same speed )"
+            r".*\(timed side by side, batch 1 × 1 "
+        ),
+        timeout=60_000,  # the job's bars on the page until it ends, then the page reloads
+    )
+    expect(page.locator("#pair-table tr[data-row=throughput] .change")).to_have_text(
+        re.compile(r"^(\d+\.\d\d× (faster|slower)|same speed)\s*batch 1 × 1 stream")
+    )
+    _no_other_number_format(page)
+    _shot(page, "compare-int8-int8-timed")
 
     # 10. A phone's width: the same figures, readable, the page no wider than the screen.
     _phone_walk(page, server, int8_url, int8_id, gain)

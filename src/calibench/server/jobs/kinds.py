@@ -231,3 +231,31 @@ class ImportJob(JobDescription):
     dataset_id: int
     kind: str | None = None
     """The dataset's type, when the person chose one (else it is recognised)."""
+
+
+@dataclass(frozen=True)
+class SideBySideJob(JobDescription):
+    """Two projects' models (of one original model) timed side by side, in alternating windows
+    at the same inference settings, so that their speeds may be divided (Compare)."""
+
+    KIND: ClassVar[str] = "side-by-side timing"
+    INPUTS: ClassVar[tuple[str, ...]] = ("model_a", "model_b", "dataset")
+    STAGES: ClassVar[tuple[Stage, ...]] = (Stage.CHECKING_MODELS, Stage.TIMING)
+
+    project_a: int
+    project_b: int
+    """The projects whose pair the timing is stored for (the reference first)."""
+    model_a: str
+    model_b: str
+    name_a: str
+    name_b: str
+    dataset: str
+    """The reference project's dataset: its first sample feeds both models."""
+    dataset_name: str
+    batch: int
+    streams: int
+    seconds: float
+    """The time each model is timed for, in all its windows."""
+    preprocess: dict[str, Any] | None = None
+    target: str | None = None
+    """As :attr:`BaselineJob.target`: both projects name it."""

@@ -32,7 +32,7 @@ from calibench.server.web.projects.checks import (
 from calibench.server.web.projects.compatible import refuse_incompatible
 from calibench.server.web.projects.schemas import ProjectDetail, ProjectView
 from calibench.server.web.projects.views import get_project, project_view
-from calibench.server.web.rows import referrers, refuse_while_used
+from calibench.server.web.rows import referrers, refuse_while_a_job_uses, refuse_while_used
 from calibench.server.web.targets.service import target_choice, target_names
 
 
@@ -168,6 +168,8 @@ class ProjectService(WorkbenchBase):
             others = session.scalar(select(func.count()).where(ProjectRow.model_id == model.id))
             drop_model = model.parent_id is not None and not others
             if drop_model:
+                # Another project's job may read it (Compare's side-by-side timing).
+                refuse_while_a_job_uses(session, model.path, f"project {project_id}'s model")
                 session.delete(model)
             job_ids = [j.id for j in jobs]
         for job_id in job_ids:
