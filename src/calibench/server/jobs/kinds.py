@@ -257,5 +257,7 @@ class SideBySideJob(JobDescription):
     seconds: float
     """The time each model is timed for, in all its windows."""
     preprocess: dict[str, Any] | None = None
+    runtime: str = "onnxruntime"
+    """The runtime both models are timed on: the projects' own (both name the same one)."""
     target: str | None = None
     """As :attr:`BaselineJob.target`: both projects name it."""

@@ -40,7 +40,9 @@ def run_side_by_side(ctx: JobContext, job: SideBySideJob) -> dict[str, Any]:
             a, b, dataset, job.preprocess or None, names=(repr(job.name_a), repr(job.name_b))
         )
     ctx.progress(Stage.CHECKING_MODELS, 1, 1)
-    settings = PerfSettings(batch=int(job.batch), streams=int(job.streams), seconds=job.seconds)
+    settings = PerfSettings(
+        batch=int(job.batch), streams=int(job.streams), seconds=job.seconds, runtime=job.runtime
+    )
     ctx.log.info(
         "timing %r and %r side by side: batch %d x %d stream(s), %.1f s each",
         job.name_a,

@@ -107,6 +107,13 @@ def timing_refusal(session: Session, a: ProjectRow, b: ProjectRow, together: boo
                 else "its calibration job must finish first"
             )
             return f"project {project.id}'s model is not ready ({model.state}): {then}"
+    runtime_a = a.settings.get("runtime", "onnxruntime")
+    runtime_b = b.settings.get("runtime", "onnxruntime")
+    if runtime_a != runtime_b:
+        return (
+            f"project {a.id} runs on {runtime_a} and project {b.id} on {runtime_b}: two models "
+            "are timed side by side on one runtime, so both projects must name the same one"
+        )
     if a.target != b.target:
         return (
             f"project {a.id} runs its jobs on {_where(a.target)} and project {b.id} on "
@@ -136,6 +143,8 @@ def queue_timing(
     settings = inference_settings(
         a.settings.get("batch", 1) if batch is None else batch,
         a.settings.get("streams", 1) if streams is None else streams,
+        a.settings.get("runtime"),
+        local=a.target == LOCAL,
     )
     model_a, model_b = get_model(session, a.model_id), get_model(session, b.model_id)
     dataset = get_dataset(session, a.dataset_id)
