@@ -23,7 +23,7 @@ from calibench.metrics.base import Metric
 from calibench.metrics.custom import CallableMetric
 from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
-from calibench.model.load import DERIVED_KEY, load_model, save_model
+from calibench.model.load import DERIVED_KEY, load_model, save_model, with_min_opset
 from calibench.progress import ProgressCallback
 from calibench.report.calibration import CalibrationReport
 from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_table
@@ -98,7 +98,8 @@ def calibrate(
             runtime=Runtime.parse(runtime),
         )
     if isinstance(model, onnx.ModelProto):
-        proto, name = model, model.graph.name or "model"
+        name = model.graph.name or "model"
+        proto = with_min_opset(model, name)
     else:
         proto, name = load_model(model), Path(model).name
     check_eligible(proto, name)
