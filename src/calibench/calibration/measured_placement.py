@@ -125,6 +125,9 @@ class MeasuredPlacement:
     model: onnx.ModelProto
     """The INT8 model of ``plan`` (without bias correction)."""
     speed: SpeedModel
+    rule_plan: QuantPlan
+    """The plan placement started from, whose model ``speed`` profiled."""
+    timer: ModelTimer
     regions: list[RegionTiming] = field(default_factory=list)
     speedup_vs_rule: float | None = None
     """Whole-model check: the rule model's time over the chosen model's (≥ 1: as fast)."""
@@ -172,7 +175,7 @@ def place_by_timing(
     rule = insert_qdq(fp32, plan, params)
     speed = measure_speed(fp32, rule, timer)
     suspects = _suspects(plan, speed)
-    outcome = MeasuredPlacement(plan, rule, speed)
+    outcome = MeasuredPlacement(plan, rule, speed, plan, timer)
     current, model = plan, rule
     for done, name in enumerate(suspects):
         if progress:

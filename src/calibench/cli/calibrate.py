@@ -261,6 +261,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
         console = wide_console()
         result.report.render(console)
         console.print(f"INT8 model written to {path}")
+        verdict = (result.report.accuracy_aware or {}).get("verdict")
+        if verdict:  # the last line: what the user must not miss
+            console.print(f"[bold red]{verdict}[/]")
     return 0
 
 
