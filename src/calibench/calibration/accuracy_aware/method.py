@@ -127,6 +127,9 @@ def run_accuracy_aware(
     speed = revert_speed(default, config, threads, validator.batches[0][1])
     fp32_ms = speed.revert_costs(default.plan) if speed else {}
 
+    def too_slow(names: list[str]) -> bool:
+        return speed is not None and speed.too_slow(reverted_plan(default.plan, names))
+
     class Evaluate:
         """Builds and measures a candidate on the whole validation set."""
 
@@ -151,6 +154,7 @@ def run_accuracy_aware(
             drop,
             threads,
             lambda d, t: report("ranking layers", d, t),
+            too_slow,
         )
 
     found = search(
@@ -163,7 +167,7 @@ def run_accuracy_aware(
         allowed,
         iterations,
         lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
-        (lambda names: speed.too_slow(reverted_plan(default.plan, names))) if speed else None,
+        too_slow,
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.

@@ -32,6 +32,7 @@ def rank(
     drop: float,
     threads: int | None,
     progress: Callable[[int, int], None],
+    too_slow: Callable[[list[str]], bool] | None = None,
 ) -> list[str]:
     """INT8 layers, most harmful first, scored on the samples INT8 gets most wrong. Fills
     ``costs``: each helpful layer's share of ``drop``, in proportion to its gain."""
@@ -55,6 +56,8 @@ def rank(
 
     base = score(validator.outputs(model, ranking_batches))
     candidates = revertible(plan, exclude=reverted)
+    if too_slow is not None:  # a layer whose revert alone loses the speed-up is not worth ranking
+        candidates = [n for n in candidates if not too_slow([*reverted, n])]
 
     def run(name: str) -> list[list[np.ndarray]]:
         _, candidate = build([*reverted, name], costs)
