@@ -588,7 +588,9 @@ def test_create_project_queues_its_baseline(bench: Bench) -> None:
     assert created["model"]["id"] == bench.model["id"]
     assert created["dataset"]["id"] == bench.val["id"]
     assert created["precision"] == "FP32" and created["parent_id"] is None
-    assert created["settings"] == {"batch": 1, "streams": 1, "preprocess": None, "metric": None}
+    assert created["settings"] == {
+        "batch": 1, "streams": 1, "runtime": "onnxruntime", "preprocess": None, "metric": None,
+    }  # fmt: skip
     assert created["job"]["kind"] == "baseline"
     assert created["status"] in ("queued", "running")
     assert [s["name"] for s in created["job"]["stages"]] == ["accuracy", "performance", "layers"]

@@ -27,6 +27,7 @@ from calibench.model.load import DERIVED_KEY, load_model, save_model
 from calibench.progress import ProgressCallback
 from calibench.report.calibration import CalibrationReport
 from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_table
+from calibench.runtime.backend import Runtime
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.isa import host_cpu
 from calibench.runtime.kernels import kernel_counts
@@ -61,6 +62,7 @@ def calibrate(
     strict: bool = False,
     memory_limit: int | str | None = None,
     placement: str = Placement.MEASURED.value,
+    runtime: str | None = None,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
@@ -82,6 +84,9 @@ def calibrate(
     quarter of the machine's memory). ``placement="measured"`` (default) times each INT8 layer
     against FP32 on this CPU (batch 1, ``threads``; see ``CalibrationConfig`` for the batch,
     threads and time budget) and keeps FP32 where INT8 is not faster; ``"rule"`` does not time.
+    ``runtime="openvino"`` places the quantizers for
+    OpenVINO (on the inputs of its INT8 layers) and reads the layer table from OpenVINO's
+    runtime graph.
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
@@ -95,6 +100,7 @@ def calibrate(
             keep_fp32=(keep_fp32,) if isinstance(keep_fp32, str) else tuple(keep_fp32),
             memory_limit=parse_size(memory_limit) if memory_limit is not None else None,
             placement=placement,  # type: ignore[arg-type]
+            runtime=Runtime.parse(runtime),
         )
     if isinstance(model, onnx.ModelProto):
         proto, name = model, model.graph.name or "model"
@@ -154,7 +160,12 @@ def calibrate(
     onnx.checker.check_model(int8)
 
     reasons = {d.name: d.reason for d in plan.layers.values()}
-    rows, runtime = layer_table(int8, reasons)
+    rows, ort_graph = layer_table(int8, reasons)
+    kernels = kernel_counts(ort_graph)
+    if config.runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_layers import openvino_rows
+
+        rows, kernels = openvino_rows(int8, rows)
     cpu = host_cpu()
     describe = getattr(data, "describe", None)
     report = CalibrationReport(
@@ -166,7 +177,7 @@ def calibrate(
         skipped=outcome.skipped,
         stage_seconds=outcome.stage_seconds,
         layers=rows,
-        kernels=kernel_counts(runtime),
+        kernels=kernels,
         notes=outcome.notes,
         preprocess=bound.to_dict() if bound else None,
         accuracy_aware=accuracy_aware.to_dict() if accuracy_aware else None,

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from calibench.errors import ConfigError
+from calibench.runtime.backend import Runtime
 from calibench.runtime.isa import Isa
 
 
@@ -166,6 +167,9 @@ class CalibrationConfig:
     """The batch size the model will run at, which placement times (the project's batch)."""
     placement_threads: int | None = None
     """The threads it will run with (None: the calibration's threads, all cores by default)."""
+    runtime: Runtime = Runtime.ONNXRUNTIME
+    """The runtime the model is made for: where the quantizers go differs (``passes.
+    placement_openvino``)."""
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -174,6 +178,7 @@ class CalibrationConfig:
             ("range_estimator", RangeEstimator),
             ("drop_type", DropType),
             ("placement", Placement),
+            ("runtime", Runtime),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind):
@@ -243,7 +248,7 @@ class CalibrationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("method", "preset", "range_estimator", "drop_type", "placement"):
+        for name in ("method", "preset", "range_estimator", "drop_type", "placement", "runtime"):
             data[name] = getattr(self, name).value
         data["keep_fp32"] = list(self.keep_fp32)
         return data

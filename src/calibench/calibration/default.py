@@ -34,9 +34,11 @@ from calibench.config import CalibrationConfig, Placement, Preset, RangeEstimato
 from calibench.data.dataset import Dataset, select_subset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, keep_fp32, refine_with_ranges
+from calibench.passes.placement_openvino import place_for_openvino
 from calibench.passes.prepare import prepare_fp32
 from calibench.progress import ProgressCallback
 from calibench.quant import QuantParams, params_for_range
+from calibench.runtime.backend import Runtime
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
@@ -111,6 +113,8 @@ def _run_default(
     start = time.perf_counter()
     isa, detected = resolve_isa(config.isa)
     fp32, plan = prepare_fp32(model)
+    if config.runtime is Runtime.OPENVINO:
+        plan = place_for_openvino(fp32, plan)
     plan = keep_fp32(plan, config.keep_fp32)
     reader = BatchReader(dataset, input_specs(fp32), config.batch_size)
     indices = select_subset(len(dataset), config.subset)

@@ -21,6 +21,7 @@ from calibench.cli.common import (
     wide_console,
 )
 from calibench.cli.remote import add_target_option, run_on_target
+from calibench.cli.workflow import add_runtime_option, check_runtime
 from calibench.config import (
     PLACEMENT_BUDGET_S,
     CalibrationConfig,
@@ -111,6 +112,12 @@ def register(sub: Any) -> None:
         help="the ISA class the model will run on (default auto: this CPU). avx2/avx512 "
         "(no VNNI): ONNX Runtime's u8×s8 kernels saturate there, so layers get an "
         "overflow-safe scheme",
+    )
+    add_runtime_option(
+        cal,
+        "the runtime the model is made for: onnxruntime (default) or "
+        "openvino (quantizers on the inputs of its INT8 layers; the layer table "
+        "from OpenVINO's runtime graph)",
     )
     cal.add_argument(
         "--keep-fp32",
@@ -203,6 +210,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
         placement_budget_s=args.placement_budget,
         placement_batch=args.inference_batch,
         placement_threads=args.inference_threads,
+        runtime=check_runtime(args),
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():

@@ -72,8 +72,9 @@ class CalibrationReport:
     def render(self, console: Console) -> None:
         console.print(layers_table(self.layers, title=f"Layers of the INT8 model of {self.model}"))
         counts = self.kernels.get("INT8", {})
+        runtime = "OpenVINO" if self.config.get("runtime") == "openvino" else "ONNX Runtime"
         console.print(
-            f"ONNX Runtime runs {self.int8_layers} of {len(self.layers)} layers in INT8 "
+            f"{runtime} runs {self.int8_layers} of {len(self.layers)} layers in INT8 "
             f"({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}); "
             f"{sum(self.kernels.get('FP32', {}).values())} float kernels, "
             f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."

@@ -13,8 +13,9 @@ from html import escape
 from pathlib import Path
 
 from calibench._files import replacing
-from calibench.report.compare import summary_rows
+from calibench.report.compare import profile_source, summary_rows
 from calibench.report.comparison import Comparison, LayerComparison
+from calibench.runtime.conditions import speed_text
 
 TIME_CHART_LAYERS = 25
 WORST_HIGHLIGHTED = 5
@@ -48,6 +49,8 @@ tr.worst td{background:#fdecea}
 .legend{font-size:12px;color:#57606a;margin:0 0 6px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px}
 .note{font-size:12.5px;color:#57606a;line-height:1.5}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:8px;padding:8px 12px;
+font-size:13px;margin:0 0 12px}
 svg{max-width:100%;height:auto}
 svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 """
@@ -74,9 +77,10 @@ def render_html(c: Comparison) -> str:
         f"<title>calibench: {escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><main>",
         f"<h1>INT8 against FP32: {escape(title)}</h1>",
-        '<p class="sub">calibench comparison report. Layer times: ONNX Runtime profiler, '
-        f"batch {profile.batch}, {profile.threads} thread(s), mean of {profile.runs} runs. "
+        '<p class="sub">calibench comparison report. Layer times: '
+        f"{escape(profile_source(c))}, mean of {profile.runs} runs. "
         f"Layer error: SQNR on {c.error_samples} sample(s).</p>",
+        _measured_on(c),
         _cards(c),
         "<h2>Summary</h2>",
         _summary_table(c),
@@ -264,7 +268,7 @@ def _cards(c: Comparison) -> str:
             (
                 "latency, median",
                 f"{i:.4g} ms",
-                f"FP32 {f:.4g} ms, {latency:.2f}× faster",
+                f"FP32 {f:.4g} ms, {speed_text(latency, c.measured_on)}",
                 "good" if latency >= 1 else "bad",
             )
         )
@@ -298,6 +302,17 @@ def _cards(c: Comparison) -> str:
         )
     html.append("</div>")
     return "\n".join(html)
+
+
+def _measured_on(c: Comparison) -> str:
+    """The conditions of the speed figures, and a warning where INT8 cannot be fast."""
+    parts = []
+    conditions = (c.measured_on or {}).get("text")
+    if conditions:
+        parts.append(f'<p class="sub">Speed measured on: {escape(str(conditions))}.</p>')
+    if c.int8_warning:
+        parts.append(f'<p class="warn">Warning: {escape(c.int8_warning)}.</p>')
+    return "\n".join(parts)
 
 
 def _good(ok: bool) -> str:

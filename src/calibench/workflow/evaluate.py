@@ -12,8 +12,9 @@ import onnx
 
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
+from calibench.runtime.backend import Runtime
+from calibench.runtime.compile import compile_model
 from calibench.runtime.inputs import BatchReader, input_specs
-from calibench.runtime.session import make_session
 
 
 @dataclass
@@ -46,17 +47,20 @@ def evaluate_accuracy(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
+    runtime: Runtime = Runtime.ONNXRUNTIME,
 ) -> AccuracyResult:
+    """The metric of ``model`` run on ``runtime`` over ``indices`` of ``dataset``."""
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-    session = make_session(proto, threads=threads)
-    names = [o.name for o in session.get_outputs()]
+    compiled = compile_model(runtime, proto, threads=threads)
+    names = compiled.output_names
+    run = compiled.request()
     reader = BatchReader(dataset, input_specs(proto), batch_size)
     chosen = list(range(len(dataset))) if indices is None else indices
     metric.reset()
     per_sample: dict[int, float] = {}
     done = 0
     for batch_indices, feeds in reader.batches(chosen):
-        outputs = session.run(names, feeds)
+        outputs = run(feeds)
         for row, index in enumerate(batch_indices):
             one = {n: np.asarray(o[row]) for n, o in zip(names, outputs, strict=True)}
             score = metric.update(one, dataset.annotation(index), dataset.info(index))

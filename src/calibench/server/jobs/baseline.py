@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from calibench.runtime.backend import Runtime
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import BaselineJob
@@ -16,15 +17,25 @@ from calibench.server.workspace import Workspace
 from calibench.workflow.performance import PerfSettings
 
 
-def layer_rows(ctx: JobContext, path: Path) -> list[dict[str, Any]]:
+def layer_rows(
+    ctx: JobContext, path: Path, runtime: Runtime = Runtime.ONNXRUNTIME
+) -> list[dict[str, Any]]:
     """The layer table, each layer timed by ONNX Runtime's profiler (batch 1, one thread; a
-    layer fused into a neighbour has no time of its own)."""
+    layer fused into a neighbour has no time of its own), or by OpenVINO's counters with
+    OpenVINO's runtime precision per layer."""
     from calibench.model.load import load_model
     from calibench.report.layers import layer_table, saved_reasons
     from calibench.runtime.profiling import profile_layers
 
     proto = load_model(path)
     rows, _ = layer_table(proto, saved_reasons(proto))
+    if runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_layers import profile_openvino, with_openvino_precisions
+
+        with measuring(ctx):
+            profile = profile_openvino(proto)
+        rows = with_openvino_precisions(rows, profile.layers)
+        return [{**row.to_dict(), "time_ms": profile.times.layers_ms.get(row.name)} for row in rows]
     with measuring(ctx):
         times = profile_layers(proto)
     return [{**row.to_dict(), "time_ms": times.layers_ms.get(row.name)} for row in rows]
@@ -41,7 +52,12 @@ def run_baseline(ctx: JobContext, job: BaselineJob) -> dict[str, Any]:
             model,
             dataset,
             metric=job.metric or None,
-            perf=PerfSettings(batch=int(job.batch), streams=int(job.streams), seconds=job.seconds),
+            perf=PerfSettings(
+                batch=int(job.batch),
+                streams=int(job.streams),
+                seconds=job.seconds,
+                runtime=Runtime.parse(job.runtime),
+            ),
             preprocess=job.preprocess or None,
             workspace=ws.root,
             progress=ctx.report_text,
@@ -54,7 +70,7 @@ def run_baseline(ctx: JobContext, job: BaselineJob) -> dict[str, Any]:
     )
     ctx.progress(Stage.LAYERS, 0, 1)
     with named(ws, {model: job.name}):
-        layers = layer_rows(ctx, model)
+        layers = layer_rows(ctx, model, Runtime.parse(job.runtime))
     ctx.progress(Stage.LAYERS, 1, 1)
     return {"inference": report.to_dict(), "layers": layers}
 

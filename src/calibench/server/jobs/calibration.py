@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from calibench.config import Method
 from calibench.errors import CalibenchError
 from calibench.progress import split_detail
+from calibench.runtime.backend import Runtime
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import CALIBRATION_STAGES, CalibrationJob
@@ -62,7 +63,12 @@ def run_calibration(ctx: JobContext, job: CalibrationJob) -> dict[str, Any]:
             int8,
             validation,
             metric=metric,
-            perf=PerfSettings(batch=int(job.batch), streams=int(job.streams), seconds=job.seconds),
+            perf=PerfSettings(
+                batch=int(job.batch),
+                streams=int(job.streams),
+                seconds=job.seconds,
+                runtime=Runtime.parse(job.runtime),
+            ),
             preprocess=preprocess,
             workspace=ws.root,
             progress=on_inference,

@@ -21,6 +21,7 @@ class NewProjectForm(BaseModel):
     dataset_type: str | None = None
     batch: str | None = "1"
     streams: str | None = "1"
+    runtime: str | None = "onnxruntime"
     scale: str | None = None
     mean: str | None = None
     std: str | None = None
@@ -53,6 +54,7 @@ class NewProject(BaseModel):
     dataset_id: Annotated[int, BeforeValidator(forms.whole("dataset"))]
     batch: Annotated[int, BeforeValidator(forms.whole("batch size", 1))]
     streams: Annotated[int, BeforeValidator(forms.whole("number of streams", 1))]
+    runtime: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     metric: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
@@ -68,6 +70,7 @@ class NewProject(BaseModel):
                 "dataset_id": dataset_id,
                 "batch": form.batch,
                 "streams": form.streams,
+                "runtime": form.runtime,
                 "metric": form.metric,
                 "target": form.target,
             }
@@ -86,6 +89,7 @@ class OptimizeForm(BaseModel):
     keep_fp32: str | None = None
     batch: str | None = None
     streams: str | None = None
+    runtime: str | None = None
     target: str | None = None
 
     def shown(self) -> dict[str, str]:
@@ -104,6 +108,7 @@ class Optimize(BaseModel):
     preset: str
     batch: Annotated[int | None, BeforeValidator(forms.optional_whole("batch size"))]
     streams: Annotated[int | None, BeforeValidator(forms.optional_whole("number of streams"))]
+    runtime: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     drop_type: str
     keep_fp32: Annotated[list[str], BeforeValidator(forms.patterns)]
     target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
@@ -119,6 +124,7 @@ class Optimize(BaseModel):
                 "preset": form.preset,
                 "batch": form.batch,
                 "streams": form.streams,
+                "runtime": form.runtime,
                 "drop_type": form.drop_type,
                 "keep_fp32": form.keep_fp32,
                 "target": form.target,

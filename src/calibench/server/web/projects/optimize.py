@@ -43,6 +43,7 @@ class OptimizeService(WorkbenchBase):
         drop_type: str = DropType.ABSOLUTE.value,
         keep_fp32: list[str] | None = None,
         target: str | None = None,
+        runtime: str | None = None,
     ) -> ProjectView:
         """Calibrate project ``project_id``'s model on dataset ``dataset_id``. The method, preset,
         drop type, subset and drop are checked by :class:`CalibrationConfig` alone; its refusal
@@ -63,6 +64,12 @@ class OptimizeService(WorkbenchBase):
                     raise WorkbenchError(refusal)
                 if max_drop is None:
                     raise WorkbenchError(NEEDS_MAX_DROP)
+            settings = inference_settings(
+                parent.settings.get("batch", 1) if batch is None else batch,
+                parent.settings.get("streams", 1) if streams is None else streams,
+                parent.settings.get("runtime") if runtime is None else runtime,
+                local=remote is None,
+            )
             try:
                 config = CalibrationConfig(
                     preset=preset,  # type: ignore[arg-type]  # the config reads the value
@@ -71,13 +78,10 @@ class OptimizeService(WorkbenchBase):
                     max_drop=max_drop if accuracy_aware else None,
                     drop_type=drop_type,  # type: ignore[arg-type]
                     keep_fp32=tuple(keep_fp32 or ()),
+                    runtime=settings["runtime"],  # placed for the runtime it will run on
                 )
             except ConfigError as error:
                 raise WorkbenchError(str(error)) from error
-            settings = inference_settings(
-                parent.settings.get("batch", 1) if batch is None else batch,
-                parent.settings.get("streams", 1) if streams is None else streams,
-            )
             child_name = _unique_model_name(
                 session,
                 f"{model.name} INT8"

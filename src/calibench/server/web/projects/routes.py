@@ -162,6 +162,7 @@ def optimize_page(
         max_drop="1",
         batch=str(settings.get("batch", 1)),
         streams=str(settings.get("streams", 1)),
+        runtime=settings.get("runtime", "onnxruntime"),
     )
     return page(request, "optimize.html", {**context, "form": form.shown(), "error": None})
 

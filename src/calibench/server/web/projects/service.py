@@ -45,10 +45,12 @@ class ProjectService(WorkbenchBase):
         preprocess: dict[str, Any] | None = None,
         metric: str | None = None,
         target: str | None = None,
+        runtime: str | None = None,
     ) -> ProjectView:
-        """A project on this machine or on a registered ``target``."""
-        settings = inference_settings(batch, streams)
+        """A project on this machine or on a registered ``target``, its speed and accuracy
+        measured on ``runtime`` (default ONNX Runtime)."""
         remote = target_choice(self.workspace, target)
+        settings = inference_settings(batch, streams, runtime, local=remote is None)
         metric = check_metric(metric)
         check_finite(preprocess, "preprocess")
         if preprocess:
