@@ -98,30 +98,35 @@ class CalibenchRun:
     """(batch, threads) measured placement times the candidates at."""
 
 
-def calibench_options(run: CalibenchRun) -> dict[str, Any]:
-    """The ``calibench.calibrate`` keywords of ``run``, checked against this calibench's
-    signature; raises :class:`NotAvailable` naming what is missing."""
-    import inspect
+def calibench_config(run: CalibenchRun, subset: int) -> Any:
+    """The ``CalibrationConfig`` of ``run``, built from the fields this calibench has; raises
+    :class:`NotAvailable` naming what is missing. A calibench without ``placement`` places by
+    the rule, so it still makes the rule row."""
+    import dataclasses
 
-    import calibench
+    from calibench.config import CalibrationConfig, Subset
 
-    accepted = inspect.signature(calibench.calibrate).parameters
-    options: dict[str, Any] = {}
-    if run.placement is not None and (run.placement != "rule" or "placement" in accepted):
-        # A calibench without placement= places by the rule: that is the rule row.
+    fields = {f.name for f in dataclasses.fields(CalibrationConfig)}
+    options: dict[str, Any] = {"preset": run.preset, "subset": Subset(percent=None, count=subset)}
+    if run.placement is not None and (run.placement != "rule" or "placement" in fields):
         options["placement"] = run.placement
     if run.runtime is not None:
         options["runtime"] = run.runtime
     if run.setting is not None:
         options["placement_batch"], options["placement_threads"] = run.setting
-    missing = [k for k in options if k not in accepted]
+    missing = sorted(k for k in options if k not in fields)
     if missing:
         raise NotAvailable(
-            "this calibench's calibrate() takes no "
-            + ", ".join(f"{k}=" for k in missing)
+            "this calibench's CalibrationConfig has no "
+            + ", ".join(missing)
             + f" (needed for placement={run.placement}, runtime={run.runtime or 'onnxruntime'})"
         )
-    return options
+    return CalibrationConfig(**options)
+
+
+RUN_NOTES: list[str] = []
+"""What the quantizer said about its own run (calibench's placement notes: e.g. that measured
+placement fell back to the rule); :mod:`bench.quantize_one` prints them with the figures."""
 
 
 def _preload_calibench() -> None:
@@ -143,11 +148,10 @@ def _calibench(run: CalibenchRun) -> Callable[..., StageSeconds]:
             # calibrate(path) converts an old opset itself, calibrate(ModelProto) does not
             # (ddddocr's detector is opset 11): converted here, inside the timed window.
             model = onnx.version_converter.convert_version(model, MIN_OPSET)
-        options = calibench_options(run)
-        result = calibench.calibrate(
-            model, str(data), preset=run.preset, subset=subset, preprocess=preprocess, **options
-        )
+        config = calibench_config(run, subset)
+        result = calibench.calibrate(model, str(data), config=config, preprocess=preprocess)
         result.save(out)
+        RUN_NOTES.extend(n for n in result.report.notes if n.startswith("placement"))
         if result.report.subset_size != min(subset, result.report.dataset_size):
             raise RuntimeError(f"calibench used {result.report.subset_size} samples, not {subset}")
         return dict(result.report.to_dict()["seconds"])

@@ -138,6 +138,8 @@ def _details(model: dict[str, Any]) -> list[str]:
                 for t, m, f in zip(every, calib["rss_delta_mb_runs"], foreign, strict=True)
             )
             stages += ("; " if stages else "") + f"runs (time / memory / other load): {runs}"
+        if calib.get("notes"):
+            stages += ("; " if stages else "") + " / ".join(calib["notes"])
         lines.append(
             f"- `{name}`: {calib['seconds']:.2f} s ({stages or 'no stage split'}); RSS baseline "
             f"{calib['rss_baseline_mb']:.0f} MB after imports + model load (import peak "
