@@ -85,7 +85,14 @@ def _model_table(name: str, model: dict[str, Any], cpu: str) -> list[str]:
         ),
         "",
         f"Calibration: {model.get('calibration_samples')} samples, each quantizer run "
-        f"{model.get('calibration_repeats', 1)}×. Speed-ups measured on: {cpu}.",
+        f"{model.get('calibration_repeats', 1)}×. Speed-ups measured on: {cpu}."
+        + (
+            " Timing here: "
+            + ", ".join(f"{k} {v}" for k, v in model["timing_overrides"].items())
+            + " (one run takes long)."
+            if model.get("timing_overrides")
+            else ""
+        ),
         "",
         "| quantizer | runtime | calib. s | peak RSS MB: +calib (process) | b1·1t ms | "
         "b1·1t speed-up | b8·2t ms | b8·2t speed-up | " + quality_header + " | size MB | "
