@@ -205,8 +205,19 @@ def _ort_static(
             seconds["quant_pre_process"] = time.perf_counter() - start
         except Exception as exc:  # ORT documents the step as optional; the row says it failed
             print(f"quant_pre_process failed, quantizing without it: {exc}", file=sys.stderr)
+            # Without it nothing lifts an old opset, and per-channel QDQ needs 13 (ddddocr's
+            # detector is opset 11): converted as calibench converts it.
+            from calibench.model.load import MIN_OPSET, default_opset
+
+            opset = default_opset(model)
+            if opset < MIN_OPSET:
+                model = onnx.version_converter.convert_version(model, MIN_OPSET)
             onnx.save(model, str(prepared))
             seconds["quant_pre_process (failed: skipped)"] = time.perf_counter() - start
+            RUN_NOTES.append(
+                f"quant_pre_process failed ({str(exc).splitlines()[0][:120]}): quantized without "
+                "it" + (f", opset {opset} converted to {MIN_OPSET}" if opset < MIN_OPSET else "")
+            )
         start = time.perf_counter()
         reader = Reader(load_arrays(data), ORT_CALIBRATION_BATCH)
         ort_quantize_static(str(prepared), str(out), reader)

@@ -167,7 +167,10 @@ def _measured_vs_rule(results: dict[str, Any], cpu: str) -> Iterator[dict[str, A
                     else f"missed: {100 * (ratio - 1):.1f}% slower"
                 )
             )
-            notes = data["calibrations"].get(key.partition("@")[0], {}).get("notes")
+            calib = data["calibrations"].get(key.partition("@")[0], {})
+            if calib.get("same_graph_as_rule"):
+                figures += "; the same graph as the rule model's, so the difference is noise"
+            notes = calib.get("notes")
             if notes:
                 figures += f" ({'; '.join(notes)[:300]})"
             yield _target(target, model, setting, cpu, ratio <= 1, figures)
