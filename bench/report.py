@@ -202,11 +202,12 @@ def _sharing(results: dict[str, Any]) -> str:
     if not loads:
         return ""
     threshold = results["meta"].get("quiet_threshold_cores", 0.25)
+    attempts = results["meta"]["settings"].get("timing_attempts", 3)
     over = sum(1 for x in loads if x >= threshold)
     return (
         f"The machine may be shared: other processes' CPU load during the {len(loads)} timing "
         f"phases was {min(loads):.2f}–{max(loads):.2f} cores ({over} over the "
-        f"{threshold:g}-core threshold after up to 3 attempts each); the run waited "
+        f"{threshold:g}-core threshold after up to {attempts} attempts each); the run waited "
         f"{results['meta'].get('quiet_waited_s', 0):.0f} s in all for a quiet machine."
     )
 
@@ -288,7 +289,8 @@ def write_markdown(results: dict[str, Any]) -> str:
         "are timed in ORT at one (batch, threads) and kept FP32 where INT8 is not faster, so "
         "one model is calibrated *per timing setting* and timed at that setting only (the "
         'other cell reads n/a); calibench **OpenVINO placement** (`runtime="openvino"`, '
-        "`performance`), timed on OpenVINO; the rule model is also timed on OpenVINO (the same "
+        "`performance`, by rule: quantizers on the inputs of OpenVINO's INT8 layers), timed on "
+        "OpenVINO; the rule model is also timed on OpenVINO (the same "
         "QDQ file loads there). Peers: ORT `quant_pre_process` + `quantize_static` (QDQ, "
         "per-channel, MinMax, activations uint8 / weights int8, reader batches of 8); NNCF "
         "`nncf.quantize` on its ONNX backend (`performance`, and `mixed` where calibench mixed "
