@@ -18,6 +18,7 @@ from calibench.config import CalibrationConfig, Placement
 from calibench.passes.placement import QuantPlan, plan_quantization
 from calibench.passes.reasons import Reason
 from calibench.quant import QuantParams
+from calibench.report.layers import layer_table
 from calibench.runtime.latency import Interleaved
 from calibench.runtime.timer import Parts
 
@@ -161,6 +162,11 @@ def test_on_onnx_runtime_the_one_channel_input_conv_stays_fp32() -> None:
     assert "ms at batch 1, 1 thread" in (first.reason or "")
     assert outcome.plan.layers["third"].int8
     assert PLACEMENT_STAGE in outcome.stage_seconds
+    # The layer table (CLI, HTML report, web model page) shows what ONNX Runtime runs and why.
+    rows, _ = layer_table(outcome.int8, {d.name: d.reason for d in outcome.plan.layers.values()})
+    row = next(r for r in rows if r.name == "first")
+    assert row.precision == "FP32" and row.reason == first.reason
+    assert next(r for r in rows if r.name == "third").precision == "INT8"
 
 
 def test_rule_placement_times_nothing_and_keeps_every_int8_layer() -> None:
