@@ -54,6 +54,38 @@ def test_openvino_placement_quantizes_layer_inputs_only() -> None:
     assert by_op["Sigmoid"].int8 and "a" in rule.tensors
 
 
+# YOLOX's Focus: slices of the input image, concatenated, then a Conv.
+FOCUS = f"""
+g (float[N,3,8,8] x) => (float[N,4,4,4] y)
+<float[4,12,1,1] w = {{{weights((4, 12, 1, 1), 4)}}},
+ int64[1] zero = {{0}}, int64[1] one = {{1}}, int64[1] end = {{8}}, int64[1] two = {{2}},
+ int64[1] h = {{2}}, int64[1] v = {{3}}>
+{{
+  a = Slice(x, zero, end, h, two)
+  b = Slice(x, one, end, h, two)
+  c = Slice(a, zero, end, v, two)
+  d = Slice(b, one, end, v, two)
+  e = Slice(a, one, end, v, two)
+  f = Slice(b, zero, end, v, two)
+  cat = Concat <axis=1> (c, d, e, f)
+  y = Conv(cat, w)
+}}"""
+
+
+def test_quantizers_move_up_through_data_movement_to_a_float_input() -> None:
+    fp32, rule = prepare_fp32(model_from_text(FOCUS))
+    # ONNX Runtime's rule quantizes the Concat's inputs: the Slices run in float
+    assert "x" not in rule.tensors and {"c", "d", "e", "f"} <= set(rule.tensors)
+    plan = place_for_openvino(fp32, rule)
+    assert plan.tensors[0] == "x"
+    # one scale, from the Concat's output (whose range covers all its inputs): OpenVINO
+    # concatenates u8 as it is
+    assert {plan.aliases[t] for t in "abcdefx"} == {"cat"}
+    slices = [d for d in plan.layers.values() if d.op_type == "Slice"]
+    assert len(slices) == 6 and all(d.int8 and d.code is None for d in slices)
+    assert all(d.activation_inputs in (["x"], ["a"], ["b"]) for d in slices)
+
+
 @pytest.fixture(scope="module")
 def fashion_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from zoo.fashion import build_fashion_cnn, load_fashion_mnist, to_model_input
