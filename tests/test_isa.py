@@ -79,7 +79,7 @@ def test_on_avx2_kernels_the_safe_scheme_holds_and_the_plain_one_saturates(
     mobilenet_path: Path, mobilenet_avx2: calibench.CalibrationResult, tmp_path: Path
 ) -> None:
     calibration = [{"input": x} for x in imagenet_preprocess(natural_crops(96, seed=0))]
-    plain = calibench.calibrate(mobilenet_path, calibration, isa="vnni")
+    plain = calibench.calibrate(mobilenet_path, calibration, isa="vnni", placement="rule")
     held_out = imagenet_preprocess(natural_crops(40, seed=99))
     fp32 = _top1(_run(mobilenet_path, held_out))
     agreements = {}
