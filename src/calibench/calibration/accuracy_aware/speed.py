@@ -21,7 +21,12 @@ import numpy as np
 import onnx
 
 from calibench.calibration.default import DefaultOutcome
-from calibench.calibration.measured_placement import SpeedModel, measure_speed, timing_feeds
+from calibench.calibration.measured_placement import (
+    SCREEN_SHARE,
+    SpeedModel,
+    measure_speed,
+    timing_feeds,
+)
 from calibench.config import CalibrationConfig
 from calibench.passes.placement import QuantPlan, revert_layers
 from calibench.runtime.timer import ModelTimer, OrtTimer
@@ -73,7 +78,9 @@ def revert_speed(
         config.placement_batch,
         config.placement_threads or threads or os.cpu_count() or 1,
     )
-    return RevertSpeed(measure_speed(default.fp32, default.int8, timer), default.plan, timer)
+    budget = SCREEN_SHARE * config.placement_budget_s
+    speed = measure_speed(default.fp32, default.int8, timer, budget_s=budget)
+    return RevertSpeed(speed, default.plan, timer)
 
 
 def reverted_plan(base: QuantPlan, names: list[str]) -> QuantPlan:
