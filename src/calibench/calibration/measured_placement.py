@@ -42,6 +42,8 @@ from calibench.runtime.timer import CONVERT, ModelTimer, Parts, tensor_of
 SUSPECT = 0.7
 """A region is timed when its estimated INT8 time is at least this share of its FP32 time."""
 SCREEN_RUNS = 20
+SCREEN_SHARE = 0.3
+"""Share of the budget the screening profile may take (it still gets ``MIN_RUNS`` runs)."""
 VERIFY_RUNS = 15
 CONFIRM_SHARE = 0.2
 """Share of the budget kept for the final whole-model check (at most :data:`MAX_CONFIRM_S`)."""
@@ -154,10 +156,14 @@ class MeasuredPlacement:
 
 
 def measure_speed(
-    fp32: onnx.ModelProto, int8: onnx.ModelProto, timer: ModelTimer, runs: int = SCREEN_RUNS
+    fp32: onnx.ModelProto,
+    int8: onnx.ModelProto,
+    timer: ModelTimer,
+    runs: int = SCREEN_RUNS,
+    budget_s: float | None = None,
 ) -> SpeedModel:
     """Per-part medians of ``fp32`` and ``int8``, profiled in turns."""
-    fp32_parts, int8_parts = timer.parts([fp32, int8], runs)
+    fp32_parts, int8_parts = timer.parts([fp32, int8], runs, budget_s)
     return SpeedModel(_medians(fp32_parts), _medians(int8_parts), timer.batch, timer.threads)
 
 
@@ -173,7 +179,7 @@ def place_by_timing(
     start = time.perf_counter()
     confirm_s = min(MAX_CONFIRM_S, CONFIRM_SHARE * budget_s)
     rule = insert_qdq(fp32, plan, params)
-    speed = measure_speed(fp32, rule, timer)
+    speed = measure_speed(fp32, rule, timer, budget_s=SCREEN_SHARE * budget_s)
     suspects = _suspects(plan, speed)
     outcome = MeasuredPlacement(plan, rule, speed, plan, timer)
     current, model = plan, rule
@@ -187,7 +193,8 @@ def place_by_timing(
             continue  # it went to FP32 with a region timed before
         candidate, region = fp32_region(current, name, "")
         candidate_model = insert_qdq(fp32, candidate, params)
-        now, then = timer.parts([model, candidate_model], VERIFY_RUNS)
+        left = budget_s - confirm_s - (time.perf_counter() - start)
+        now, then = timer.parts([model, candidate_model], VERIFY_RUNS, max(left, 0.0))
         int8, fp32_times = (
             _local(now, current, candidate, region),
             _local(then, current, candidate, region),

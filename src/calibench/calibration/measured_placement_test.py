@@ -81,7 +81,9 @@ class FakeTimer:
                 times[node.name] = self.costs[node.name][0 if int8 else 1]
         return times
 
-    def parts(self, models: Sequence[onnx.ModelProto], runs: int) -> list[Parts]:
+    def parts(
+        self, models: Sequence[onnx.ModelProto], runs: int, budget_s: float | None = None
+    ) -> list[Parts]:
         self.calls += 1
         time.sleep(self.sleep)
         return [{k: np.full(runs, v) for k, v in self._times(m).items()} for m in models]

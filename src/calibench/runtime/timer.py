@@ -19,6 +19,7 @@ import bisect
 import json
 import re
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +33,8 @@ from calibench.runtime.profiling import CONVERT as CONVERT_BUCKET
 from calibench.runtime.profiling import LayerResolver
 from calibench.runtime.session import make_session
 
+MIN_RUNS = 5
+"""Runs a timing gets even past its budget: fewer give no median worth deciding on."""
 CONVERT = "convert:"
 """Prefix of a conversion part: ``convert:<QuantizeLinear or DequantizeLinear node name>``."""
 _TOKEN = re.compile(r"(_token_\d+)+$")
@@ -46,10 +49,12 @@ class ModelTimer(Protocol):
     batch: int
     threads: int
 
-    def parts(self, models: Sequence[onnx.ModelProto], runs: int) -> list[Parts]:
-        """Run each model ``runs`` times, one run of each per round; per model, the time of
-        each of its parts in each run (arrays of length ``runs``, run ``i`` of every model
-        taken in the same round)."""
+    def parts(
+        self, models: Sequence[onnx.ModelProto], runs: int, budget_s: float | None = None
+    ) -> list[Parts]:
+        """Run each model ``runs`` times, one run of each per round (fewer, but at least
+        :data:`MIN_RUNS`, once ``budget_s`` seconds have passed); per model, the time of each of
+        its parts in each run (equal-length arrays, run ``i`` of every model from one round)."""
         ...
 
     def interleaved(self, models: Mapping[str, onnx.ModelProto], budget_s: float) -> Interleaved:
@@ -73,14 +78,22 @@ class OrtTimer:
         self.batch = batch
         self.threads = threads
 
-    def parts(self, models: Sequence[onnx.ModelProto], runs: int) -> list[Parts]:
+    def parts(
+        self, models: Sequence[onnx.ModelProto], runs: int, budget_s: float | None = None
+    ) -> list[Parts]:
         with tempfile.TemporaryDirectory(prefix="calibench-timer-") as tmp:
             sessions = [
                 make_session(m, threads=self.threads, profile_prefix=str(Path(tmp) / f"m{i}"))
                 for i, m in enumerate(models)
             ]
+            start = time.perf_counter()
             try:
                 for round_ in range(self.WARMUP + runs):
+                    measured = round_ - self.WARMUP
+                    late = budget_s is not None and time.perf_counter() - start > budget_s
+                    if late and measured >= MIN_RUNS:
+                        runs = measured
+                        break
                     offset = round_ % len(sessions)
                     for session in sessions[offset:] + sessions[:offset]:
                         session.run(None, self.feeds)

@@ -130,6 +130,11 @@ def run_accuracy_aware(
     def too_slow(names: list[str]) -> bool:
         return speed is not None and speed.too_slow(reverted_plan(default.plan, names))
 
+    def slower(names: list[str]) -> bool:
+        if speed is None or too_slow(names):
+            return speed is not None
+        return speed.measured_slower(fp32, lambda: build(names, costs)[1], frozenset(names))
+
     class Evaluate:
         """Builds and measures a candidate on the whole validation set."""
 
@@ -167,7 +172,7 @@ def run_accuracy_aware(
         allowed,
         iterations,
         lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
-        too_slow,
+        slower,
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.

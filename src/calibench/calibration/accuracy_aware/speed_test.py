@@ -1,3 +1,5 @@
+from collections.abc import Mapping
+
 import onnx
 import onnx_ir as ir
 
@@ -9,6 +11,7 @@ from calibench.calibration.accuracy_aware.speed import (
 )
 from calibench.calibration.measured_placement import SpeedModel
 from calibench.passes.placement import plan_quantization
+from calibench.runtime.latency import Interleaved
 from calibench.runtime.timer import CONVERT
 
 HEADER = '<ir_version: 8, opset_import: ["" : 17]>'
@@ -53,3 +56,33 @@ def test_the_verdict_says_keep_fp32_only_when_that_is_the_truth() -> None:
     assert verdict_for(1.1, met=False, stopped_for_speed=True) == KEEP_FP32
     slower = verdict_for(0.87, met=True, stopped_for_speed=False)
     assert slower is not None and slower.startswith(KEEP_FP32) and "0.87×" in slower
+
+
+class WholeRuns:
+    """Times whole runs only: the INT8 model at ``speedup`` × FP32's speed."""
+
+    batch, threads = 1, 1
+
+    def __init__(self, speedup: float) -> None:
+        self.speedup, self.calls = speedup, 0
+
+    def interleaved(self, models: Mapping[str, onnx.ModelProto], budget_s: float) -> Interleaved:
+        self.calls += 1
+        turns = {"fp32": [[2.0]] * 7, "int8": [[2.0 / self.speedup]] * 7}
+        return Interleaved(turns, {"fp32": 0.0, "int8": 0.0}, 7, 0.0)
+
+
+def test_a_candidate_the_estimate_finds_fast_is_timed_whole_once() -> None:
+    base = _speed()
+    built: list[str] = []
+
+    def candidate() -> onnx.ModelProto:
+        built.append("model")
+        return onnx.ModelProto()
+
+    slow = RevertSpeed(base.speed, base.base, WholeRuns(0.87))  # type: ignore[arg-type]
+    assert slow.measured_slower(onnx.ModelProto(), candidate, frozenset({"a"}))
+    assert slow.measured_slower(onnx.ModelProto(), candidate, frozenset({"a"}))
+    assert built == ["model"] and slow.timer.calls == 1  # type: ignore[attr-defined]
+    fast = RevertSpeed(base.speed, base.base, WholeRuns(1.2))  # type: ignore[arg-type]
+    assert not fast.measured_slower(onnx.ModelProto(), candidate, frozenset({"a"}))
