@@ -17,6 +17,7 @@ def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
         "preset": "performance",
         "batch": None,
         "streams": None,
+        "runtime": None,  # the parent project's
         "drop_type": "absolute",
         "keep_fp32": ["Conv", "Gemm"],
         "target": "edge-1",
