@@ -7,7 +7,7 @@
 """
 
 from calibench.api import CalibrationResult, calibrate
-from calibench.config import CalibrationConfig, Method, Preset, RangeEstimator, Subset
+from calibench.config import CalibrationConfig, Method, Placement, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError
 
@@ -16,6 +16,7 @@ __all__ = [
     "CalibrationConfig",
     "CalibrationResult",
     "Method",
+    "Placement",
     "Preprocess",
     "Preset",
     "RangeEstimator",

@@ -14,7 +14,7 @@ import onnx
 from calibench.calibration.accuracy_aware import AccuracyAwareOutcome, run_accuracy_aware
 from calibench.calibration.default import run_default
 from calibench.calibration.kernel_check import check_kernels
-from calibench.config import CalibrationConfig, Method, Preset, Subset
+from calibench.config import CalibrationConfig, Method, Placement, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, is_annotated
 from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
@@ -61,6 +61,7 @@ def calibrate(
     keep_fp32: str | list[str] | tuple[str, ...] = (),
     strict: bool = False,
     memory_limit: int | str | None = None,
+    placement: str = Placement.MEASURED.value,
     runtime: str | None = None,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
@@ -80,7 +81,10 @@ def calibrate(
     After calibration the integer kernels are checked against the exact INT8 arithmetic;
     ``strict=True`` raises :class:`~calibench.errors.KernelCheckError` when they differ.
     ``memory_limit`` (bytes, or ``"4G"``) bounds what the calibration passes hold (default: a
-    quarter of the machine's memory). ``runtime="openvino"`` places the quantizers for
+    quarter of the machine's memory). ``placement="measured"`` (default) times each INT8 layer
+    against FP32 on this CPU (batch 1, ``threads``; see ``CalibrationConfig`` for the batch,
+    threads and time budget) and keeps FP32 where INT8 is not faster; ``"rule"`` does not time.
+    ``runtime="openvino"`` places the quantizers for
     OpenVINO (on the inputs of its INT8 layers) and reads the layer table from OpenVINO's
     runtime graph.
     """
@@ -95,6 +99,7 @@ def calibrate(
             isa=isa or "auto",
             keep_fp32=(keep_fp32,) if isinstance(keep_fp32, str) else tuple(keep_fp32),
             memory_limit=parse_size(memory_limit) if memory_limit is not None else None,
+            placement=placement,  # type: ignore[arg-type]
             runtime=Runtime.parse(runtime),
         )
     if isinstance(model, onnx.ModelProto):

@@ -141,6 +141,10 @@ def render_accuracy_aware(data: dict[str, Any], console: Console) -> None:
         f"{data['evaluations']['full']} full evaluations, {data['evaluations']['ranking']} on the "
         f"ranking subset; {data['seconds']:.1f} s."
     )
+    if data.get("speedup_vs_fp32") is not None:
+        console.print(f"The model returned runs {data['speedup_vs_fp32']:.2f}× FP32's speed here.")
+    if data.get("verdict"):
+        console.print(f"[bold red]{data['verdict']}[/]")
 
 
 def layers_table(rows: list[LayerRow], title: str) -> Table:

@@ -10,8 +10,9 @@ from typing import Any
 
 import onnx
 
-from calibench.calibration.accuracy_aware.ranking import Built, fp32_times, rank
-from calibench.calibration.accuracy_aware.search import Iteration, Trial, search
+from calibench.calibration.accuracy_aware.ranking import Built, rank
+from calibench.calibration.accuracy_aware.search import STOP_SLOWER, Iteration, Trial, search
+from calibench.calibration.accuracy_aware.speed import revert_speed, reverted_plan, verdict_for
 from calibench.calibration.accuracy_aware.validator import Validator
 from calibench.calibration.default import DefaultOutcome, run_default
 from calibench.config import CalibrationConfig, DropType
@@ -41,6 +42,10 @@ class AccuracyAwareOutcome:
     iterations: list[Iteration] = field(default_factory=list)
     evaluations: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    speedup_vs_fp32: float | None = None
+    """The returned model against FP32, whole runs interleaved at the inference settings."""
+    verdict: str | None = None
+    """Said when the returned model is no faster than FP32 (:data:`.speed.KEEP_FP32`)."""
 
     @property
     def drop(self) -> float:
@@ -59,6 +64,8 @@ class AccuracyAwareOutcome:
             "iterations": [vars(i) for i in self.iterations],
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 3),
+            "speedup_vs_fp32": self.speedup_vs_fp32,
+            "verdict": self.verdict,
         }
 
 
@@ -117,7 +124,16 @@ def run_accuracy_aware(
         return plan, insert_qdq(fp32, plan, params, bias_shifts=shifts)
 
     costs: dict[str, float] = {}
-    fp32_ms = fp32_times(fp32)
+    speed = revert_speed(default, config, threads, validator.batches[0][1])
+    fp32_ms = speed.revert_costs(default.plan) if speed else {}
+
+    def too_slow(names: list[str]) -> bool:
+        return speed is not None and speed.too_slow(reverted_plan(default.plan, names))
+
+    def slower(names: list[str]) -> bool:
+        if speed is None or too_slow(names):
+            return speed is not None
+        return speed.measured_slower(fp32, lambda: build(names, costs)[1], frozenset(names))
 
     class Evaluate:
         """Builds and measures a candidate on the whole validation set."""
@@ -143,6 +159,7 @@ def run_accuracy_aware(
             drop,
             threads,
             lambda d, t: report("ranking layers", d, t),
+            too_slow,
         )
 
     found = search(
@@ -155,6 +172,7 @@ def run_accuracy_aware(
         allowed,
         iterations,
         lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
+        slower,
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.
@@ -169,6 +187,8 @@ def run_accuracy_aware(
             validator.full,
         )
     )
+    speedup = speed.speedup_over_fp32(fp32, int8) if speed else None
+    verdict = verdict_for(speedup, met, any(i.step == STOP_SLOWER for i in iterations))
     report("accuracy-aware", 1, 1)
     return AccuracyAwareOutcome(
         default=default,
@@ -184,4 +204,6 @@ def run_accuracy_aware(
         iterations=iterations,
         evaluations={"full": validator.full, "ranking": validator.ranked},
         seconds=time.perf_counter() - start,
+        speedup_vs_fp32=speedup,
+        verdict=verdict,
     )

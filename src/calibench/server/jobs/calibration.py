@@ -5,6 +5,7 @@ report into place and fills the INT8 project."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +129,7 @@ def _calibrate(
     return calibrate(
         parent,
         ctx.workspace.path(job.dataset),
-        config=job.config,
+        config=replace(job.config, placement_batch=int(job.batch)),  # placement times it
         validation=validation if job.config.method is Method.ACCURACY_AWARE else None,
         metric=job.metric or None,
         preprocess=job.preprocess or None,

@@ -139,7 +139,12 @@ class CalibrationNames:
     validation: str | None = None
 
 
-CALIBRATION_STAGES = (Stage.STATISTICS, Stage.QUANTIZATION, Stage.BIAS_CORRECTION)
+CALIBRATION_STAGES = (
+    Stage.STATISTICS,
+    Stage.QUANTIZATION,
+    Stage.PLACEMENT,
+    Stage.BIAS_CORRECTION,
+)
 """The stages of calibration proper (the calibration library reports them by these names)."""
 
 

@@ -109,7 +109,7 @@ def test_the_stages_follow_the_method() -> None:
     assert Stage.ACCURACY_AWARE not in CALIBRATION.stages()
     aware = CalibrationConfig(method=Method.ACCURACY_AWARE, max_drop=1.0)
     stages = CalibrationJob(**{**CALIBRATION.__dict__, "config": aware}).stages()
-    assert stages[3] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
+    assert stages[4] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
 
 
 def test_a_description_names_what_it_reads_from_the_workspace() -> None:

@@ -49,6 +49,7 @@ class Stage(_Words):
     LAYERS = "layers"
     STATISTICS = "statistics"
     QUANTIZATION = "quantization"
+    PLACEMENT = "placement timing"
     BIAS_CORRECTION = "bias correction"
     ACCURACY_AWARE = "accuracy-aware"
     INFERENCE = "inference"
