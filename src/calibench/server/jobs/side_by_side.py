@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from calibench.errors import CalibenchError
+from calibench.runtime.backend import Runtime
 from calibench.server.db import JobRow, PairTimingRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import SideBySideJob
@@ -41,7 +42,10 @@ def run_side_by_side(ctx: JobContext, job: SideBySideJob) -> dict[str, Any]:
         )
     ctx.progress(Stage.CHECKING_MODELS, 1, 1)
     settings = PerfSettings(
-        batch=int(job.batch), streams=int(job.streams), seconds=job.seconds, runtime=job.runtime
+        batch=int(job.batch),
+        streams=int(job.streams),
+        seconds=job.seconds,
+        runtime=Runtime.parse(job.runtime),
     )
     ctx.log.info(
         "timing %r and %r side by side: batch %d x %d stream(s), %.1f s each",
