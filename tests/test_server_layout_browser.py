@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from calibench.server.jobs.kinds import CalibrationJob
 from tests.server_helpers import Server, free_port
 from tests.test_server_browser import CHROMIUM, SHOTS
 
@@ -29,7 +30,7 @@ class Workbench:
     url: str
     project: dict[str, Any]
     cancelled: dict[str, Any]
-    """An AccuracyAware INT8 project whose calibration was cancelled before it started: its six
+    """An AccuracyAware INT8 project whose calibration was cancelled before it started: its seven
     stages show."""
 
 
@@ -138,13 +139,13 @@ def test_no_page_is_wider_than_a_phone(browser: Browser, workbench: Workbench) -
     assert "<wbr>" in page.locator("#layers-table tbody td code").first.inner_html()
 
 
-def test_six_stages_fit_one_row_and_a_cancelled_one_is_not_running(
+def test_the_stages_fit_one_row_and_a_cancelled_one_is_not_running(
     browser: Browser, workbench: Workbench
 ) -> None:
     page = _page(browser, workbench, DESKTOP)
     page.goto(f"/projects/{workbench.cancelled['id']}")
     tiles = page.locator("#status .stages li")
-    assert tiles.count() == 6
+    assert tiles.count() == len(CalibrationJob.ACCURACY_AWARE_STAGES)  # seven
     tops = {round(t.bounding_box()["y"]) for t in tiles.all()}  # type: ignore[index]
     assert len(tops) == 1, tops
     assert page.locator("#status .stages li.current").count() == 0
