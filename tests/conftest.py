@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.pg_server import running_postgres
+from tests.ray_cluster import RayCluster, running_ray_cluster
 from tests.sshd import Machines, running_sshd
 
 
@@ -18,6 +19,15 @@ def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of the empty database `calibench_test` on a scratch PostgreSQL server."""
     with running_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real Ray cluster for the session: a head and one worker node on 127.0.0.1, token
+    authentication on (tests/ray_cluster.py). A test that stops it starts it again."""
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[dev,ray]'")
+    with running_ray_cluster() as cluster:
+        yield cluster
 
 
 # The workbench's tests share these: a real trained model and real labelled images, archived the
