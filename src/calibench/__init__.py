@@ -7,6 +7,7 @@
 """
 
 from calibench.api import CalibrationResult, calibrate
+from calibench.calibration.distributed.options import RayShards
 from calibench.config import CalibrationConfig, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError
@@ -19,6 +20,7 @@ __all__ = [
     "Preprocess",
     "Preset",
     "RangeEstimator",
+    "RayShards",
     "Subset",
     "calibrate",
 ]
