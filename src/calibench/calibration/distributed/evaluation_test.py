@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 pytest.importorskip("ray")
@@ -6,7 +7,7 @@ from calibench.calibration.distributed.evaluation import shards
 
 
 def test_shards_are_consecutive_runs_that_cover_every_batch_once() -> None:
-    batches = [([i], {}) for i in range(10)]
+    batches: list[tuple[list[int], dict[str, np.ndarray]]] = [([i], {}) for i in range(10)]
     got = list(shards(iter(batches), expected=10, count=4))
     assert [len(s) for s in got] == [3, 3, 3, 1]
     assert [b for s in got for b in s] == batches
