@@ -7,6 +7,10 @@ this process (``executor="local"``), then one per worker count on a real local R
 (``tests/ray_cluster.py``: one node on 127.0.0.1, token authentication on, ``--cpus`` logical
 CPUs). For each: wall time, evaluations, the timings the evaluation backend records (where the
 time went), and a digest of the INT8 model, which must be the same for every run.
+
+AccuracyAware breaks ties with FP32 layer times it profiles, a measurement that differs between
+any two runs (local or not); they are profiled once here and every run gets the same ones, so
+the runs differ only in where the evaluations ran.
 """
 
 from __future__ import annotations
@@ -98,24 +102,30 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     import calibench
+    from calibench.calibration.accuracy_aware.ranking import fp32_times
+    from calibench.model.load import load_model
+    from calibench.passes.prepare import prepare_fp32
+    from tests._ray_split_run import pinned_times
     from tests.ray_cluster import running_ray_cluster
 
     log(f"preparing MobileNetV2 and {args.validation} validation crops")
     model, calibration, dataset = prepare(args.validation)
+    times = fp32_times(prepare_fp32(load_model(model))[0])
     runs = []
-    log("local run")
-    runs.append(run_one(model, calibration, dataset, "local"))
-    log(f"local: {runs[-1]['wall_s']} s")
-    with running_ray_cluster(cpus=args.cpus, worker_nodes=0) as cluster:
-        os.environ.update(cluster.env)
-        for workers in [int(w) for w in args.workers.split(",")]:
-            log(f"Ray, {workers} workers")
-            executor = calibench.RayShards(cluster.address, workers=workers)
-            runs.append(run_one(model, calibration, dataset, executor))
-            log(f"ray {workers}: {runs[-1]['wall_s']} s")
-        import ray
+    with pinned_times(times):
+        log("local run")
+        runs.append(run_one(model, calibration, dataset, "local"))
+        log(f"local: {runs[-1]['wall_s']} s")
+        with running_ray_cluster(cpus=args.cpus, worker_nodes=0) as cluster:
+            os.environ.update(cluster.env)  # before Ray is imported: it reads them then
+            for workers in [int(w) for w in args.workers.split(",")]:
+                log(f"Ray, {workers} workers")
+                executor = calibench.RayShards(cluster.address, workers=workers)
+                runs.append(run_one(model, calibration, dataset, executor))
+                log(f"ray {workers}: {runs[-1]['wall_s']} s")
+            import ray
 
-        ray.shutdown()
+            ray.shutdown()
     data = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),

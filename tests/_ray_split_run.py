@@ -1,9 +1,12 @@
 """A client of the test Ray cluster in a process of its own (Ray reads its token settings when
 it is imported, so each client starts with the cluster's variables in its environment).
 
-``python -m tests._ray_split_run aa MODEL CAL VAL OUT WORKERS [--kill CLUSTER_ROOT]``: the
+``python -m tests._ray_split_run aa MODEL CAL VAL OUT WORKERS TIMES [--kill CLUSTER_ROOT]``: the
 AccuracyAware run on Ray, writing OUT (the model) and OUT.json (its report); with ``--kill``,
-one ShardWorker process of that cluster is killed with SIGKILL while the ranking runs.
+one ShardWorker process of that cluster is killed with SIGKILL while the ranking runs. TIMES is
+a JSON file of FP32 layer times: AccuracyAware breaks ties with these measurements, which
+differ between any two runs, local or not, so the run compared with the local one gets the
+same (:func:`pinned_times`).
 ``… stats MODEL OUT``: the Default method on random inputs with each range estimator, the models
 written to OUT-<estimator>.onnx.
 """
@@ -14,6 +17,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,19 @@ from tests.ray_cluster import RayCluster, _name
 def stats_inputs() -> list[dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     return [{"input": rng.random((1, 28, 28), dtype=np.float32)} for _ in range(40)]
+
+
+@contextmanager
+def pinned_times(times: dict[str, float]) -> Iterator[None]:
+    """AccuracyAware with these FP32 layer times instead of a fresh profile of the model."""
+    import calibench.calibration.accuracy_aware.method as method
+
+    measure = method.fp32_times
+    method.fp32_times = lambda fp32: dict(times)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        method.fp32_times = measure
 
 
 def kill_one_worker(root: Path) -> int:
@@ -46,23 +64,24 @@ def main(argv: list[str]) -> int:
             )
             result.save(f"{out}-{estimator}.onnx")
         return 0
-    model, cal, val, out, workers = argv[1:6]
+    model, cal, val, out, workers, times = argv[1:7]
     killed: list[int] = []
-    root = Path(argv[7]) if argv[6:7] == ["--kill"] else None
+    root = Path(argv[8]) if argv[7:8] == ["--kill"] else None
 
     def progress(stage: str, done: int, total: int) -> None:
         if root is not None and stage == "ranking layers" and done == 2 and not killed:
             killed.append(kill_one_worker(root))
 
-    result = calibench.calibrate(
-        model,
-        cal,
-        method="accuracy-aware",
-        max_drop=2.0,
-        validation=val,
-        executor=calibench.RayShards(workers=int(workers)),
-        progress=progress,
-    )
+    with pinned_times(json.loads(Path(times).read_text())):
+        result = calibench.calibrate(
+            model,
+            cal,
+            method="accuracy-aware",
+            max_drop=2.0,
+            validation=val,
+            executor=calibench.RayShards(workers=int(workers)),
+            progress=progress,
+        )
     result.save(out)
     report = {"accuracy_aware": result.report.accuracy_aware, "killed": killed}
     Path(f"{out}.json").write_text(json.dumps(report))

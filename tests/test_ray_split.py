@@ -20,7 +20,7 @@ import pytest
 import calibench
 from calibench.data.importer import import_dataset
 from calibench.runtime.session import make_session
-from tests._ray_split_run import stats_inputs
+from tests._ray_split_run import pinned_times, stats_inputs
 from tests.ray_cluster import RayCluster
 from zoo.photos import imagenet_preprocess, natural_crops
 
@@ -53,13 +53,23 @@ def crops(mobilenet_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 @pytest.fixture(scope="module")
 def local_run(mobilenet_path: Path, crops: dict[str, Path]) -> dict[str, Any]:
-    result = calibench.calibrate(
-        mobilenet_path,
-        crops["calibration"],
-        method="accuracy-aware",
-        max_drop=2.0,
-        validation=crops["validation"],
-    )
+    """The local run, with FP32 layer times profiled once and kept (``crops["root"]/times``)
+    for the Ray runs: AccuracyAware breaks ties with these measurements, which differ between
+    any two runs, local or not."""
+    from calibench.calibration.accuracy_aware.ranking import fp32_times
+    from calibench.model.load import load_model
+    from calibench.passes.prepare import prepare_fp32
+
+    times = fp32_times(prepare_fp32(load_model(mobilenet_path))[0])
+    (crops["root"] / "times.json").write_text(json.dumps(times))
+    with pinned_times(times):
+        result = calibench.calibrate(
+            mobilenet_path,
+            crops["calibration"],
+            method="accuracy-aware",
+            max_drop=2.0,
+            validation=crops["validation"],
+        )
     figures = result.report.accuracy_aware
     assert figures is not None
     assert figures["reverted"] and figures["evaluations"]["ranking"] > 0  # a real search ran
@@ -91,13 +101,12 @@ def test_accuracy_aware_on_ray_returns_the_local_model_byte_for_byte(
 ) -> None:
     out = crops["root"] / "ray.onnx"
     done = _client(
-        ray_cluster, "-m", "calibench.cli", "calibrate", str(mobilenet_path),
-        "-d", str(crops["calibration"]), "--validation-dataset", str(crops["validation"]),
-        "--method", "accuracy-aware", "--max-drop", "2", "-o", str(out), "--json", "-q",
-        "--ray", ray_cluster.address, "--ray-workers", "3",
+        ray_cluster, "-m", "tests._ray_split_run", "aa", str(mobilenet_path),
+        str(crops["calibration"]), str(crops["validation"]), str(out), "3",
+        str(crops["root"] / "times.json"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    figures = json.loads(done.stdout)["accuracy_aware"]
+    figures = json.loads(Path(f"{out}.json").read_text())["accuracy_aware"]
     assert figures["backend"] == "ray (3 workers)"
     assert figures["timings"]["workers_busy_s"] > 0
     _same(local_run, out, figures)
@@ -110,7 +119,7 @@ def test_a_worker_killed_mid_evaluation_is_replaced_and_the_answer_is_unchanged(
     done = _client(
         ray_cluster, "-m", "tests._ray_split_run", "aa", str(mobilenet_path),
         str(crops["calibration"]), str(crops["validation"]), str(out), "2",
-        "--kill", str(ray_cluster.root),
+        str(crops["root"] / "times.json"), "--kill", str(ray_cluster.root),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(Path(f"{out}.json").read_text())
@@ -131,3 +140,21 @@ def test_statistics_shards_merge_into_the_local_ranges(
         local = calibench.calibrate(fashion_cnn, stats_inputs(), config=config)
         remote = (tmp_path / f"ray-{estimator}.onnx").read_bytes()
         assert remote == local.model.SerializeToString(), estimator
+
+
+def test_calibrate_ray_on_the_command_line_writes_the_local_model(
+    ray_cluster: RayCluster, fashion_cnn: Path, tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "cal.npz", input=np.stack([s["input"] for s in stats_inputs()]))
+    written = {}
+    for where in ("local", "ray"):
+        out = tmp_path / f"{where}.onnx"
+        extra = ("--ray", "auto", "--ray-workers", "2") if where == "ray" else ()
+        done = _client(
+            ray_cluster, "-m", "calibench.cli", "calibrate", str(fashion_cnn),
+            "-d", str(tmp_path / "cal.npz"), "--range-estimator", "percentile",
+            "--batch-size", "4", "-o", str(out), "-q", *extra,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        written[where] = out.read_bytes()
+    assert written["ray"] == written["local"]

@@ -52,36 +52,12 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Everything in this process (ONNX Runtime's threads, and threads for the ranking)."""
+    """Everything in this process (ONNX Runtime's threads, and threads for the ranking): the
+    functions themselves."""
 
     name = "local"
-
-    def collect_statistics(
-        self,
-        model: onnx.ModelProto,
-        tensors: Sequence[str],
-        reader: BatchReader,
-        indices: Sequence[int],
-        histograms: bool = False,
-        progress: Progress | None = None,
-        threads: int | None = None,
-        memory_limit: int | None = None,
-    ) -> dict[str, TensorStats]:
-        return collect_statistics(
-            model, tensors, reader, indices, histograms, progress, threads, memory_limit
-        )
-
-    def evaluation(
-        self,
-        fp32: onnx.ModelProto,
-        data: AnnotatedDataset,
-        metric: Metric,
-        indices: list[int],
-        batch_size: int,
-        threads: int | None,
-        memory_limit: int | None,
-    ) -> Evaluation:
-        return Validator(fp32, data, metric, indices, batch_size, threads, memory_limit)
+    collect_statistics = staticmethod(collect_statistics)
+    evaluation = Validator
 
 
 LOCAL = LocalBackend()

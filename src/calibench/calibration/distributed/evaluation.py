@@ -90,12 +90,19 @@ class RayEvaluation:
             ref = self._put(shard)
             self.shard_refs.append(ref)
             self.reference_refs.append(shard_reference.remote(model, ref, worker_threads))
-        self.actors = [
-            ShardWorker.remote([ref, reference], worker_threads)  # type: ignore[attr-defined]
+        self.shards = [
+            [ref, reference]
             for ref, reference in zip(self.shard_refs, self.reference_refs, strict=True)
         ]
-        ray.get([actor.pid.remote() for actor in self.actors])
+        self.actors = [
+            ShardWorker.remote(worker_threads)  # type: ignore[attr-defined]
+            for _ in self.shards
+        ]
+        ray.get([a.load.remote(s) for a, s in zip(self.actors, self.shards, strict=True)])
         self.seconds["setup"] = time.perf_counter() - started
+
+    def _pairs(self) -> list[tuple[Any, list[Any]]]:
+        return list(zip(self.actors, self.shards, strict=True))
 
     def _put(self, value: Any) -> Any:
         start = time.perf_counter()
@@ -125,13 +132,13 @@ class RayEvaluation:
             parts = self._gather(self.reference_refs, "evaluate")
         else:
             ref = self._put(model)
-            parts = self._gather([a.outputs.remote(ref) for a in self.actors], "evaluate")
+            parts = self._gather([a.outputs.remote(s, ref) for a, s in self._pairs()], "evaluate")
             self.full += 1
         return self._score([batch for part in parts for batch in part])
 
     def divergence(self, model: onnx.ModelProto) -> np.ndarray:
         ref = self._put(model)
-        parts = self._gather([a.divergence.remote(ref) for a in self.actors], "rank")
+        parts = self._gather([a.divergence.remote(s, ref) for a, s in self._pairs()], "rank")
         return np.concatenate(parts)
 
     def ranking_set(self, picked: list[int]) -> RankingSet:
@@ -141,7 +148,9 @@ class RayEvaluation:
             wanted.setdefault(shard, []).append((batch, row))
         # ``picked`` is sorted and shards are consecutive: shard order is validation order.
         order = sorted(wanted)
-        parts = self._gather([self.actors[s].rows.remote(wanted[s]) for s in order], "rank")
+        parts = self._gather(
+            [self.actors[s].rows.remote(self.shards[s], wanted[s]) for s in order], "rank"
+        )
         return RankingSet(
             [b for part in parts for b in part.batches],
             [r for part in parts for r in part.reference],
@@ -165,10 +174,14 @@ class RayEvaluation:
     ) -> dict[str, float]:
         builder, shared = self._put(build), self._put(subset)
         start = time.perf_counter()
+        # Any actor scores any candidate; each names its own shard only to be loaded.
+        shard_of = {actor: shard for actor, shard in self._pairs()}
         pool = ActorPool(self.actors)
         results: dict[str, float] = {}
         calls = pool.map(
-            lambda actor, name: actor.noise.remote(builder, reverted, costs, name, shared),
+            lambda actor, name: actor.noise.remote(
+                shard_of[actor], builder, reverted, costs, name, shared
+            ),
             candidates,
         )
         for done, (name, value) in enumerate(zip(candidates, calls, strict=True), start=1):
@@ -189,5 +202,5 @@ class RayEvaluation:
     def close(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
-        self.actors = []
+        self.actors, self.shards = [], []
         self.shard_refs, self.reference_refs = [], []

@@ -9,7 +9,7 @@ returns the same numbers.
 
 Faults: a task is retried (``max_retries``) and an actor restarted (``max_restarts``) with its
 call retried (``max_task_retries``). A restarted actor gets its shard and FP32's outputs back
-from the object store: it is created with their refs, and the driver holds them until the job
+from the object store: every call carries their refs, and the driver holds them until the job
 ends.
 """
 
@@ -62,39 +62,50 @@ def shard_reference(model: onnx.ModelProto, batches: list[Batch], threads: int) 
 class ShardWorker:
     """One shard of the validation set and FP32's outputs for it; runs candidates on it."""
 
-    def __init__(self, shard: list[Any], threads: int) -> None:
-        # ``shard`` holds the two object refs (inputs, FP32's outputs) unresolved, so the actor
-        # fetches them itself: again after a restart, while the driver keeps them alive.
-        self.batches, self.reference = ray.get(shard)
+    def __init__(self, threads: int) -> None:
         self.threads = threads
+        self.loaded: tuple[list[Batch], Outputs] | None = None
         self.busy = 0.0
         """Seconds spent computing (since this process started)."""
 
-    def pid(self) -> int:
-        return os.getpid()
+    def _load(self, shard: list[Any]) -> tuple[list[Batch], Outputs]:
+        """Every call carries the shard's two object refs (inputs, FP32's outputs), unresolved:
+        the first call after a start, or a restart, fetches them from the object store."""
+        if self.loaded is None:
+            batches, reference = ray.get(shard)
+            self.loaded = batches, reference
+        return self.loaded
 
     def busy_seconds(self) -> float:
         return self.busy
 
-    def outputs(self, model: onnx.ModelProto) -> Outputs:
+    def load(self, shard: list[Any]) -> int:
+        self._load(shard)
+        return os.getpid()
+
+    def outputs(self, shard: list[Any], model: onnx.ModelProto) -> Outputs:
+        batches, _ = self._load(shard)
         start = time.perf_counter()
         try:
-            return run_batches(model, self.batches, self.threads)
+            return run_batches(model, batches, self.threads)
         finally:
             self.busy += time.perf_counter() - start
 
-    def divergence(self, model: onnx.ModelProto) -> np.ndarray:
-        return divergence_per_sample(self.reference, self.outputs(model))
+    def divergence(self, shard: list[Any], model: onnx.ModelProto) -> np.ndarray:
+        _, reference = self._load(shard)
+        return divergence_per_sample(reference, self.outputs(shard, model))
 
-    def rows(self, positions: list[tuple[int, int]]) -> RankingSet:
+    def rows(self, shard: list[Any], positions: list[tuple[int, int]]) -> RankingSet:
         """The samples at (batch, row) of this shard, one per batch, with FP32's outputs."""
+        batches, reference = self._load(shard)
         return RankingSet(
-            [([0], {n: a[j : j + 1] for n, a in self.batches[i][1].items()}) for i, j in positions],
-            [[o[j : j + 1] for o in self.reference[i]] for i, j in positions],
+            [([0], {n: a[j : j + 1] for n, a in batches[i][1].items()}) for i, j in positions],
+            [[o[j : j + 1] for o in reference[i]] for i, j in positions],
         )
 
     def noise(
         self,
+        shard: list[Any],
         build: Builder,
         reverted: list[str],
         costs: dict[str, float],
@@ -102,6 +113,7 @@ class ShardWorker:
         subset: RankingSet,
     ) -> float:
         """The ranking's score of one candidate: ``name`` reverted on top of ``reverted``."""
+        self._load(shard)
         start = time.perf_counter()
         try:
             _, candidate = build([*reverted, name], costs)
