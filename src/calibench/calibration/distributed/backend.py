@@ -124,7 +124,7 @@ class RayBackend:
         memory_limit: int | None = None,
     ) -> dict[str, TensorStats]:
         """The statistics of shards of ``indices`` (in the local run's batches), merged."""
-        from calibench.calibration.distributed.evaluation import shards
+        from calibench.calibration.distributed.evaluation import cluster_errors, shards
         from calibench.calibration.distributed.workers import shard_statistics
 
         start = time.perf_counter()
@@ -141,12 +141,14 @@ class RayBackend:
             pending.append(ref)
             sizes[ref] = sum(len(i) for i, _ in shard)
         done, remaining = 0, list(pending)
-        while remaining:
-            ready, remaining = self.ray.wait(remaining, num_returns=1)
-            done += sizes[ready[0]]
-            if progress:
-                progress(done, len(indices))
-        merged = merge_statistics(self.ray.get(pending))  # in shard order; any order is exact
+        with cluster_errors("the statistics pass"):
+            while remaining:
+                ready, remaining = self.ray.wait(remaining, num_returns=1)
+                done += sizes[ready[0]]
+                if progress:
+                    progress(done, len(indices))
+            parts = self.ray.get(pending)
+        merged = merge_statistics(parts)  # in shard order; any order gives the same
         self.statistics_seconds["statistics"] = time.perf_counter() - start
         return merged
 

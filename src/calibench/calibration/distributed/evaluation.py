@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,30 @@ from calibench.calibration.accuracy_aware.validator import (
 from calibench.calibration.distributed.workers import ShardWorker, shard_reference
 from calibench.calibration.sensitivity import score_metric
 from calibench.data.annotations import AnnotatedDataset
+from calibench.errors import TargetError
 from calibench.metrics.base import Metric
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.session import make_session
+
+
+@contextmanager
+def cluster_errors(stage: str) -> Iterator[None]:
+    """A failure on the cluster (a worker out of retries, calibench missing on a node, the
+    cluster gone) as one line that says what to do."""
+    try:
+        yield
+    except ray.exceptions.RayError as error:
+        text = str(error)
+        hint = (
+            "install calibench (pip install 'calibench[ray]') on every node of the cluster"
+            if "No module named 'calibench" in text
+            else "the Ray dashboard or `ray status` shows the cluster's state"
+        )
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise TargetError(
+            f"the Ray cluster failed during {stage}: {type(error).__name__}: "
+            f"{(lines[-1] if lines else '')[:300]}; {hint}"
+        ) from error
 
 
 def shards(batches: Iterator[Batch], expected: int, count: int) -> Iterator[list[Batch]]:
@@ -98,7 +120,8 @@ class RayEvaluation:
             ShardWorker.remote(worker_threads)  # type: ignore[attr-defined]
             for _ in self.shards
         ]
-        ray.get([a.load.remote(s) for a, s in zip(self.actors, self.shards, strict=True)])
+        with cluster_errors("the start of the workers"):
+            ray.get([a.load.remote(s) for a, s in self._pairs()])
         self.seconds["setup"] = time.perf_counter() - started
 
     def _pairs(self) -> list[tuple[Any, list[Any]]]:
@@ -113,9 +136,10 @@ class RayEvaluation:
     def _gather(self, refs: list[Any], step: str) -> list[Any]:
         """Wait for ``refs``; the wait counts as ``step``, the fetch of results as transfer."""
         start = time.perf_counter()
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)
-        fetched = time.perf_counter()
-        values = ray.get(refs)
+        with cluster_errors("an evaluation" if step == "evaluate" else "the ranking"):
+            ray.wait(refs, num_returns=len(refs), fetch_local=False)
+            fetched = time.perf_counter()
+            values = ray.get(refs)
         self.seconds[step] += fetched - start
         self.seconds["transfer"] += time.perf_counter() - fetched
         return values
@@ -184,10 +208,11 @@ class RayEvaluation:
             ),
             candidates,
         )
-        for done, (name, value) in enumerate(zip(candidates, calls, strict=True), start=1):
-            results[name] = value
-            if progress:
-                progress(done, len(candidates))
+        with cluster_errors("the ranking"):
+            for done, (name, value) in enumerate(zip(candidates, calls, strict=True), start=1):
+                results[name] = value
+                if progress:
+                    progress(done, len(candidates))
         self.seconds["rank"] += time.perf_counter() - start
         return results
 
