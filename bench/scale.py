@@ -60,18 +60,21 @@ def prepare(validation: int) -> tuple[Path, Path, Path]:
     return model, calibration, dataset
 
 
-def run_one(model: Path, calibration: Path, dataset: Path, executor: Any) -> dict[str, Any]:
+def run_one(
+    model: Path, calibration: Path, dataset: Path, executor: Any, subset: int | None
+) -> dict[str, Any]:
     import calibench
+    from calibench.config import CalibrationConfig, Method, Subset
 
+    config = CalibrationConfig(
+        method=Method.ACCURACY_AWARE,
+        max_drop=MAX_DROP,
+        validation_subset=Subset.parse(str(subset)) if subset else None,
+    )
     load = loadavg()
     start = time.perf_counter()
     result = calibench.calibrate(
-        model,
-        calibration,
-        method="accuracy-aware",
-        max_drop=MAX_DROP,
-        validation=dataset,
-        executor=executor,
+        model, calibration, config=config, validation=dataset, executor=executor
     )
     wall = time.perf_counter() - start
     figures = result.report.accuracy_aware
@@ -95,6 +98,9 @@ def run_one(model: Path, calibration: Path, dataset: Path, executor: Any) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
     parser.add_argument("--validation", type=int, default=3000, help="validation crops")
+    parser.add_argument(
+        "--validation-subset", type=int, help="evaluate on this many of them (spread evenly)"
+    )
     parser.add_argument("--workers", default="1,2,4", help="Ray worker counts to run")
     parser.add_argument("--cpus", type=int, default=4, help="logical CPUs of the Ray node")
     parser.add_argument("--out", type=Path, default=ROOT / "bench")
@@ -114,14 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with pinned_times(times):
         log("local run")
-        runs.append(run_one(model, calibration, dataset, "local"))
+        runs.append(run_one(model, calibration, dataset, "local", args.validation_subset))
         log(f"local: {runs[-1]['wall_s']} s")
         with running_ray_cluster(cpus=args.cpus, worker_nodes=0) as cluster:
             os.environ.update(cluster.env)  # before Ray is imported: it reads them then
             for workers in [int(w) for w in args.workers.split(",")]:
                 log(f"Ray, {workers} workers")
                 executor = calibench.RayShards(cluster.address, workers=workers)
-                runs.append(run_one(model, calibration, dataset, executor))
+                runs.append(run_one(model, calibration, dataset, executor, args.validation_subset))
                 log(f"ray {workers}: {runs[-1]['wall_s']} s")
             import ray
 
@@ -130,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "versions": versions(),
-        "validation": args.validation,
+        "validation": args.validation_subset or args.validation,
+        "validation_set": args.validation,
         "calibration": CALIBRATION,
         "max_drop": MAX_DROP,
         "ray_node_cpus": args.cpus,

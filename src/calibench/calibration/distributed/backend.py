@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,8 +108,7 @@ class RayBackend:
 
     def __init__(self, ray: Any, workers: int, threads: int) -> None:
         self.ray, self.workers, self.threads = ray, workers, threads
-        self.name = f"ray ({workers} workers)"
-        self.statistics_seconds: dict[str, float] = {}
+        self.name = f"ray ({workers} worker{'s' if workers > 1 else ''})"
 
     def collect_statistics(
         self,
@@ -127,7 +125,6 @@ class RayBackend:
         from calibench.calibration.distributed.evaluation import cluster_errors, shards
         from calibench.calibration.distributed.workers import shard_statistics
 
-        start = time.perf_counter()
         augmented, outputs = statistics_model(model, tensors, histograms, reader.batch_size > 1)
         probe = make_session(augmented, threads=threads, lean=True)
         reader = fit_reader(reader, indices, lambda f: probe.run(outputs, f), memory_limit)
@@ -148,9 +145,7 @@ class RayBackend:
                 if progress:
                     progress(done, len(indices))
             parts = self.ray.get(pending)
-        merged = merge_statistics(parts)  # in shard order; any order gives the same
-        self.statistics_seconds["statistics"] = time.perf_counter() - start
-        return merged
+        return merge_statistics(parts)  # in shard order; any order gives the same
 
     def evaluation(
         self,
