@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import calibench
     from calibench.calibration.accuracy_aware.ranking import fp32_times
+    from calibench.config import Subset
     from calibench.model.load import load_model
     from calibench.passes.prepare import prepare_fp32
     from tests._ray_split_run import pinned_times
@@ -124,6 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"local: {runs[-1]['wall_s']} s")
         with running_ray_cluster(cpus=args.cpus, worker_nodes=0) as cluster:
             os.environ.update(cluster.env)  # before Ray is imported: it reads them then
+            log("warm-up: the worker processes start (and import ONNX Runtime) untimed")
+            warm = calibench.CalibrationConfig(subset=Subset.parse("16"), batch_size=4)
+            calibench.calibrate(
+                model,
+                calibration,
+                config=warm,
+                executor=calibench.RayShards(cluster.address, workers=args.cpus),
+            )
             for workers in [int(w) for w in args.workers.split(",")]:
                 log(f"Ray, {workers} workers")
                 executor = calibench.RayShards(cluster.address, workers=workers)

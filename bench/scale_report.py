@@ -68,7 +68,10 @@ def write_markdown(data: dict[str, Any], path: Path) -> None:
         f"real local cluster (`tests/ray_cluster.py`: one node on 127.0.0.1, token "
         f"authentication on) with {data['ray_node_cpus']} logical CPUs on this "
         f"{m['cpus']}-core machine: one worker per logical CPU, each running ONNX Runtime on "
-        "one thread. The local run uses ONNX Runtime on all cores and threads for the ranking.",
+        "one thread. The local run uses ONNX Runtime on all cores and threads for the ranking. "
+        "Before the Ray runs, an untimed Default calibration on the cluster starts its worker "
+        "processes. Every run gets the same FP32 layer times (AccuracyAware's tie-breaker, "
+        "profiled once), so runs differ only in where the evaluations ran.",
         "",
         "| run | wall (s) | Default method (s) | full evaluations | ranking runs | evaluate (s) "
         "| rank (s) | setup (s) | transfer (s) | workers busy (s) | final top-1 | same model |",
