@@ -144,7 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     data = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(),
-        "versions": versions(),
+        "versions": {  # a snapshot of the tree (not a git checkout) names its commit itself
+            **versions(),
+            **(
+                {"calibench_git": os.environ["BENCH_COMMIT"]}
+                if "BENCH_COMMIT" in os.environ
+                else {}
+            ),
+        },
         "validation": args.validation_subset or args.validation,
         "validation_set": args.validation,
         "calibration": CALIBRATION,
