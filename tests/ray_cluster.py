@@ -7,9 +7,11 @@ Why each setting (Ray 2.60):
   into the machine's other address (``resolve_ip_for_localhost``), and every gRPC server then
   listens on all addresses. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps the head (and every
   client: a driver resolves ``127.0.0.1:PORT`` the same way) on 127.0.0.1; that same setting
-  refuses to start a second node, so the worker node's ``ray start`` runs with the loopback
-  resolution switched off in-process instead (``_WORKER_START``). Then gcs_server, the raylets,
-  the agents and the workers all listen on 127.0.0.1 (checked by ``listening()``).
+  refuses to start a second node, so the worker node's ``ray start`` allows it and switches the
+  loopback resolution off in its own process only (``_WORKER_START``); what it starts keeps
+  the setting, so no Ray process asks the network for "its" address (a UDP route lookup
+  towards 8.8.8.8). Then gcs_server, the raylets, the agents and the workers all listen on
+  127.0.0.1 (checked by ``listening()``).
 * Every port is explicit (found free on 127.0.0.1 first), so two clusters (two test sessions)
   do not collide and nothing picks a port of its own; the Ray Client server is not started (it
   is not installed), the dashboard is off.
@@ -44,11 +46,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.server_helpers import alive
+
 LOOPBACK = "127.0.0.1"
 RAY_BIN = Path(sys.executable).with_name("ray")
 
 _WORKER_START = (
-    "import sys, ray._private.services as s\n"
+    "import sys, ray._private.ray_constants as c, ray._private.services as s\n"
+    "c.ENABLE_RAY_CLUSTER = True\n"
     "s.resolve_ip_for_localhost = lambda host: host\n"
     "from ray.scripts.scripts import main\n"
     "sys.argv[0] = 'ray'\n"
@@ -177,12 +182,11 @@ class RayCluster:
              "--include-dashboard=false", *common, *self.head.args()],
             env,
         )  # fmt: skip
-        worker_env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
         for ports in self.workers:
             self._run(
                 [sys.executable, "-c", _WORKER_START, "start", f"--address={self.address}",
                  *common, *ports.args()],
-                worker_env,
+                env,
             )  # fmt: skip
         self._wait_nodes(1 + len(self.workers))
 
@@ -244,14 +248,19 @@ class RayCluster:
 
     def listening(self) -> list[tuple[str, int, str]]:
         """``(address, port, process name)`` of every TCP socket the cluster listens on."""
-        out = []
-        for pid in self.processes():
-            inodes = _socket_inodes(pid)
-            for table in ("tcp", "tcp6"):
-                for ip, port, inode in _listening(Path(f"/proc/{pid}/net/{table}")):
-                    if inode in inodes:
-                        out.append((ip, port, _name(pid)))
-        return out
+        return listening(self.processes())
+
+
+def listening(pids: list[int]) -> list[tuple[str, int, str]]:
+    """``(address, port, process name)`` of every TCP socket these processes listen on."""
+    out = []
+    for pid in pids:
+        inodes = _socket_inodes(pid)
+        for table in ("tcp", "tcp6"):
+            for ip, port, inode in _listening(Path(f"/proc/{pid}/net/{table}")):
+                if inode in inodes:
+                    out.append((ip, port, _name(pid)))
+    return out
 
 
 def _process_table() -> dict[int, tuple[int, bytes]]:
@@ -276,14 +285,6 @@ def _name(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _socket_inodes(pid: int) -> set[int]:
@@ -327,9 +328,9 @@ def _end(pids: list[int], grace: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
         deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 10.0)
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pids = [p for p in pids if _alive(p)]
+        pids = [p for p in pids if alive(p)]
         if not pids:
             return
 
@@ -340,11 +341,32 @@ def loopback_only(cluster: RayCluster) -> list[str]:
     return [f"{name} on {ip}:{port}" for ip, port, name in found if ip != LOOPBACK]
 
 
+PREFIX = "cbray-"
+OWNER = "owner.pid"
+
+
+def sweep_orphans() -> None:
+    """Stop the clusters of test sessions that were killed before they could stop theirs:
+    each cluster's folder names the process that started it; a folder whose process has ended
+    (and only such a folder) is stopped and removed."""
+    for root in Path("/tmp").glob(f"{PREFIX}*"):
+        try:
+            owner = int((root / OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(owner):
+            continue
+        RayCluster(root, worker_nodes=0).stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @contextmanager
 def running_ray_cluster(cpus: int = 2, worker_nodes: int = 1) -> Iterator[RayCluster]:
     """A started cluster in a fresh temp folder (short: Ray's socket paths must stay under
     107 characters); stopped, and its folder removed, on exit."""
-    root = Path(tempfile.mkdtemp(prefix="cbray-", dir="/tmp"))
+    sweep_orphans()
+    root = Path(tempfile.mkdtemp(prefix=PREFIX, dir="/tmp"))
+    (root / OWNER).write_text(str(os.getpid()))
     cluster = RayCluster(root, cpus=cpus, worker_nodes=worker_nodes)
     try:
         cluster.start()

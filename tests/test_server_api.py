@@ -29,6 +29,8 @@ from fastapi.testclient import TestClient
 
 from calibench.errors import ConfigError
 from calibench.model.load import DERIVED_KEY
+from calibench.report.comparison import speed_words
+from calibench.runtime.isa import host_cpu
 from calibench.server.app import create_app
 from calibench.server.settings import ServerSettings
 
@@ -299,6 +301,7 @@ API_PATHS = {
     "/api/projects/{project_id}": {"get", "delete"},
     "/api/projects/{project_id}/optimize": {"post"},
     "/api/projects/{project_id}/compare": {"get"},
+    "/api/compare": {"get"},
     "/api/jobs": {"get"},
     "/api/jobs/{job_id}": {"get"},
     "/api/jobs/{job_id}/log": {"get"},
@@ -1004,7 +1007,9 @@ def test_full_happy_path(bench: Bench, calibrated: Calibrated) -> None:
         assert file.status_code == 200
         name = project["model"]["name"]
         assert name.startswith("fashion_cnn INT8")
-        download = f'filename="{name.replace(" ", "_")}.onnx"'
+        method = "Default" if job is calibrated.default_job else "AccuracyAware max drop 1%"
+        assert name.startswith(f"fashion_cnn INT8 ({method}, performance, "), name
+        download = f'filename="{re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_")}.onnx"'
         assert download in file.headers["content-disposition"]
         proto = onnx.load_from_string(file.content)
         ops = {n.op_type for n in proto.graph.node}
@@ -1019,6 +1024,73 @@ def test_full_happy_path(bench: Bench, calibrated: Calibrated) -> None:
     # AccuracyAware keeps the drop within the Maximum Accuracy Drop of 1 point.
     aa = ok(client.get(f"/api/projects/{calibrated.accuracy_aware['id']}/compare"))
     assert aa["accuracy"]["drop"]["top1"] <= 1.0
+
+
+def test_one_story_of_speed_across_the_list_the_project_and_compare(
+    bench: Bench, calibrated: Calibrated
+) -> None:
+    client = bench.client
+    parent, default, aa = (
+        bench.project["id"],
+        calibrated.default["id"],
+        calibrated.accuracy_aware["id"],
+    )
+    comparison = ok(client.get(f"/api/projects/{default}/compare"))
+    fp32, int8 = comparison["performance"]["fp32"], comparison["performance"]["int8"]
+    words = speed_words(int8["throughput"] / fp32["throughput"])
+    # The INT8 figures come from the run that timed both models side by side, with its stamp.
+    stamp = int8["measured"]
+    assert stamp["timed_with"] == ["fp32", "int8"] and stamp["isa"] == host_cpu().isa.value
+    assert stamp["runtime"].startswith("ONNX Runtime ") and stamp["at"].endswith("+00:00")
+    project = ok(client.get(f"/api/projects/{default}"))
+    assert project["gain"]["words"] == words and project["throughput"] == int8["throughput"]
+    assert project["gain"]["against_id"] == parent
+    assert f"({host_cpu().isa.label})" in project["speed"]["note"]
+    listed = {p["id"]: p for p in ok(client.get("/api/projects"))}
+    assert listed[default]["gain"] == project["gain"] and listed[parent]["gain"] is None
+    assert "timed alone" in listed[parent]["speed"]["note"]  # the FP32 baseline
+    assert listed[default]["recipe"]["words"].startswith("Default, performance preset, 100% of ")
+    assert listed[aa]["recipe"]["method"] == "AccuracyAware, maximum drop 1% of FP32"
+    # Compare an INT8 project with its parent, asked either way round: the parent is the
+    # reference, and the speed-up is the same figure.
+    for a, b in ((parent, default), (default, parent)):
+        pair = ok(client.get("/api/compare", params={"a": a, "b": b}))
+        assert (pair["a"]["id"], pair["b"]["id"], pair["together"]) == (parent, default, True)
+        rows = {r["key"]: r for r in pair["rows"]}
+        assert rows["throughput"]["change"] == words
+    page = client.get("/compare", params={"a": parent, "b": default})
+    assert page.status_code == 200 and words in page.text and "×1." not in page.text
+    opened = client.get(f"/projects/{parent}/compare", follow_redirects=False)
+    latest = max(p["id"] for p in listed.values() if p["parent_id"] == parent)
+    assert opened.headers["location"] == f"/compare?a={parent}&b={latest}"  # its latest INT8
+    # Two INT8 projects of one parent: no speed-up across two runs, each one's own against FP32.
+    pair = ok(client.get("/api/compare", params={"a": default, "b": aa}))
+    assert not pair["together"] and pair["comparison"] is None
+    rows = {r["key"]: r for r in pair["rows"]}
+    assert rows["throughput"]["change"] == "not timed together"
+    assert (rows["gain"]["a"], rows["gain"]["b"]) == (words, listed[aa]["gain"]["words"])
+    assert re.fullmatch(r"(drop|gain) \d+\.\d\d pt|no drop", rows["accuracy"]["change"])
+    assert "'s speed-up is against its own FP32 parent" in pair["speed_note"]
+    # Refused in words.
+    same = refused(client.get("/api/compare", params={"a": aa, "b": aa}), 400)
+    assert same == f"choose two different projects to compare (both are {aa})"
+    assert refused(client.get("/api/compare", params={"a": aa, "b": 999}), 404) == (
+        "there is no project 999"
+    )
+
+
+def test_compare_refuses_projects_of_two_models(idle: Idle, tiny_cnn_path: Path) -> None:
+    other = ok(post_model(idle.client, tiny_cnn_path, "other"), 201)
+    body = {"model_id": other["id"], "dataset_id": idle.val["id"]}
+    theirs = ok(idle.client.post("/api/projects", json=body), 201)
+    ours = idle_project(idle)
+    detail = refused(
+        idle.client.get("/api/compare", params={"a": ours["id"], "b": theirs["id"]}), 400
+    )
+    assert detail == (
+        f"projects {ours['id']} and {theirs['id']} hold different models: Compare takes two "
+        "projects of one model (its FP32 project and its INT8 ones)"
+    )
 
 
 # jobs ---------------------------------------------------------------------------------------------

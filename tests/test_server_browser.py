@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from calibench.runtime.isa import host_cpu
 from tests.server_helpers import Server, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -112,7 +113,26 @@ def _optimize(page: Page, project_url: str) -> None:
     page.wait_for_url(re.compile(r"/projects/\d+/optimize"))
 
 
-def test_whole_flow(page: Page, fashion_cnn: Path, fashion_archives: dict[str, Path]) -> None:
+SPEED = re.compile(r"^(\d+\.\d\d× (faster|slower)|same speed)$")
+"""The one format of a speed-up on every page: never ``×1.21`` or ``0.95× faster``."""
+DROP = re.compile(r"^(drop|gain) \d+\.\d\d pt$|^no drop$")
+
+
+def _text(page: Page, selector: str) -> str:
+    return page.locator(selector).first.inner_text().strip()
+
+
+def _no_other_number_format(page: Page) -> None:
+    text = page.inner_text("main")
+    assert not re.search(r"×\s?\d+\.\d", text), "a speed-up written ×1.21"
+    assert not re.search(r"\b0\.\d\d× faster", text), "a slow-down written as faster"
+    assert "layer(s)" not in text
+
+
+def test_whole_flow(
+    page: Page, server: str, fashion_cnn: Path, fashion_archives: dict[str, Path]
+) -> None:
+    isa = host_cpu().isa.label
     # 1. Projects page → create a project from an uploaded model and dataset archive.
     page.goto("/")
     expect(page.locator(".empty")).to_contain_text("No project yet")
@@ -123,12 +143,15 @@ def test_whole_flow(page: Page, fashion_cnn: Path, fashion_archives: dict[str, P
     fp32_url = page.url
     expect(page.locator(".cards")).to_contain_text("top1")
     expect(page.locator(".cards")).to_contain_text("throughput")
+    # Every speed figure says how it was measured: batch × streams, runtime, CPU, when, alone.
+    note = _text(page, ".measured-note")
+    for words in ("batch 1 × 1 stream", "ONNX Runtime 1.", f"({isa})", " UTC", "timed alone"):
+        assert words in note, (words, note)
     _shot(page, "project-fp32")
 
     # 2. Perform → Optimize: the INT8 checkbox enables Optimize.
     _optimize(page, fp32_url)
     expect(page.locator("h1")).to_contain_text("Optimize INT8")
-    expect(page.locator("#subset")).to_have_value("100")
     expect(page.locator(".hint").first).to_contain_text("avoids overfitting")
 
     # 3. Import Calibration Dataset, then back to the Optimize INT8 page with it selected.
@@ -159,34 +182,62 @@ def test_whole_flow(page: Page, fashion_cnn: Path, fashion_archives: dict[str, P
     _shot(page, "project-int8-running")
     _wait_ready(page)
     int8_url = page.url
-    expect(page.locator("#calibration")).to_contain_text("Default")
-    expect(page.locator("#calibration")).to_contain_text("subset 50%")
+    int8_id = int(int8_url.rsplit("/", 1)[1])
+    _shot(page, "project-int8")
+    # Named by what it is; the page shows its gain against its parent, timed side by side.
+    recipe = "Default, performance, 50% of fashion calibration"
+    expect(page.locator("h1")).to_contain_text(f"Fashion CNN INT8 ({recipe})")
+    expect(page.locator("#recipe")).to_contain_text(
+        "Default, performance preset, 50% of fashion calibration"
+    )
     expect(page.locator(".head-row .prec")).to_have_text("INT8")
+    gain = _text(page, ".gain-card .value")
+    assert SPEED.match(gain), gain
+    expect(page.locator("#recipe")).to_contain_text(gain)
+    int8_throughput = _text(page, f"#inference-cards-{int8_id} .value.throughput")
+    note = _text(page, ".measured-note")
+    assert "timed side by side with Fashion CNN" in note and f"({isa})" in note, note
+    counts = _text(page, "#layer-counts")
+    assert re.search(r"^\d+ of \d+ Conv/Gemm in INT8; \d+ activations folded into them", counts)
+    _no_other_number_format(page)
 
-    # 5. Model page: the layer table, INT8 layers with U8 outputPrecisions, reasons for FP32.
+    # 5. Model page: counts by kind, U8 outputs, reasons for FP32, a filter that says what it does.
     page.click("#model-link")
-    expect(page.locator("#layer-summary")).to_contain_text("layers run INT8 kernels")
+    expect(page.locator("#layer-summary")).to_contain_text(counts.split(" (")[0].split(";")[0])
     int8_rows = page.locator("#layers-table tr.int8")
     assert int8_rows.count() > 3
     expect(int8_rows.first.locator("td").nth(3)).to_have_text("U8")
     fp32_rows = page.locator("#layers-table tr.fp32")
-    if fp32_rows.count():
-        assert fp32_rows.first.locator("td").nth(5).inner_text().strip()
+    assert fp32_rows.count()  # the CNN's input normalisation (Sub, Div) has no INT8 kernel
+    assert fp32_rows.first.locator("td").nth(5).inner_text().strip()
+    expect(page.locator("#layer-summary label")).to_contain_text(
+        f"show only the {fp32_rows.count()} layers in FP32"
+    )
     _shot(page, "model-int8")
     page.check("#only-fp32")
     expect(int8_rows.first).to_be_hidden()
+    expect(fp32_rows.first).to_be_visible()
 
-    # 6. Compare page: both models, figures and the report's charts.
+    # 6. Compare: the same gain as the project page, one format, a title that reads right.
     page.goto(int8_url)
     page.click("#tab-compare")
+    page.wait_for_url(re.compile(rf"/compare\?a=\d+&b={int8_id}$"))
     expect(page.locator("h1")).to_contain_text("against Fashion CNN")
-    expect(page.locator("#compare-cards")).to_contain_text("top1")
-    expect(page.locator("#compare-cards")).to_contain_text("throughput")
+    expect(page.locator("h1")).to_contain_text(f"Fashion CNN INT8 ({recipe})")
+    expect(page.locator("#throughput-gain")).to_have_text(gain)
+    assert DROP.match(_text(page, "#compare-cards .drop"))
+    expect(page.locator("#compare-cards")).to_contain_text(int8_throughput)
+    expect(page.locator("#speed-note")).to_contain_text("side by side")
+    expect(page.locator("#pair-table tr[data-row=throughput] .change")).to_contain_text(gain)
     frame = page.frame_locator("#report")
-    expect(frame.locator("h1")).to_contain_text("INT8 against FP32")
+    expect(frame.locator("h1")).to_contain_text(f"{recipe}) against Fashion CNN (FP32)")
     assert frame.locator("svg").count() >= 2
+    _no_other_number_format(page)
     page.wait_for_timeout(300)
     _shot(page, "compare")
+    page.goto(f"/projects/{int8_id}/compare/report")  # the report alone, as `compare --html`
+    expect(page.locator("h1")).to_contain_text(f"{recipe}) against Fashion CNN (FP32)")
+    _shot(page, "compare-report")
 
     # 7. AccuracyAware from the same FP32 project, with a maximum drop.
     _optimize(page, fp32_url)
@@ -198,17 +249,90 @@ def test_whole_flow(page: Page, fashion_cnn: Path, fashion_archives: dict[str, P
     page.wait_for_url(re.compile(r"/projects/\d+$"))
     expect(page.locator("#status .stages")).to_contain_text("accuracy-aware")
     _wait_ready(page)
+    aa_url = page.url
+    aa_id = int(aa_url.rsplit("/", 1)[1])
     expect(page.locator("#calibration")).to_contain_text("AccuracyAware")
     expect(page.locator("#aa-outcome")).to_contain_text("target met")
+    expect(page.locator("#aa-outcome")).to_contain_text("reverted to FP32")
+    if page.locator("#revert-cascade").count():  # a revert took others along: said where counted
+        expect(page.locator("#revert-cascade")).to_contain_text("reverted to FP32")
+    aa_gain = _text(page, ".gain-card .value")
+    assert SPEED.match(aa_gain), aa_gain
+    _no_other_number_format(page)
 
-    # 8. The projects page lists all three, with precision, accuracy, throughput and status.
+    # 8. The projects list: the recipe columns, and each INT8 row's speed-up is the one its
+    # page and Compare show (its own side-by-side timing, not two stand-alone throughputs).
     page.goto("/")
     rows = page.locator("#projects tbody tr")
     expect(rows).to_have_count(3)
-    expect(page.locator("#projects")).to_contain_text("INT8")
-    expect(page.locator("#projects")).to_contain_text("this machine")
     assert page.locator("#projects .s-done").count() == 3
+    row = page.locator(f"#projects tr[data-project='{int8_id}']")
+    expect(row.locator("td.method")).to_have_text("Default")
+    expect(row.locator("td.preset")).to_have_text("performance")
+    expect(row.locator("td.subset")).to_have_text("50% (50 samples)")
+    expect(row.locator("td.calibration-dataset")).to_have_text("fashion calibration")
+    expect(row.locator("td.gain a")).to_have_text(gain)
+    expect(row.locator("td.throughput .figure")).to_have_text(int8_throughput)
+    expect(row.locator("td.measured")).to_contain_text(isa)
+    aa_row = page.locator(f"#projects tr[data-project='{aa_id}']")
+    expect(aa_row.locator("td.method")).to_contain_text("AccuracyAware, maximum drop 1 pt")
+    expect(aa_row.locator("td.gain a")).to_have_text(aa_gain)
+    expect(page.locator("#projects tr:not(.derived) td.gain")).to_have_text("reference")
+    _no_other_number_format(page)
     _shot(page, "projects")
+
+    # 9. Compare any two projects of the model: the two INT8 projects, picked on the page.
+    row.locator("td.gain a").click()
+    page.wait_for_url(re.compile(r"/compare\?"))
+    page.select_option("#pick-a", str(int8_id))
+    page.select_option("#pick-b", str(aa_id))
+    page.click("#pick-compare")
+    page.wait_for_url(re.compile(rf"/compare\?a={int8_id}&b={aa_id}$"))
+    expect(page.locator("#compare-cards")).to_have_count(0)  # no speed-up across two runs
+    expect(page.locator("#pair-table tr[data-row=throughput] .change")).to_have_text(
+        re.compile("^not timed together")
+    )
+    gains = page.locator("#pair-table tr[data-row=gain] td")
+    expect(gains.nth(0)).to_have_text(gain)
+    expect(gains.nth(1)).to_have_text(aa_gain)
+    assert DROP.match(_text(page, "#pair-table tr[data-row=accuracy] .change").split("\n")[0])
+    _no_other_number_format(page)
+    _shot(page, "compare-int8-int8")
+
+    # 10. A phone's width: the same figures, readable, the page no wider than the screen.
+    _phone_walk(page, server, int8_url, int8_id, gain)
+
+
+WIDEST = """[...document.querySelectorAll('main *')]
+  .filter(e => e.getBoundingClientRect().right > 391 && !e.closest('.table-box')).slice(0, 5)
+  .map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + e.getBoundingClientRect().right)"""
+"""What sticks out of a phone's screen (tables scroll inside their box, so they do not)."""
+
+
+def _phone_walk(desktop: Page, server: str, int8_url: str, int8_id: int, gain: str) -> None:
+    browser = desktop.context.browser
+    assert browser is not None
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server)
+    phone = context.new_page()
+    phone.set_default_timeout(30_000)
+    try:
+        for url, figure in (
+            ("/", f"#projects tr[data-project='{int8_id}'] td.gain a"),
+            (int8_url, ".gain-card .value"),
+            (f"{int8_url}/compare", "#throughput-gain"),
+        ):
+            phone.goto(url)
+            expect(phone.locator(figure)).to_have_text(gain)
+            phone.locator(figure).scroll_into_view_if_needed()
+            expect(phone.locator(figure)).to_be_visible()
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, (url, width, phone.evaluate(WIDEST))
+        phone.goto("/")
+        _shot(phone, "phone-projects")
+        phone.goto(f"{int8_url}/compare")
+        _shot(phone, "phone-compare")
+    finally:
+        context.close()
 
 
 def test_refusals_on_the_pages(

@@ -91,7 +91,8 @@ def test_add_a_target_and_calibrate_on_it(
     expect(page.locator("#projects")).to_contain_text("edge")
     page.goto("/models/1/fleet")
     row = page.locator("#fleet tr[data-target=edge]")
-    expect(row).to_contain_text("×")
+    expect(row).to_contain_text(re.compile(r"\d\.\d\d× (faster|slower)"))
+    expect(row).to_contain_text("timed side by side with the FP32 model")
     expect(page.locator("#fleet tr[data-target='this machine']")).to_have_count(1)
     assert page.locator(".fleet-bar.int8").count() >= 2
     _shot(page, "fleet")

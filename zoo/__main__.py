@@ -75,6 +75,13 @@ def _cmd_text_coco(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} images of characters with COCO boxes ({path})")
 
 
+def _cmd_text_npz(args: argparse.Namespace) -> None:
+    from zoo.ocr_text import write_text_npz
+
+    path = write_text_npz(args.out, args.n, seed=args.seed)
+    print(f"wrote {args.n} text lines with their texts as labels to {path} (keys: input1, labels)")
+
+
 def _cmd_workbench_files(args: argparse.Namespace) -> None:
     """What a person uploads on the workbench's pages to try the whole flow."""
     import shutil
@@ -133,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     text.add_argument("--n", type=int, default=40)
     text.add_argument("--seed", type=int, default=0)
     text.set_defaults(func=_cmd_text_coco)
+
+    lines = sub.add_parser("text-npz", help="write rendered text lines and their texts (.npz)")
+    lines.add_argument("out", type=Path)
+    lines.add_argument("--n", type=int, default=40)
+    lines.add_argument("--seed", type=int, default=0)
+    lines.set_defaults(func=_cmd_text_npz)
 
     npz = sub.add_parser("fashion-npz", help="write Fashion-MNIST as model-ready .npz")
     npz.add_argument("out", type=Path)

@@ -17,7 +17,7 @@ from calibench.calibration.default import run_default
 from calibench.calibration.distributed.options import RayShards, parse_executor
 from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Preset, Subset
-from calibench.data.annotations import AnnotatedDataset, Task
+from calibench.data.annotations import AnnotatedDataset, is_annotated
 from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
 from calibench.errors import ConfigError, KernelCheckError
@@ -219,14 +219,12 @@ def _backend(executor: str | RayShards | None) -> Backend:
 
 def _metric_for(data: Any, metric: str | Metric | Callable[..., float] | None) -> Metric:
     """The metric AccuracyAware optimises; refuses data it cannot score."""
-    unlabelled = isinstance(data, AnnotatedDataset) and (
-        data.task is Task.NOT_ANNOTATED or (data.task is Task.TENSORS and not data.classes)
-    )
-    if not isinstance(data, AnnotatedDataset) or unlabelled:
+    if not is_annotated(data):
         raise ConfigError(
-            "the AccuracyAware method needs an annotated dataset (import one with labels or "
-            "boxes: calibench dataset import); this one has no annotations"
+            "the AccuracyAware method needs an annotated dataset (images with labels or boxes, "
+            "or an .npz with a 'labels' array); this one has no annotations"
         )
+    assert isinstance(data, AnnotatedDataset)
     if isinstance(metric, Metric):
         return metric
     if callable(metric):

@@ -30,6 +30,7 @@ from calibench.metrics.base import Metric
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, revert_layers
 from calibench.progress import ProgressCallback
+from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.profiling import profile_layers
 from calibench.runtime.session import make_session
@@ -74,12 +75,13 @@ def score_metric(
     names: Sequence[str],
     batches: Sequence[tuple[list[int], Any]],
     outputs: Sequence[Sequence[np.ndarray]],
+    axes: BatchAxes,
 ) -> float:
-    """The metric over the samples of ``batches``, from the model outputs computed for them."""
+    """The metric over the samples of ``batches``, from the model outputs computed for them
+    (each output split along its own batch axis)."""
     metric.reset()
     for (indices, _), batch in zip(batches, outputs, strict=True):
-        for row, index in enumerate(indices):
-            one = {n: np.asarray(o[row]) for n, o in zip(names, batch, strict=True)}
+        for index, one in zip(indices, axes.split(names, batch, len(indices)), strict=True):
             metric.update(one, data.annotation(index), data.info(index))
     return float(metric.result()[metric.name])
 
@@ -159,6 +161,7 @@ def run_sensitivity(
     reader = BatchReader(validation, input_specs(fp32), config.batch_size)
     batches, reference = reference_outputs(fp32, reader, indices, threads, default.memory_limit)
     names = [o.name for o in fp32.graph.output]
+    axes = find_batch_axes(fp32, batches[0][1], reference[0], threads) if batches else None
 
     def outputs(candidate: onnx.ModelProto, workers: int | None = None) -> list[list[np.ndarray]]:
         session = make_session(candidate, threads=workers or threads, lean=True)
@@ -167,8 +170,8 @@ def run_sensitivity(
     def score_outputs(outs: list[list[np.ndarray]]) -> float:
         if metric is None:
             return output_sqnr(reference, outs)
-        assert isinstance(validation, AnnotatedDataset)
-        return score_metric(metric, validation, names, batches, outs)
+        assert isinstance(validation, AnnotatedDataset) and axes is not None
+        return score_metric(metric, validation, names, batches, outs, axes)
 
     def build(reverted: str) -> onnx.ModelProto:
         plan = revert_layers(default.plan, {reverted: "sensitivity: reverted alone"})

@@ -12,6 +12,7 @@ from typing import Any
 from calibench._files import temp_beside
 from calibench.calibration.distributed.options import RayShards
 from calibench.cli.common import (
+    add_metric_option,
     add_preprocess_options,
     check_distinct,
     check_writable,
@@ -25,7 +26,6 @@ from calibench.cli.remote import add_target_option, run_on_target
 from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
-from calibench.metrics.registry import SPEC_HELP
 from calibench.runtime.isa import ISA_CHOICES
 from calibench.runtime.memory import parse_size
 
@@ -89,10 +89,7 @@ def register(sub: Any) -> None:
         "(default: --dataset; separate data avoids overfitting)",
     )
     cal.add_argument("--validation-subset", help="accuracy-aware: 10%% or a count (default all)")
-    cal.add_argument(
-        "--metric",
-        help=f"accuracy-aware: {SPEC_HELP}",
-    )
+    add_metric_option(cal, "accuracy-aware: ")
     cal.add_argument(
         "--no-bias-correction", action="store_true", help="skip bias correction (on by default)"
     )

@@ -24,6 +24,7 @@ from rich.progress import (
 
 from calibench.data.preprocess import Preprocess, load_preprocess
 from calibench.errors import ConfigError
+from calibench.metrics.registry import SPEC_HELP, check_spec
 from calibench.progress import ProgressCallback, split_detail
 from calibench.targets.protocol import JSON_LINES, PROGRESS_ENV, progress_line
 
@@ -79,6 +80,20 @@ def preprocess_options(args: argparse.Namespace) -> dict[str, object]:
         options["layout"] = args.layout
     Preprocess(**options)  # type: ignore[arg-type]  # refuses bad sizes and numbers now
     return options
+
+
+def add_metric_option(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--metric``, checked by the parser against the registry's one list of names, so that a
+    name the help offers is never refused later and a typo is refused before any work."""
+    parser.add_argument("--metric", type=metric_spec, metavar="METRIC", help=prefix + SPEC_HELP)
+
+
+def metric_spec(text: str) -> str:
+    """An argparse type: a built-in metric (canonical name) or a custom ``module:function``."""
+    try:
+        return check_spec(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from calibench.cli.common import (
+    add_metric_option,
     add_preprocess_options,
     positive_int,
     preprocess_options,
@@ -18,7 +19,6 @@ from calibench.cli.common import (
 )
 from calibench.config import CalibrationConfig, Preset, Subset
 from calibench.errors import ConfigError
-from calibench.metrics.registry import SPEC_HELP
 from calibench.runtime.isa import ISA_CHOICES
 from calibench.runtime.memory import parse_size
 
@@ -36,7 +36,7 @@ def register(sub: Any) -> None:
         "its metric, other data by the output SQNR against FP32",
     )
     sens.add_argument("--validation-subset", help="10%% or a count (default: 64 samples)")
-    sens.add_argument("--metric", help=SPEC_HELP)
+    add_metric_option(sens)
     sens.add_argument("--subset", default="100%", help="calibration subset (default 100%%)")
     sens.add_argument(
         "--preset", choices=[p.value for p in Preset], default=Preset.PERFORMANCE.value
@@ -66,8 +66,9 @@ def sensitivity_command(args: argparse.Namespace) -> int:
     from calibench.api import _metric_for
     from calibench.calibration.sensitivity import run_sensitivity
     from calibench.cli.datasets import resolve_dataset
-    from calibench.data.annotations import AnnotatedDataset, Task
+    from calibench.data.annotations import is_annotated
     from calibench.data.open import open_for_model
+    from calibench.metrics.registry import default_spec
     from calibench.model.eligibility import check_eligible
     from calibench.model.load import load_model
     from calibench.runtime.inputs import input_specs
@@ -96,15 +97,14 @@ def sensitivity_command(args: argparse.Namespace) -> int:
             preprocess,
             args.model.name,
         )
-    annotated = isinstance(validation, AnnotatedDataset) and not (
-        validation.task is Task.NOT_ANNOTATED
-        or (validation.task is Task.TENSORS and not validation.classes)
-    )
+    annotated = is_annotated(validation)
     if args.metric and not annotated:
         raise ConfigError(
             f"--metric {args.metric} needs annotated validation data; without annotations the "
             "layers are scored by the output SQNR against FP32 (leave out --metric)"
         )
+    if annotated and not args.metric:  # labels only a custom metric scores: SQNR instead
+        annotated = default_spec(validation.task, validation.classes) is not None  # type: ignore[attr-defined]
     metric = _metric_for(validation, args.metric) if annotated else None
     with progress_bars(args.quiet) as on_progress:
         report = run_sensitivity(

@@ -49,6 +49,13 @@ def register(sub: Any) -> None:
         type=positive_float,
         help="how long each latency/throughput measurement lasts (default 3)",
     )
+    serve.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the jobs on this Ray cluster (HOST:PORT, or auto: RAY_ADDRESS, else the one "
+        "`ray start --head` started here); needs pip install 'calibench[ray]' here and on "
+        "every node (default: $CALIBENCH_RAY, else worker processes on this machine)",
+    )
     serve.set_defaults(run=serve_command)
 
 
@@ -67,6 +74,7 @@ def settings_from(args: argparse.Namespace) -> ServerSettings:
         "max_upload_mb": args.max_upload_mb,
         "max_workers": args.workers,
         "perf_seconds": args.measure_seconds,
+        "ray": args.ray,
     }
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
     try:
@@ -103,5 +111,7 @@ def serve_command(args: argparse.Namespace) -> int:
     print(f"  workspace {workspace}; database …{database[-60:]}", flush=True)
     if token:
         print("  every request needs the token (open the address above once)", flush=True)
+    if app.state.cluster is not None:
+        print(f"  jobs run on {app.state.cluster}", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0

@@ -35,3 +35,12 @@ def test_a_short_token_from_the_environment_is_refused(
     monkeypatch.setenv("CALIBENCH_TOKEN", "short")
     with pytest.raises(ConfigError, match="at least 16 characters"):
         _settings(tmp_path)
+
+
+def test_ray_comes_from_the_flag_or_calibench_ray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _settings(tmp_path).ray is None
+    assert _settings(tmp_path, "--ray", "127.0.0.1:6379").ray == "127.0.0.1:6379"
+    monkeypatch.setenv("CALIBENCH_RAY", "auto")
+    assert _settings(tmp_path).ray == "auto"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from calibench.cli.common import (
+    add_metric_option,
     add_preprocess_options,
     check_writable,
     positive_float,
@@ -19,7 +20,6 @@ from calibench.cli.common import (
 from calibench.cli.remote import add_target_option, run_on_target
 from calibench.config import Subset
 from calibench.data.preprocess import Preprocess, save_preprocess
-from calibench.metrics.registry import SPEC_HELP
 from calibench.workflow.cache import default_workspace
 from calibench.workflow.performance import PerfSettings
 
@@ -31,10 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="an imported dataset (folder or name), a folder of images or an .npz",
     )
-    parser.add_argument(
-        "--metric",
-        help=SPEC_HELP,
-    )
+    add_metric_option(parser)
     parser.add_argument("--subset", help="evaluate on a subset: 10%% or a count")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
     parser.add_argument(

@@ -18,6 +18,7 @@ from calibench.data.dataset import Sample
 from calibench.data.images import read_image
 from calibench.data.manifest import Manifest, manifest_path, read_manifest
 from calibench.data.npz import NpzDataset
+from calibench.data.npz_labels import NpzLabels, read_labels
 from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError
 
@@ -52,6 +53,9 @@ class ImportedDataset:
         self.unreadable: list[Path] = []
         self._samples = manifest.samples
         self._npz: NpzDataset | None = None
+        self._labels: NpzLabels | None = None
+        self.labelled = self.task in (Task.CLASSIFICATION, Task.DETECTION)
+        """Whether accuracy can be measured on it (tensors: when the .npz had labels)."""
         if self.task is Task.TENSORS:
             assert manifest.npz is not None
             self._npz = NpzDataset(self.root / manifest.npz)
@@ -60,6 +64,14 @@ class ImportedDataset:
                     f"{self._npz.path} holds {len(self._npz)} samples but the manifest lists "
                     f"{len(self._samples)}; it changed since import, import it again"
                 )
+            if manifest.labels is not None:
+                self._labels = read_labels(self._npz.path, len(self._npz))
+                if self._labels is None or self._labels.key != manifest.labels["key"]:
+                    raise DatasetError(
+                        f"{self._npz.path} no longer holds the labels it was imported with; "
+                        "import it again"
+                    )
+            self.labelled = self._labels is not None or bool(self.classes)
 
     def bind(self, input_name: str, preprocess: Preprocess) -> None:
         """Fix the model input these images feed and how they are prepared for it."""
@@ -83,7 +95,10 @@ class ImportedDataset:
 
     def annotation(self, index: int) -> Annotation:
         """The class index, the boxes (original pixels, ``ignore``-flagged ones left out: see
-        :meth:`info`), or ``None`` for a dataset without annotations."""
+        :meth:`info`), the label of any shape an .npz gave (``data.npz_labels``), or ``None``
+        for a dataset without annotations."""
+        if self._labels is not None:
+            return self._labels.annotation(index)
         sample = self._samples[index]
         if self.task is Task.DETECTION:
             return _detections(sample, keep=False)
@@ -119,6 +134,7 @@ class ImportedDataset:
             "format": self.manifest.format,
             "samples": len(self),
             "classes": len(self.classes),
+            **({"labels": self.manifest.labels} if self.manifest.labels else {}),
         }
 
     def _path(self, index: int) -> Path:

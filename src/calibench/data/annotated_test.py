@@ -110,6 +110,7 @@ def test_as_dataset_and_binding_open_imported_folders_and_refuse_archives(
         (lambda m: m["samples"][0].update(label=5), "not a class index"),
         (lambda m: m.update(version=99), "version 99"),
         (lambda m: m.update(task="segmentation"), "not a valid calibench dataset manifest"),
+        (lambda m: m.update(labels=5), "'labels' must be an object naming the labels array"),
     ],
 )
 def test_a_damaged_manifest_is_refused(

@@ -21,7 +21,7 @@ class Task(str, Enum):
     DETECTION = "detection"
     NOT_ANNOTATED = "not-annotated"
     TENSORS = "tensors"
-    """An .npz of model inputs, with optional per-sample integer labels."""
+    """An .npz of model inputs, with optional per-sample labels of any shape."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,10 @@ class Detections:
     """float32 [K]"""
 
 
-Annotation = int | Detections | None
-"""A class index (classification, tensors with labels), boxes (detection), or nothing."""
+Annotation = int | float | str | np.ndarray | Detections | None
+"""A class index (classification, tensors with class labels), boxes (detection), a number, a
+text or an array (tensors with other labels, for custom metrics: ``data.npz_labels``), or
+nothing."""
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,15 @@ class AnnotatedDataset(Protocol):
     def annotation(self, index: int) -> Annotation: ...
 
     def info(self, index: int) -> SampleInfo: ...
+
+
+def is_annotated(data: object) -> bool:
+    """Whether ``data`` holds the truth of its samples, so that accuracy can be measured on it.
+
+    Tensors count when they carry labels (``labelled``); datasets without that attribute count
+    when they have classes, as tensors with class labels always do."""
+    if not isinstance(data, AnnotatedDataset) or data.task is Task.NOT_ANNOTATED:
+        return False
+    if data.task is Task.TENSORS:
+        return bool(getattr(data, "labelled", data.classes))
+    return True

@@ -41,6 +41,8 @@ class ImportResult:
     arrays: dict[str, Any] | None = None
     source: str = ""
     splits: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Any] | None = None
+    """Tensors: the labels the .npz carries (``Manifest.labels``)."""
 
     @classmethod
     def from_manifest(cls, folder: Path, manifest: Manifest) -> ImportResult:
@@ -56,6 +58,7 @@ class ImportResult:
             arrays=manifest.arrays,
             source=manifest.source,
             splits={k: len(v) for k, v in (manifest.splits or {}).items()},
+            labels=manifest.labels,
         )
 
     @classmethod
@@ -83,6 +86,7 @@ class ImportResult:
             "image_size": self.image_size,
             "arrays": self.arrays,
             "splits": self.splits,
+            "labels": self.labels,
             "problems": {
                 "count": len(self.problems),
                 "by_kind": self.problem_counts(),
@@ -106,6 +110,8 @@ class ImportResult:
             lines.append(f"  image size: {size} (height×width)")
         for key, spec in (self.arrays or {}).items():
             lines.append(f"  array:      {key} {spec['shape']} {spec['dtype']}")
+        if self.labels:
+            lines.append(f"  labels:     {_labels_in_words(self.labels)}")
         if self.splits:
             lines.append("  splits:     " + ", ".join(f"{k} {v}" for k, v in self.splits.items()))
         if not self.problems:
@@ -124,3 +130,15 @@ class ImportResult:
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _labels_in_words(labels: dict[str, Any]) -> str:
+    kind, shape, dtype = labels.get("kind"), labels.get("shape", []), labels.get("dtype")
+    per_sample = {
+        "class": "a class index per sample",
+        "value": "a number per sample",
+        "text": "a text per sample",
+        "array": f"an array {shape[1:]} per sample",
+        "ragged": "an array of its own length per sample (label_offsets)",
+    }.get(str(kind), str(kind))
+    return f"{labels.get('key')} {shape} {dtype}: {per_sample}"

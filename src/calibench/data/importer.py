@@ -171,6 +171,7 @@ def _build_manifest(
         npz=layout.extra.get("npz"),
         arrays=layout.extra.get("arrays"),
         splits=splits or None,
+        labels=layout.extra.get("labels"),
     )
 
 

@@ -129,9 +129,9 @@ def test_npz_imports_as_tensors(tmp_path: Path, labels: bool) -> None:
         assert manifest.samples == [{}] * 5
 
 
-def test_npz_labels_must_be_one_integer_per_sample(tmp_path: Path) -> None:
+def test_npz_labels_must_be_one_per_sample(tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", input=np.zeros((4, 2)), labels=np.zeros(3))
-    with pytest.raises(DatasetError, match="one integer per sample"):
+    with pytest.raises(DatasetError, match="3 labels for 4 samples; give one per sample"):
         import_dataset(tmp_path / "bad.npz", tmp_path / "root")
     assert _nothing_left(tmp_path / "root")
 

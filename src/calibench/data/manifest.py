@@ -15,13 +15,15 @@ Schema (``"schema": "calibench-dataset"``, ``"version": 1``)::
     image_size: {"min": [h, w], "max": [h, w]} | null
     npz: "file.npz" | null                    tensors: the arrays' file, in the folder
     arrays: {name: {"shape": [...], "dtype": "float32"}} | null
+    labels: {"key", "kind", "dtype", "shape", "ragged"} | null   tensors: the labels in the
+                                              .npz (kind: class, value, text, array, ragged)
     splits: {"val": [sample index, ...]} | null   VOC ImageSets/Main lists
     samples: [
       {"path": "cat/1.jpg", "height": 480, "width": 640, "label": 3},      classification
       {"path": ..., "height", "width", "boxes": [[x1, y1, x2, y2], ...],
        "labels": [int, ...], "ignore": [bool, ...] (optional), "id": ... (optional)},
       {"path": ..., "height", "width"},                                    not annotated
-      {"label": 3} or {}                                                   tensors
+      {"label": 3} or {}                  tensors (other labels: read from the .npz)
     ]
     problems: [{"kind": "unreadable-image", "path": "a.jpg", "detail": "..."}, ...]
 
@@ -72,6 +74,8 @@ class Manifest:
     npz: str | None = None
     arrays: dict[str, Any] | None = None
     splits: dict[str, list[int]] | None = None
+    labels: dict[str, Any] | None = None
+    """Tensors: what :meth:`~calibench.data.npz_labels.NpzLabels.describe` said at import."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +92,7 @@ class Manifest:
             "npz": self.npz,
             "arrays": self.arrays,
             "splits": self.splits,
+            "labels": self.labels,
             "samples": self.samples,
             "problems": [p.to_json() for p in self.problems],
         }
@@ -172,7 +177,14 @@ def _parse(data: Any) -> Manifest:
         npz=npz,
         arrays=data.get("arrays"),
         splits=data.get("splits"),
+        labels=_labels(data.get("labels")),
     )
+
+
+def _labels(value: Any) -> dict[str, Any] | None:
+    if value is not None and not (isinstance(value, dict) and isinstance(value.get("key"), str)):
+        raise TypeError("'labels' must be an object naming the labels array ('key')")
+    return value
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:

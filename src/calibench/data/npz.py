@@ -25,6 +25,8 @@ from calibench.data.dataset import Sample
 from calibench.errors import DatasetError
 
 LABEL_KEYS = frozenset({"labels", "label", "targets"})
+OFFSETS_KEY = "label_offsets"
+"""Where each sample's labels start in a ragged ``labels`` array (``data.npz_labels``)."""
 MAX_LOADED_BYTES = DEFAULT_MAX_BYTES
 """The most bytes one compressed array may inflate to (it is loaded whole, not mapped)."""
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a zip member's local file header
@@ -66,7 +68,7 @@ def _open_arrays(path: Path) -> dict[str, np.ndarray]:
             if not info.filename.endswith(".npy"):
                 continue
             key = info.filename[: -len(".npy")]
-            if key in LABEL_KEYS:
+            if key in LABEL_KEYS or key == OFFSETS_KEY:
                 continue
             mapped = (
                 _memory_map(path, raw, info) if info.compress_type == zipfile.ZIP_STORED else None

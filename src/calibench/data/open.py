@@ -18,7 +18,7 @@ from calibench.data.archive import is_archive
 from calibench.data.dataset import Dataset, InMemoryDataset
 from calibench.data.images import ImageFolder
 from calibench.data.manifest import MANIFEST_NAME
-from calibench.data.npz import NpzDataset
+from calibench.data.npz_labels import open_npz
 from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError, NotEligibleError
 
@@ -45,7 +45,7 @@ def as_dataset(source: Any, input_names: Sequence[str], **options: Any) -> Datas
         if path.is_dir():
             return ImageFolder(path, **options)
         if path.suffix == ".npz":
-            return NpzDataset(path)
+            return open_npz(path)
         if not path.exists():
             raise DatasetError(f"dataset not found: {path}")
         if is_archive(path):

@@ -22,7 +22,15 @@ from calibench.data.annotations import Annotation, SampleInfo
 from calibench.errors import ConfigError
 
 ScoreFn = Callable[[dict[str, np.ndarray], Annotation], float]
-"""Scores one sample: its outputs (without the batch axis) and its annotation."""
+"""Scores one sample: its outputs (each without its batch axis, wherever the model keeps it:
+``runtime.batch_axis``) and its annotation (a class index, a number, a text, an array or boxes,
+as the dataset holds it)."""
+
+
+class MetricError(ConfigError):
+    """The user's metric function raised on a sample. Its own class (exit 5, as the option that
+    named the function) so that it is never taken for a fault of calibench: the message names
+    the function and the sample, and ``--debug`` shows the function's own traceback."""
 
 
 class CallableMetric:
@@ -42,7 +50,14 @@ class CallableMetric:
     def update(
         self, outputs: dict[str, np.ndarray], annotation: Annotation, info: SampleInfo
     ) -> float | None:
-        value = self.fn(outputs, annotation)
+        try:
+            value = self.fn(outputs, annotation)
+        except Exception as error:
+            raise MetricError(
+                f"custom metric {_function_name(self.fn)} failed on sample {info.index}: "
+                f"{_one_line(error)} (its outputs: {_shapes(outputs)}; its annotation: "
+                f"{_kind(annotation)}; run with --debug for the traceback)"
+            ) from error
         if isinstance(value, np.ndarray) and value.size == 1:
             value = value.item()
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -117,4 +132,27 @@ def _import(module_name: str) -> Any:
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(f"{type(error).__name__}: {error}".split())
+    return " ".join(f"{type(error).__name__}: {error}".split())[:300]
+
+
+def _function_name(fn: Callable[..., object]) -> str:
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    if module and module.startswith("calibench_custom_"):  # loaded from a file: name the file
+        code = getattr(fn, "__code__", None)
+        module = Path(code.co_filename).name if code is not None else None
+    return f"{module}:{name}" if module else name
+
+
+def _shapes(outputs: dict[str, np.ndarray]) -> str:
+    return ", ".join(f"{k} {list(np.shape(v))}" for k, v in outputs.items()) or "none"
+
+
+def _kind(annotation: Annotation) -> str:
+    if isinstance(annotation, np.ndarray):
+        return f"array {list(annotation.shape)} {annotation.dtype}"
+    if isinstance(annotation, str):
+        return f"text {annotation[:40]!r}"
+    if isinstance(annotation, (int, float)):
+        return repr(annotation)
+    return type(annotation).__name__

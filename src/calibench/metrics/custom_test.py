@@ -6,7 +6,7 @@ import pytest
 from calibench.data.annotations import SampleInfo
 from calibench.errors import ConfigError
 from calibench.metrics.base import Metric
-from calibench.metrics.custom import CallableMetric, load_metric
+from calibench.metrics.custom import CallableMetric, MetricError, load_metric
 
 INFO = SampleInfo(index=4)
 
@@ -47,6 +47,9 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "    return 100.0 if outputs['y'].item() > THRESHOLD else 0.0\n"
     )
     (package / "broken.py").write_text("import not_a_module_anywhere_xyz\n")
+    (package / "fragile.py").write_text(
+        "def first_char(outputs, text):\n    return float(text[0] == 'a')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return package
 
@@ -82,3 +85,21 @@ def test_load_metric_errors(user_module: Path, spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
         load_metric(spec)
     assert "\n" not in str(caught.value)
+
+
+def test_a_function_that_raises_is_the_metrics_own_error(user_module: Path) -> None:
+    """Named by function and sample, a ConfigError (exit 5), its cause kept for --debug."""
+    metric = load_metric("usermetrics_pkg.fragile:first_char")
+    assert metric.update({"y": np.zeros((20, 5))}, "abc", INFO) == 1.0
+    with pytest.raises(MetricError) as caught:
+        metric.update({"y": np.zeros((20, 5))}, "", SampleInfo(index=7))
+    message = str(caught.value)
+    assert message.startswith(
+        "custom metric usermetrics_pkg.fragile:first_char failed on sample 7: IndexError: "
+    )
+    assert "its outputs: y [20, 5]; its annotation: text ''" in message and "\n" not in message
+    assert isinstance(caught.value, ConfigError) and caught.value.exit_code == 5
+    assert isinstance(caught.value.__cause__, IndexError)
+    from_file = load_metric(f"{user_module / 'fragile.py'}:first_char")
+    with pytest.raises(MetricError, match=r"^custom metric fragile.py:first_char failed on sample"):
+        from_file.update({}, np.zeros((3, 2)), INFO)

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from calibench.report.layer_counts import count_layers, fell_back, revert_words
 from calibench.report.layers import LayerRow
 
 
@@ -73,7 +74,7 @@ class CalibrationReport:
         console.print(layers_table(self.layers, title=f"Layers of the INT8 model of {self.model}"))
         counts = self.kernels.get("INT8", {})
         console.print(
-            f"ONNX Runtime runs {self.int8_layers} of {len(self.layers)} layers in INT8 "
+            f"ONNX Runtime runs {count_layers(self.layers).words()} "
             f"({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}); "
             f"{sum(self.kernels.get('FP32', {}).values())} float kernels, "
             f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."
@@ -108,6 +109,9 @@ class CalibrationReport:
                 )
         if self.accuracy_aware:
             render_accuracy_aware(self.accuracy_aware, console)
+            reverted = list(self.accuracy_aware.get("reverted") or ())
+            if fell_back(self.layers, reverted):  # why the INT8 count fell by more
+                console.print(revert_words(self.layers, reverted) + ".")
 
     def __str__(self) -> str:
         console = Console(width=160, record=True, file=io.StringIO())

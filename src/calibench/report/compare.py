@@ -11,7 +11,8 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from calibench.report.comparison import Comparison, LayerComparison
+from calibench.report.comparison import Comparison, LayerComparison, drop_words, speed_words
+from calibench.report.layer_counts import count_layers
 
 PERF_KEYS = ("latency_ms_median", "latency_ms_p90", "latency_ms_p99", "throughput")
 
@@ -57,7 +58,7 @@ def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
                     f"accuracy: {key}",
                     f"{float(fp32[key]):.4g}",
                     f"{float(int8[key]):.4g}",
-                    f"drop {drops[key]:+.4g}",
+                    drop_words(drops[key]),
                 )
             )
     labels = {
@@ -72,7 +73,7 @@ def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
             continue
         ratio = ""
         if f and i:
-            ratio = f"×{i / f:.2f}" if key == "throughput" else f"{f / i:.2f}× faster"
+            ratio = speed_words(i / f if key == "throughput" else f / i)
         rows.append((labels[key], _num(f), _num(i), ratio))
     if c.perf:
         settings = [
@@ -88,19 +89,21 @@ def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
             "kernel time, profiled (ms)",
             f"{c.fp32_time.total_ms:.4g}",
             f"{c.int8_time.total_ms:.4g}",
-            f"{speedup:.2f}× faster" if speedup else "",
+            speed_words(speedup) if speedup else "",
         )
     )
     f_mb, i_mb = c.sizes["fp32"] / 1e6, c.sizes["int8"] / 1e6
     rows.append(("size on disk (MB)", f"{f_mb:.3g}", f"{i_mb:.3g}", f"{i_mb / f_mb:.0%}"))
-    rows.append(("INT8 layers", "", f"{c.int8_layers} of {len(c.layers)}", ""))
+    rows.append(
+        ("INT8 layers", "", count_layers(r for r in c.layers if r.precision != "-").words(), "")
+    )
     for name, value in c.output_sqnr.items():
         rows.append((f"output SQNR: {name} (dB)", "", _db(value), ""))
     return rows
 
 
 def _summary_table(c: Comparison) -> Table:
-    table = Table(title=f"{c.int8_model} against {c.fp32_model}")
+    table = Table(title=c.title)
     for column in ("measure", "FP32", "INT8", "change"):
         table.add_column(column, overflow="fold")
     for row in summary_rows(c):
@@ -120,7 +123,7 @@ def _layer_table(rows: list[LayerComparison], title: str) -> Table:
             row.precision,
             _ms(row.fp32_ms),
             _ms(row.int8_ms),
-            f"{speedup:.2f}×" if speedup else "—",
+            speed_words(speedup) if speedup else "—",
             _db(row.sqnr_db),
         )
     return table

@@ -12,10 +12,35 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from calibench.report.layer_counts import count_layers
 from calibench.report.layer_error import finite_or_none
 from calibench.runtime.profiling import BUCKETS, LayerTimes
 
 TOP_LAYERS = 15
+SAME_SPEED = 0.005
+"""Ratios within half a percent of 1 read as the same speed: the timing's own noise is larger."""
+
+
+def speed_words(ratio: float | None) -> str:
+    """A speed ratio (new over old: > 1 is faster) in the one format every page and report
+    uses: ``1.21× faster``, ``1.05× slower`` (never ``0.95× faster``), ``same speed``."""
+    if ratio is None or not math.isfinite(ratio) or ratio <= 0:
+        return "not measured"
+    if abs(ratio - 1) < SAME_SPEED:
+        return "same speed"
+    if ratio > 1:
+        return f"{ratio:.2f}× faster"
+    return f"{1 / ratio:.2f}× slower"
+
+
+def drop_words(drop: float | None, unit: str = "pt") -> str:
+    """An accuracy drop (old minus new) in the one format: ``drop 2.90 pt``, ``gain 0.40 pt``,
+    ``no drop``."""
+    if drop is None or not math.isfinite(drop):
+        return "not measured"
+    if round(drop, 2) == 0:
+        return "no drop"
+    return f"{'drop' if drop > 0 else 'gain'} {abs(drop):.2f} {unit}"
 
 
 @dataclass
@@ -69,6 +94,13 @@ class Comparison:
     @property
     def int8_layers(self) -> int:
         return sum(1 for r in self.layers if r.precision == "INT8" and r.kernel != "(folded)")
+
+    @property
+    def title(self) -> str:
+        """``mobilenet INT8 (…) against mobilenet (FP32)``: the INT8 model first, FP32 second,
+        each said to be what it is (unless its name says it)."""
+        named = "int8" in self.int8_model.lower()  # "… INT8 (Default, …)", "model-int8.onnx"
+        return f"{self.int8_model}{'' if named else ' (INT8)'} against {self.fp32_model} (FP32)"
 
     @property
     def metric(self) -> str | None:
@@ -150,6 +182,7 @@ class Comparison:
             "size_bytes": self.sizes,
             "int8_layers": self.int8_layers,
             "layers_total": len(self.layers),
+            "layer_counts": count_layers(r for r in self.layers if r.precision != "-").to_dict(),
             "profile": {
                 "batch": self.fp32_time.batch,
                 "threads": self.fp32_time.threads,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from calibench._files import replacing
 from calibench.report.compare import summary_rows
-from calibench.report.comparison import Comparison, LayerComparison
+from calibench.report.comparison import Comparison, LayerComparison, drop_words, speed_words
+from calibench.report.layer_counts import count_layers
 
 TIME_CHART_LAYERS = 25
 WORST_HIGHLIGHTED = 5
@@ -62,7 +63,7 @@ def write_html(comparison: Comparison, path: str | os.PathLike[str]) -> Path:
 
 
 def render_html(c: Comparison) -> str:
-    title = f"{c.int8_model} against {c.fp32_model}"
+    title = c.title
     profile = c.fp32_time
     measured = [r for r in c.layers if r.sqnr_db is not None]
     highlighted = max(1, min(WORST_HIGHLIGHTED, len(measured) // 4))
@@ -73,7 +74,7 @@ def render_html(c: Comparison) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>calibench: {escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><main>",
-        f"<h1>INT8 against FP32: {escape(title)}</h1>",
+        f"<h1>{escape(title)}</h1>",
         '<p class="sub">calibench comparison report. Layer times: ONNX Runtime profiler, '
         f"batch {profile.batch}, {profile.threads} thread(s), mean of {profile.runs} runs. "
         f"Layer error: SQNR on {c.error_samples} sample(s).</p>",
@@ -148,7 +149,7 @@ def time_chart(rows: list[LayerComparison]) -> str:
             cls = "#1a7f37" if speedup >= 1 else WORST_COLOUR
             out.append(
                 f'<text x="{width - 4}" y="{y + row_h / 2 + 4}" font-size="11" fill="{cls}" '
-                f'text-anchor="end">{speedup:.2f}×</text>'
+                f'text-anchor="end">{speed_words(speedup)}</text>'
             )
     out.append("</svg>")
     return "\n".join(out)
@@ -252,7 +253,7 @@ def _cards(c: Comparison) -> str:
             (
                 f"accuracy ({metric})",
                 f"{int8:.4g}",
-                f"FP32 {fp32:.4g}, drop {drop:+.4g}",
+                f"FP32 {fp32:.4g}, {drop_words(drop)}",
                 "bad" if drop > 0 else "good",
             )
         )
@@ -264,7 +265,7 @@ def _cards(c: Comparison) -> str:
             (
                 "latency, median",
                 f"{i:.4g} ms",
-                f"FP32 {f:.4g} ms, {latency:.2f}× faster",
+                f"FP32 {f:.4g} ms, {speed_words(latency)}",
                 "good" if latency >= 1 else "bad",
             )
         )
@@ -272,20 +273,25 @@ def _cards(c: Comparison) -> str:
     if gain:
         f = c.perf_figure("fp32", "throughput")
         i = c.perf_figure("int8", "throughput")
-        cards.append(("throughput", f"{i:.4g}/s", f"FP32 {f:.4g}/s, ×{gain:.2f}", _good(gain >= 1)))
+        cards.append(
+            ("throughput", f"{i:.4g}/s", f"FP32 {f:.4g}/s, {speed_words(gain)}", _good(gain >= 1))
+        )
     kernel = c.kernel_speedup
     if kernel:
         cards.append(
             (
                 "kernel time (profiled)",
                 f"{c.int8_time.total_ms:.4g} ms",
-                f"FP32 {c.fp32_time.total_ms:.4g} ms, {kernel:.2f}× faster",
+                f"FP32 {c.fp32_time.total_ms:.4g} ms, {speed_words(kernel)}",
                 _good(kernel >= 1),
             )
         )
     f_mb, i_mb = c.sizes["fp32"] / 1e6, c.sizes["int8"] / 1e6
     cards.append(("size on disk", f"{i_mb:.3g} MB", f"FP32 {f_mb:.3g} MB, {i_mb / f_mb:.0%}", ""))
-    cards.append(("INT8 layers", f"{c.int8_layers}", f"of {len(c.layers)} layers", ""))
+    counts = count_layers(r for r in c.layers if r.precision != "-")
+    cards.append(
+        (f"{counts.weighted_label} in INT8", f"{counts.weighted_int8}", counts.words(), "")
+    )
     for name, sqnr in list(c.output_sqnr.items())[:2]:
         text = "identical" if math.isinf(sqnr) and sqnr > 0 else f"{sqnr:.1f} dB"
         cards.append((f"output SQNR: {name}", text, "INT8 against FP32", ""))
@@ -336,7 +342,7 @@ def _layers_table(layers: list[LayerComparison], worst: set[str]) -> str:
             f'<tr{cls}><td class="l name">{escape(r.name)}</td><td class="l">'
             f'{escape(r.op_type)}</td><td class="l">{escape(r.precision)}</td>'
             f'<td class="l">{escape(r.kernel)}</td><td>{_ms(r.fp32_ms)}</td>'
-            f"<td>{_ms(r.int8_ms)}</td><td>{f'{speedup:.2f}×' if speedup else '—'}</td>"
+            f"<td>{_ms(r.int8_ms)}</td><td>{speed_words(speedup) if speedup else '—'}</td>"
             f"<td>{sqnr_text}</td></tr>"
         )
     return head + "".join(body) + "</tbody></table>"

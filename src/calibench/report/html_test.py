@@ -72,7 +72,7 @@ def test_self_contained_with_two_charts_and_a_summary(tmp_path: Path) -> None:
         assert fetched not in text, fetched
     assert re.search(r"<[^>]*\s(src|href)=", text) is None
     # Summary: accuracy and its drop, latency, throughput, size, INT8 layer count.
-    for expected in ("71.2", "drop +0.6", "2.50× faster", "500/s", "3.6 MB", "INT8 layers"):
+    for expected in ("71.2", "drop 0.60 pt", "2.50× faster", "500/s", "3.6 MB", "Conv in INT8"):
         assert expected in text, expected
     assert list(path.parent.iterdir()) == [path]  # written atomically, nothing left behind
 

@@ -15,10 +15,15 @@ from sqlalchemy.exc import OperationalError
 from calibench import __version__
 from calibench.errors import ConfigError
 from calibench.server.db import make_engine, session_factory
+from calibench.server.jobs.executor import Executor
+from calibench.server.jobs.local import LocalProcessExecutor
+from calibench.server.jobs.ray_executor import Cluster, RayExecutor, check_cluster
+from calibench.server.jobs.remote import ByTarget, RemoteExecutor
 from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.settings import ServerSettings
 from calibench.server.web import system
+from calibench.server.web.compare import routes as compare
 from calibench.server.web.datasets import routes as datasets
 from calibench.server.web.handlers import install_error_handlers
 from calibench.server.web.jobs import routes as jobs
@@ -28,6 +33,7 @@ from calibench.server.web.security import BodyLimit, install_guard
 from calibench.server.web.targets import routes as targets
 from calibench.server.web.templating import STATIC
 from calibench.server.web.workbench import Workbench
+from calibench.server.workspace import Workspace
 
 log = logging.getLogger("calibench.server")
 
@@ -50,7 +56,8 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     workbench = Workbench(sessions, settings)
     for path in workbench.sweep_leftovers(started):
         log.info("removed %s, left by a server that stopped", path.relative_to(settings.workspace))
-    runner = JobRunner(settings.url, settings.workspace, settings.max_workers)
+    cluster, executor = _executor(settings)
+    runner = JobRunner(settings.url, settings.workspace, settings.max_workers, executor=executor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -74,15 +81,29 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.workbench = workbench
     app.state.runner = runner
+    app.state.cluster = cluster
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(system.router)
-    for domain in (models, datasets, projects, jobs, targets):  # each: its JSON API, then its pages
+    # each domain: its JSON API, then its pages
+    for domain in (models, datasets, projects, compare, jobs, targets):
         app.include_router(domain.api)
         app.include_router(domain.pages)
     install_guard(app, settings)
     app.add_middleware(BodyLimit, settings=settings)
     install_error_handlers(app, settings)
     return app
+
+
+def _executor(settings: ServerSettings) -> tuple[Cluster | None, Executor | None]:
+    """With ``--ray``, the cluster (checked now: a clear error at start, not at the first job)
+    and its executor; without, nothing (the runner's own), and Ray is never imported."""
+    if settings.ray is None:
+        return None, None
+    cluster = check_cluster(settings.ray)
+    workspace = Workspace(settings.workspace)
+    local = LocalProcessExecutor(settings.url, workspace)
+    ray = RayExecutor(cluster.address, workspace, local)
+    return cluster, ByTarget(ray, RemoteExecutor(workspace))
 
 
 __all__ = ["create_app"]

@@ -45,6 +45,9 @@ class ServerSettings(BaseSettings):
     import_job_mb: float = Field(default=64, gt=0)
     """A dataset upload larger than this, or an archive declaring more bytes than this once
     unpacked, is imported by a job in a worker process instead of inside the request."""
+    ray: str | None = None
+    """The Ray cluster that runs the jobs (``HOST:PORT`` or ``auto``); None: worker processes
+    on this machine, and nothing of Ray is imported."""
 
     @property
     def url(self) -> str:

@@ -100,7 +100,7 @@ def test_render_shows_summary_and_both_rankings(comparison: Comparison) -> None:
     console = Console(width=200, record=True, file=io.StringIO())
     render_comparison(comparison, console)
     text = console.export_text()
-    assert "accuracy: top1" in text and "drop +0.7" in text
+    assert "accuracy: top1" in text and "drop 0.70 pt" in text
     assert "2.00× faster" in text
     assert "Slowest layers" in text and "Worst layers by SQNR" in text
     assert "/c2/c2.0/Conv" in text

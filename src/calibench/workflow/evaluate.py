@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
+from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.session import make_session
 
@@ -55,10 +55,13 @@ def evaluate_accuracy(
     metric.reset()
     per_sample: dict[int, float] = {}
     done = 0
+    axes: BatchAxes | None = None
     for batch_indices, feeds in reader.batches(chosen):
         outputs = session.run(names, feeds)
-        for row, index in enumerate(batch_indices):
-            one = {n: np.asarray(o[row]) for n, o in zip(names, outputs, strict=True)}
+        if axes is None:  # each output's batch axis, from the first batch the model ran
+            axes = find_batch_axes(proto, feeds, outputs, threads=threads)
+        samples = axes.split(names, outputs, len(batch_indices))
+        for index, one in zip(batch_indices, samples, strict=True):
             score = metric.update(one, dataset.annotation(index), dataset.info(index))
             if score is not None:
                 per_sample[index] = score

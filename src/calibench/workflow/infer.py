@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibench.config import Subset
-from calibench.data.annotations import AnnotatedDataset, Task
+from calibench.data.annotations import AnnotatedDataset, is_annotated
 from calibench.data.dataset import select_subset
 from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
@@ -85,27 +85,31 @@ def run_inference(
 
     ``timing`` is entered around the speed measurement alone (a lock, say, so that jobs side by
     side do not skew each other's timings)."""
-    from calibench.metrics.registry import metric_for
+    from calibench.metrics.registry import builtin_spec, default_spec, metric_for
 
     perf = perf or PerfSettings()
     proto = load_model(model_path)
     specs = input_specs(proto)
     data, bound = open_for_model(dataset, specs, preprocess, model_path.name)
-    annotated = (
-        isinstance(data, AnnotatedDataset)
-        and data.task is not Task.NOT_ANNOTATED
-        and not (data.task is Task.TENSORS and not data.classes)  # an .npz without labels
-    )
+    annotated = is_annotated(data)
     if metric is not None and not annotated:
-        raise ConfigError("accuracy needs an annotated dataset; this one has no annotations")
+        raise ConfigError(
+            f"the metric needs an annotated dataset; {_source(dataset)} has no annotations "
+            "(an .npz needs a 'labels' array; images need class folders, a labels file or "
+            "COCO/VOC boxes, imported with `calibench dataset import`)"
+        )
+    if annotated and metric is None:
+        assert isinstance(data, AnnotatedDataset)
+        # Labels only a custom metric can score (texts, arrays): performance alone.
+        annotated = default_spec(data.task, data.classes) is not None
     digest = file_digest(model_path)
     cache = ResultCache(workspace) if workspace is not None and use_cache else None
     key = None
     if (
         cache is not None
         and isinstance(dataset, (str, os.PathLike))
-        and not isinstance(metric, Metric)
-    ):
+        and (metric is None or (isinstance(metric, str) and builtin_spec(metric) is not None))
+    ):  # a custom metric is code the user may have changed since: never served from the cache
         key = cache.key(
             {
                 "model": digest,
@@ -157,6 +161,10 @@ def run_inference(
     if cache is not None and key is not None:
         cache.put(key, report.to_dict())
     return report
+
+
+def _source(dataset: Any) -> str:
+    return str(dataset) if isinstance(dataset, (str, os.PathLike)) else "this dataset"
 
 
 def _first_batch(data: Any, specs: list[Any], indices: list[int]) -> dict[str, Any]:

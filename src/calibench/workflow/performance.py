@@ -20,6 +20,7 @@ import onnx
 from calibench.errors import ConfigError
 from calibench.runtime.latency import interleaved
 from calibench.runtime.session import make_session
+from calibench.workflow.measured import measurement
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class PerfResult:
     """samples per second"""
     requests: int
     settings: dict[str, Any]
+    measured: dict[str, Any] | None = None
+    """Where, how and when (:mod:`calibench.workflow.measured`): shown beside the figures."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +95,7 @@ def measure_interleaved(
         },
         min_rounds=windows,
     )
+    stamp = measurement(list(sessions)).to_dict()
     results = {}
     for name in sessions:
         flat = np.array(timed.latencies(name))
@@ -102,6 +106,7 @@ def measure_interleaved(
             throughput=float(len(flat) * settings.batch / timed.walls[name]),
             requests=len(flat),
             settings=settings.to_dict(),
+            measured=stamp,
         )
     return results
 

@@ -23,6 +23,7 @@ from calibench.calibration.sensitivity import revert_each, score_metric
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
 from calibench.passes.placement import QuantPlan
+from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.session import make_session
 from calibench.runtime.spill import SpillList
@@ -74,17 +75,39 @@ class RankingSet:
         )
 
 
-def divergence_per_sample(reference: Sequence[Sequence[np.ndarray]], outs: Outputs) -> np.ndarray:
-    """Per validation sample: squared error against FP32 over FP32's energy."""
+def divergence_per_sample(
+    sizes: Sequence[int],
+    reference: Sequence[Sequence[np.ndarray]],
+    outs: Outputs,
+    names: Sequence[str],
+    axes: BatchAxes,
+) -> np.ndarray:
+    """Per validation sample: squared error against FP32 over FP32's energy (each output split
+    along its own batch axis; ``sizes``: the samples of each batch)."""
     values = []
-    for ref_batch, got_batch in zip(reference, outs, strict=True):
-        noise = sum(
-            ((r - g) ** 2).reshape(len(r), -1).sum(1)
-            for r, g in zip(ref_batch, got_batch, strict=True)
-        )
-        signal = sum((r**2).reshape(len(r), -1).sum(1) for r in ref_batch)
+    for n, ref_batch, got_batch in zip(sizes, reference, outs, strict=True):
+        ref, got = _flat(ref_batch, n, names, axes), _flat(got_batch, n, names, axes)
+        noise = sum(((r - g) ** 2).sum(1) for r, g in zip(ref, got, strict=True))
+        signal = sum((r**2).sum(1) for r in ref)
         values.append(noise / np.maximum(signal, 1e-12))
     return np.concatenate(values)
+
+
+def _flat(
+    batch: Sequence[np.ndarray], n: int, names: Sequence[str], axes: BatchAxes
+) -> list[np.ndarray]:
+    """Each output as [n, -1]: one row per sample, split along the output's batch axis."""
+    return [axes.rows(k, o, n).reshape(n, -1) for k, o in zip(names, batch, strict=True)]
+
+
+def reference_rows(
+    batch: Sequence[np.ndarray], row: int, names: Sequence[str], axes: BatchAxes
+) -> list[np.ndarray]:
+    """One sample's outputs of a batch, each as a batch of one along its own axis."""
+    return [
+        o if axes.axes[k] is None else np.take(o, [row], axis=axes.axes[k])
+        for k, o in zip(names, batch, strict=True)
+    ]
 
 
 def run_batches(model: onnx.ModelProto, batches: Sequence[Batch], threads: int | None) -> Outputs:
@@ -164,6 +187,9 @@ class Validator:
         self.reference = SpillList(budget)
         for _, feeds in self.batches:
             self.reference.append(reference.run(None, feeds))
+        first = self.batches[0][1] if len(self.batches) else {}
+        self.axes = find_batch_axes(fp32, first, self.reference[0] if first else [], threads)
+        """Where each output keeps its batch axis (a CTC reader's is axis 1, not 0)."""
 
     def outputs(
         self,
@@ -179,13 +205,14 @@ class Validator:
         outs = self.reference if model is None else self.outputs(model)
         if model is not None:
             self.full += 1
-        value = score_metric(self.metric, self.data, self.names, self.batches, outs)
+        value = score_metric(self.metric, self.data, self.names, self.batches, outs, self.axes)
         self.seconds["evaluate"] += time.perf_counter() - start
         return value
 
     def divergence_per_sample(self, outs: list[list[np.ndarray]]) -> np.ndarray:
         """Per validation sample: squared error against FP32 over FP32's energy."""
-        return divergence_per_sample(self.reference, outs)
+        sizes = [len(indices) for indices, _ in self.batches]
+        return divergence_per_sample(sizes, self.reference, outs, self.names, self.axes)
 
     def divergence(self, model: onnx.ModelProto) -> np.ndarray:
         start = time.perf_counter()
@@ -198,8 +225,12 @@ class Validator:
         rows = [flat[k] for k in picked]
         return RankingSet(
             [([0], {n: a[j : j + 1] for n, a in self.batches[i][1].items()}) for i, j in rows],
-            [[o[j : j + 1] for o in self.reference[i]] for i, j in rows],
+            [self.reference_sample(i, j) for i, j in rows],
         )
+
+    def reference_sample(self, batch: int, row: int) -> list[np.ndarray]:
+        """FP32's outputs for one sample of a batch, each as a batch of one along its own axis."""
+        return reference_rows(self.reference[batch], row, self.names, self.axes)
 
     def noise(self, model: onnx.ModelProto, subset: RankingSet) -> float:
         start = time.perf_counter()

@@ -34,6 +34,7 @@ from calibench.calibration.sensitivity import score_metric
 from calibench.data.annotations import AnnotatedDataset
 from calibench.errors import TargetError
 from calibench.metrics.base import Metric
+from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.session import make_session
 
@@ -105,7 +106,11 @@ class RayEvaluation:
         self.shard_refs: list[Any] = []
         self.reference_refs: list[Any] = []
         expected = math.ceil(len(indices) / reader.batch_size)
+        self.axes: BatchAxes | None = None
         for number, shard in enumerate(shards(reader.batches(indices), expected, workers)):
+            if self.axes is None:  # where each output keeps its batch, as the local run finds
+                first = shard[0][1]
+                self.axes = find_batch_axes(fp32, first, probe.run(None, first), threads)
             for position, (batch_indices, _) in enumerate(shard):
                 self.batches.append((batch_indices, None))
                 self.where += [(number, position, row) for row in range(len(batch_indices))]
@@ -117,7 +122,7 @@ class RayEvaluation:
             for ref, reference in zip(self.shard_refs, self.reference_refs, strict=True)
         ]
         self.actors = [
-            ShardWorker.remote(worker_threads)  # type: ignore[attr-defined]
+            ShardWorker.remote(worker_threads, self.names, self.axes)  # type: ignore[attr-defined]
             for _ in self.shards
         ]
         with cluster_errors("the start of the workers"):
@@ -147,7 +152,8 @@ class RayEvaluation:
     def _score(self, outs: Outputs) -> float:
         start = time.perf_counter()
         self.bytes_moved += sum(a.nbytes for batch in outs for a in batch)
-        value = score_metric(self.metric, self.data, self.names, self.batches, outs)
+        assert self.axes is not None
+        value = score_metric(self.metric, self.data, self.names, self.batches, outs, self.axes)
         self.seconds["score"] += time.perf_counter() - start
         return value
 

@@ -30,9 +30,11 @@ from calibench.calibration.accuracy_aware.validator import (
     Outputs,
     RankingSet,
     divergence_per_sample,
+    reference_rows,
     run_batches,
 )
 from calibench.calibration.statistics import TensorStats, fold_batches
+from calibench.runtime.batch_axis import BatchAxes
 from calibench.runtime.session import make_session
 
 RETRIES = 3
@@ -62,8 +64,8 @@ def shard_reference(model: onnx.ModelProto, batches: list[Batch], threads: int) 
 class ShardWorker:
     """One shard of the validation set and FP32's outputs for it; runs candidates on it."""
 
-    def __init__(self, threads: int) -> None:
-        self.threads = threads
+    def __init__(self, threads: int, names: list[str], axes: BatchAxes) -> None:
+        self.threads, self.names, self.axes = threads, names, axes
         self.loaded: tuple[list[Batch], Outputs] | None = None
         self.busy = 0.0
         """Seconds spent computing (since this process started)."""
@@ -92,15 +94,17 @@ class ShardWorker:
             self.busy += time.perf_counter() - start
 
     def divergence(self, shard: list[Any], model: onnx.ModelProto) -> np.ndarray:
-        _, reference = self._load(shard)
-        return divergence_per_sample(reference, self.outputs(shard, model))
+        batches, reference = self._load(shard)
+        sizes = [len(indices) for indices, _ in batches]
+        outs = self.outputs(shard, model)
+        return divergence_per_sample(sizes, reference, outs, self.names, self.axes)
 
     def rows(self, shard: list[Any], positions: list[tuple[int, int]]) -> RankingSet:
         """The samples at (batch, row) of this shard, one per batch, with FP32's outputs."""
         batches, reference = self._load(shard)
         return RankingSet(
             [([0], {n: a[j : j + 1] for n, a in batches[i][1].items()}) for i, j in positions],
-            [[o[j : j + 1] for o in reference[i]] for i, j in positions],
+            [reference_rows(reference[i], j, self.names, self.axes) for i, j in positions],
         )
 
     def noise(

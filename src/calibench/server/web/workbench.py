@@ -13,9 +13,11 @@ from sqlalchemy import select
 from calibench.server.db import JobRow
 from calibench.server.jobs.kinds import LOCAL
 from calibench.server.jobs.states import LIVE
+from calibench.server.web.compare.service import CompareService
 from calibench.server.web.datasets.service import DatasetService
 from calibench.server.web.jobs.service import JobService
 from calibench.server.web.models.service import ModelService
+from calibench.server.web.projects.figures import layer_summary
 from calibench.server.web.projects.optimize import PRESET_HELP, OptimizeService
 from calibench.server.web.projects.schemas import ModelPage, OptimizePage
 from calibench.server.web.projects.service import ProjectService
@@ -24,7 +26,13 @@ from calibench.server.web.targets.service import target_names
 
 
 class Workbench(
-    ProjectService, OptimizeService, DatasetService, ModelService, JobService, FleetService
+    ProjectService,
+    OptimizeService,
+    CompareService,
+    DatasetService,
+    ModelService,
+    JobService,
+    FleetService,
 ):
     """Models, datasets, projects and their calibration, jobs, and the targets they run on,
     over one workspace."""
@@ -43,6 +51,7 @@ class Workbench(
         return ModelPage(
             model=detail.model,
             layers=detail.layers,
+            summary=layer_summary(detail.layers),
             parent=detail.parent,
             projects=self.projects(model_id=model_id),
         )

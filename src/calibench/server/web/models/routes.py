@@ -62,6 +62,7 @@ def model_page(request: Request, workbench: WorkbenchDep, model_id: int) -> HTML
     context = {
         "m": found.model,
         "layers": found.layers,
+        "summary": found.summary,
         "projects": found.projects,
         "parent": found.parent,
     }

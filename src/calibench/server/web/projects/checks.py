@@ -8,12 +8,12 @@ import math
 from typing import Any
 
 from calibench.errors import WorkbenchError
-from calibench.metrics.registry import BUILTIN_SPECS, builtin_spec
+from calibench.metrics.registry import NAMES, WORDS, builtin_spec
 from calibench.server.db import DatasetRow
 
-METRICS = BUILTIN_SPECS
-"""What the workbench accepts as a metric: built-in ones only (a custom metric is code, and the
-server never runs code a client names)."""
+METRICS = WORDS
+"""What the workbench accepts as a metric, each in words: built-in ones only (a custom metric is
+code, and the server never runs code a client names)."""
 
 
 def check_metric(metric: str | None) -> str | None:
@@ -22,7 +22,7 @@ def check_metric(metric: str | None) -> str | None:
     chosen = builtin_spec(metric)
     if chosen is None:
         raise WorkbenchError(
-            f"unknown metric {metric[:60]!r}: choose {', '.join(METRICS)} (or none, for the "
+            f"unknown metric {metric[:60]!r}: choose {NAMES} (or none, for the "
             "dataset's default); custom metrics are for the command line and the Python API"
         )
     return chosen
@@ -67,6 +67,15 @@ def accuracy_aware_refusal(validation: DatasetRow) -> str | None:
     """Why AccuracyAware is not available on a project with this dataset (None: it is)."""
     if validation.annotated:
         return None
+    labels = (validation.summary or {}).get("labels") or {}
+    kinds = {"value": "a number", "text": "a text", "array": "an array", "ragged": "an array"}
+    if labels.get("kind") in kinds:  # not class indices: only a custom metric scores them
+        return (
+            f"{validation.name!r} is labelled with {kinds[labels['kind']]} per sample, which "
+            "only a custom metric scores, and the workbench runs built-in metrics only; run "
+            "AccuracyAware from the command line: calibench calibrate --method accuracy-aware "
+            "--metric package.module:function"
+        )
     return (
         f"AccuracyAware measures accuracy on the project's dataset, {validation.name!r}, "
         "which has no annotations; use Default, or create the project on an annotated dataset"

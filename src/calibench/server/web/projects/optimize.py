@@ -15,6 +15,7 @@ from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.service import get_dataset, ready_dataset
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import accuracy_aware_refusal, inference_settings
+from calibench.server.web.projects.figures import int8_name
 from calibench.server.web.projects.schemas import ProjectView
 from calibench.server.web.projects.views import get_project, optimize_options, project_view
 from calibench.server.web.targets.service import target_choice
@@ -79,10 +80,7 @@ class OptimizeService(WorkbenchBase):
                 parent.settings.get("streams", 1) if streams is None else streams,
             )
             child_name = _unique_model_name(
-                session,
-                f"{model.name} INT8"
-                + (" AccuracyAware" if config.method is Method.ACCURACY_AWARE else "")
-                + (" mixed" if config.preset is Preset.MIXED else ""),
+                session, int8_name(model.name, config.to_dict(), calibration.name)
             )
             child_model = ModelRow(
                 name=child_name,

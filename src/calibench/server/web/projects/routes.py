@@ -184,14 +184,6 @@ def optimize_form(
     return see(f"/projects/{child.id}")
 
 
-@pages.get("/projects/{project_id}/compare", response_class=HTMLResponse)
-def compare_page(request: Request, workbench: WorkbenchDep, project_id: int) -> HTMLResponse:
-    found = workbench.comparison_detail(project_id)
-    return page(
-        request, "compare.html", {"c": found.comparison, "int8": found.int8, "fp32": found.fp32}
-    )
-
-
 @pages.get("/projects/{project_id}/compare/report", response_model=None)
 def compare_report(workbench: WorkbenchDep, project_id: int) -> Response:
     _, path = workbench.comparison(project_id)

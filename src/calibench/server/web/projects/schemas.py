@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibench.config import DropType, Method, Preset
+from calibench.metrics.registry import NAMES
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
+from calibench.server.web.projects.figures import Gain, LayerSummary, Recipe, Speed
 from calibench.server.web.schemas import View, one_of
 
 
@@ -43,7 +45,17 @@ class ProjectView(View):
     job: JobView | None
     accuracy: Accuracy | None
     throughput: int | float | None
+    """The throughput shown: an INT8 project's from its side-by-side timing with its parent
+    (``gain``), an FP32 project's from its baseline."""
     latency_ms: int | float | None
+    speed: Speed | None
+    """The figures above with how, where and when they were measured."""
+    gain: Gain | None
+    """An INT8 project against its parent, timed side by side (None until compared)."""
+    recipe: Recipe | None
+    """What an INT8 project was calibrated with (None for an original model)."""
+    layers: LayerSummary | None
+    """An INT8 project's layer counts (its calibration report's table)."""
     inference: dict[str, Any] | None
     calibration: dict[str, Any] | None
     has_comparison: bool
@@ -60,14 +72,6 @@ class ProjectDetail(View):
     children: list[ProjectView]
 
 
-class Comparison(View):
-    """The compare page: the comparison an INT8 project's job made, and both projects."""
-
-    comparison: dict[str, Any]
-    int8: ProjectView
-    fp32: ProjectView
-
-
 class ProjectCreate(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
@@ -82,8 +86,7 @@ class ProjectCreate(BaseModel):
     )
     metric: str | None = Field(
         None,
-        description="top1 or topk (top-1 and top-5 accuracy) or map:yolox|yolov5|yolov8|ssd "
-        "(detection mAP with the model's output decoder); "
+        description=f"one of {NAMES} (built-in metrics only); "
         "default: top-1/top-5 for classification",
     )
     target: str | None = Field(
@@ -141,5 +144,7 @@ class ModelPage(View):
 
     model: ModelView
     layers: list[dict[str, Any]] | None
+    summary: LayerSummary | None
+    """The layer counts in words (``8 of 8 Conv/Gemm in INT8; …``)."""
     parent: ModelView | None
     projects: list[ProjectView]

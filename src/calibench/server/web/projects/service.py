@@ -29,7 +29,7 @@ from calibench.server.web.projects.checks import (
     inference_settings,
     metric_fits,
 )
-from calibench.server.web.projects.schemas import Comparison, ProjectDetail, ProjectView
+from calibench.server.web.projects.schemas import ProjectDetail, ProjectView
 from calibench.server.web.projects.views import get_project, project_view
 from calibench.server.web.rows import referrers, refuse_while_used
 from calibench.server.web.targets.service import target_choice, target_names
@@ -191,15 +191,3 @@ class ProjectService(WorkbenchBase):
                 )
                 raise WorkbenchError(f"project {project_id} has no comparison: {why}", 409)
             return project.comparison, self.paths.report_file(project.id)
-
-    def comparison_detail(self, project_id: int) -> Comparison:
-        comparison, _ = self.comparison(project_id)
-        with self.sessions() as session:
-            project = get_project(session, project_id)
-            assert project.parent_id is not None
-            parent = get_project(session, project.parent_id)
-            return Comparison(
-                comparison=comparison,
-                int8=project_view(session, project),
-                fp32=project_view(session, parent),
-            )

@@ -14,6 +14,7 @@ from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.jobs.service import latest_job
 from calibench.server.web.models.schemas import ModelView
 from calibench.server.web.models.service import get_model
+from calibench.server.web.projects.figures import gain_of, layer_summary, recipe_of, speed_of
 from calibench.server.web.projects.schemas import Accuracy, OptimizeOptions, ProjectView
 from calibench.server.web.rows import get_row
 from calibench.server.web.schemas import iso
@@ -47,10 +48,18 @@ def project_view(session: Session, project: ProjectRow) -> ProjectView:
     job = latest_job(session, project.id)
     inference = project.inference or {}
     accuracy = inference.get("accuracy") or None
-    perf = inference.get("performance") or {}
     children = session.scalars(
         select(ProjectRow.id).where(ProjectRow.parent_id == project.id)
     ).all()
+    gain = None
+    if project.parent_id is not None and project.comparison:
+        parent = session.get(ProjectRow, project.parent_id)
+        parent_model = get_model(session, parent.model_id) if parent else None
+        if parent_model is not None:
+            gain = gain_of(project.comparison, project.parent_id, parent_model.name, model.name)
+    speed = gain.int8 if gain else speed_of(inference.get("performance"), own=model.name)
+    report = (project.calibration or {}).get("report") or {}
+    aa = report.get("accuracy_aware") or {}
     return ProjectView(
         id=project.id,
         name=f"{model.name} × {dataset.name} × {project.target}",
@@ -66,8 +75,12 @@ def project_view(session: Session, project: ProjectRow) -> ProjectView:
         accuracy=None
         if not accuracy
         else Accuracy(metric=accuracy["metric"], figures=accuracy["figures"]),
-        throughput=perf.get("throughput"),
-        latency_ms=perf.get("latency_ms_median"),
+        throughput=speed.throughput if speed else None,
+        latency_ms=speed.latency_ms if speed else None,
+        speed=speed,
+        gain=gain,
+        recipe=recipe_of(project.calibration),
+        layers=layer_summary(report.get("layers"), list(aa["reverted"]) if aa else None),
         inference=project.inference,
         calibration=project.calibration,
         has_comparison=project.comparison is not None,

@@ -111,7 +111,12 @@ class FleetRow(View):
     fp32_latency_ms: float | None
     int8_latency_ms: float | None
     speedup: float | None
-    """INT8 throughput ÷ FP32 throughput."""
+    """INT8 throughput ÷ FP32 throughput, both timed side by side in the INT8 project's
+    comparison (None without one: two figures timed apart are never divided)."""
+    speedup_words: str | None = None
+    """``1.21× faster``, ``1.05× slower``."""
+    measured: str | None = None
+    """How and when the figures were measured (batch × streams, runtime, CPU, time)."""
     cpu: str | None
     isa: str | None
     verdict: str | None
