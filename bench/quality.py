@@ -59,6 +59,30 @@ def softmax_top1(logits: np.ndarray) -> np.ndarray:
     return np.asarray(exp.max(axis=1) / exp.sum(axis=1))
 
 
+def detection_quality(outputs: np.ndarray, truth: tuple[np.ndarray, ...]) -> dict[str, Any]:
+    """COCO mAP of a single-class YOLOX detector's raw outputs [N, anchors, 6] against the true
+    ``x1, y1, x2, y2`` boxes of each image, by calibench's own metric (pycocotools inside)."""
+    from calibench.data.annotations import Detections, SampleInfo
+    from calibench.metrics.detection.mean_ap import DetectionMAP
+
+    metric = DetectionMAP("yolox", ["character"])
+    height, width = 416, 416
+    for index, (output, boxes) in enumerate(zip(outputs, truth, strict=True)):
+        labels = np.zeros(len(boxes), np.int64)
+        metric.update(
+            {"output": output},
+            Detections(boxes, labels),
+            SampleInfo(index, height=height, width=width),
+        )
+    figures = metric.result()
+    return {
+        "samples": len(outputs),
+        "objects": int(sum(len(b) for b in truth)),
+        "map50": round(float(figures["mAP@0.5"]), 2),
+        "map": round(float(figures["mAP@[.5:.95]"]), 2),
+    }
+
+
 def ort_kernels(path: Path) -> dict[str, Any]:
     from calibench.runtime.kernels import INTEGER_KERNELS, kernel_counts, runtime_nodes
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import onnx
 
 from bench._proc import maxrss_mb, reset_peak, status_mb
-from bench.peers import QUANTIZERS
+from bench.peers import QUANTIZERS, RUN_NOTES, NotAvailable
 
 IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
 PREPROCESS = {"imagenet": IMAGENET}
@@ -57,13 +57,18 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    stages = quantizer.run(
-        model,
-        args.data,
-        args.out,
-        args.subset,
-        dict(PREPROCESS[args.preprocess]) if args.preprocess else None,
-    )
+    try:
+        stages = quantizer.run(
+            model,
+            args.data,
+            args.out,
+            args.subset,
+            dict(PREPROCESS[args.preprocess]) if args.preprocess else None,
+        )
+    except NotAvailable as exc:
+        reason = f"not available: {exc}"
+        print(json.dumps({"quantizer": args.quantizer, "error": reason, "not_available": True}))
+        raise SystemExit(3) from None
     seconds = time.perf_counter() - start
     peak = status_mb("VmHWM")
 
@@ -71,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "quantizer": args.quantizer,
         "seconds": round(seconds, 3),
         "stages": {k: round(v, 3) for k, v in stages.items()},
+        "notes": RUN_NOTES,
         "setup_seconds": round(setup_seconds, 3),
         "rss_baseline_mb": round(baseline, 1),
         "rss_peak_mb": round(peak, 1),

@@ -12,179 +12,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-RUNTIME = {"ort": "ORT", "openvino": "OpenVINO"}
-CONFIG_LABEL = {"b1t1": "batch 1, 1 thread", "b8t2": "batch 8, 2 threads"}
-CALIBENCH = ("calibench-performance", "calibench-mixed")
-SPEEDUP_TIE = 0.02
-MEMORY_TARGET = 1.2
-DROP_LIMIT = 1.0
+from bench.targets import CONFIG_LABEL, RUNTIME, process_peak, targets
 
 
 def _f(value: float | None, digits: int = 2, suffix: str = "") -> str:
     return "—" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def process_peak(run: dict[str, Any]) -> float:
-    """The whole process's peak: imports and model load, or calibration, whichever is higher."""
-    return float(max(run.get("rss_import_peak_mb", 0.0), run["rss_peak_mb"]))
+def _ok(met: bool | None) -> str:
+    return "not measured" if met is None else "**met**" if met else "**missed**"
 
 
-def _ok(met: bool) -> str:
-    return "**met**" if met else "**missed**"
+SETTING_SHORT = {"b1t1": "b1·1t", "b8t2": "b8·2t"}
 
 
-# --- targets ---------------------------------------------------------------------------------
-
-
-def _latency(variant: dict[str, Any], config: str) -> dict[str, Any] | None:
-    entry = variant.get("latency", {}).get(config)
-    return entry if entry and "median_ms" in entry else None
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target per model, with the figures it was judged on."""
-    out: list[dict[str, Any]] = []
-    for name, model in results["models"].items():
-        variants = model["variants"]
-        out += _speed_targets(name, variants)
-        out += _quality_targets(name, variants, model["quality_kind"])
-        out += _time_targets(name, model["calibrations"])
-    check = results.get("memory_check")
-    if check:
-        ratio = check.get("delta_ratio")
-        big, small = check["runs"][str(check["large"])], check["runs"][str(check["small"])]
-        figures = (
-            "failed: " + str(big.get("error") or small.get("error"))
-            if ratio is None
-            else f"peak RSS above baseline {big['rss_delta_mb']:.0f} MB ({check['large']} "
-            f"samples) vs {small['rss_delta_mb']:.0f} MB ({check['small']}): "
-            f"×{ratio:.2f}; whole-process peak {process_peak(big):.0f} vs "
-            f"{process_peak(small):.0f} MB: ×{process_peak(big) / process_peak(small):.2f}"
-        )
-        out.append({
-            "target": f"memory, subset {check['large']} vs {check['small']} ≤ {MEMORY_TARGET}×",
-            "model": check["model"], "met": ratio is not None and ratio <= MEMORY_TARGET,
-            "figures": figures,
-        })  # fmt: skip
-    return out
-
-
-def _speed_targets(name: str, variants: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for config in CONFIG_LABEL:
-        ours = {k: _latency(variants[f"{k}@ort"], config) for k in CALIBENCH
-                if f"{k}@ort" in variants}  # fmt: skip
-        peers = {k: _latency(v, config) for k, v in variants.items()
-                 if v["quantizer"] and v["quantizer"] not in CALIBENCH}  # fmt: skip
-        ours_ok = {k: v for k, v in ours.items() if v}
-        peers_ok = {k: v for k, v in peers.items() if v}
-        if not ours_ok or not peers_ok:
-            out.append({"target": f"INT8 speed-up ≥ best peer's ({CONFIG_LABEL[config]})",
-                        "model": name, "met": False, "figures": "not measured"})  # fmt: skip
-            continue
-        best_ours = max(ours_ok, key=lambda k: ours_ok[k]["speedup"])
-        best_peer = max(peers_ok, key=lambda k: peers_ok[k]["speedup"])
-        a, b = ours_ok[best_ours]["speedup"], peers_ok[best_peer]["speedup"]
-        fastest = min(peers_ok, key=lambda k: peers_ok[k]["median_ms"])
-        on_ort = [k for k in peers_ok if k.endswith("@ort")]
-        best_ort = max(on_ort, key=lambda k: peers_ok[k]["speedup"]) if on_ort else None
-        figures = (
-            ", ".join(f"{_label(k + '@ort')} ×{v['speedup']:.2f}" for k, v in ours_ok.items())
-            + f" vs best peer {_label(best_peer)} ×{b:.2f}"
-            + (" (over OpenVINO FP32)" if best_peer.endswith("@openvino") else "")
-            + f"; gap {100 * (a / b - 1):+.1f}%"
-            + (
-                f" (best peer on ORT: {_label(best_ort)} ×{peers_ok[best_ort]['speedup']:.2f})."
-                if best_ort and best_ort != best_peer
-                else "."
-            )
-            + f" Absolute: {_label(best_ours + '@ort')} {ours_ok[best_ours]['median_ms']:.3g} ms, "
-            "fastest peer "
-            f"{_label(fastest)} {peers_ok[fastest]['median_ms']:.3g} ms"
-            f" (×{peers_ok[fastest]['speedup_vs_ort_fp32']:.2f} over ORT FP32)"
-        )
-        if abs(a / b - 1) < SPEEDUP_TIE:
-            figures += f"; within {SPEEDUP_TIE:.0%}, i.e. a tie within timing noise"
-        out.append({"target": f"INT8 speed-up ≥ best peer's ({CONFIG_LABEL[config]})",
-                    "model": name, "met": a >= b, "figures": figures})  # fmt: skip
-    return out
-
-
-def _label(key: str) -> str:
-    quantizer, _, runtime = key.partition("@")
-    names = {"calibench-performance": "calibench performance", "calibench-mixed":
-             "calibench mixed", "ort": "ORT quantize_static", "nncf-performance":
-             "NNCF performance", "nncf-mixed": "NNCF mixed", "fp32": "FP32"}  # fmt: skip
-    return f"{names.get(quantizer, quantizer)} on {RUNTIME.get(runtime, runtime)}"
-
-
-def _quality_targets(name: str, variants: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    out = []
-    for ours in CALIBENCH:
-        preset = ours.split("-", 1)[1]
-        mine = variants.get(f"{ours}@ort", {}).get("quality")
-        theirs = {
-            k: variants[k]["quality"]["drop_pts"]
-            for k in (f"nncf-{preset}@ort", f"nncf-{preset}@openvino")
-            if "quality" in variants.get(k, {})
-        }
-        target = f"accuracy drop ≤ NNCF {preset}'s and < {DROP_LIMIT:g} point ({preset})"
-        if not mine:
-            out.append({"target": target, "model": name, "met": False,
-                        "figures": "calibench model not evaluated"})  # fmt: skip
-            continue
-        drop = mine["drop_pts"]
-        reference = min(theirs.values()) if theirs else None
-        met = drop < DROP_LIMIT and (reference is None or drop <= reference)
-        figures = f"calibench {preset} {drop:.2f} pts; " + (
-            ", ".join(f"{_label(k)} {v:.2f} pts" for k, v in theirs.items())
-            if theirs
-            else "NNCF failed, judged on the 1-point limit alone"
-        )
-        if theirs:
-            best = min(theirs, key=lambda k: theirs[k])
-            paired = mine.get("paired", {}).get(best)
-            if paired:
-                b, c = paired["only_this_right"], paired["only_other_right"]
-                noise = abs(b - c) <= 2 * (b + c) ** 0.5
-                figures += (
-                    f". Paired against {_label(best)}: {b} samples right only with calibench, "
-                    f"{c} only with NNCF"
-                    + (" (|b−c| ≤ 2√(b+c): within noise)" if noise else " (beyond noise)")
-                )
-        if kind == "agreement" and mine.get("agreement_confident_pct") is not None:
-            confident = ", ".join(
-                f"{_label(k)} {variants[k]['quality']['agreement_confident_pct']:.1f}%"
-                for k in theirs
-            )
-            figures += (
-                f". On the {mine['confident_samples']} FP32-confident samples: calibench "
-                f"{mine['agreement_confident_pct']:.1f}% agreement, {confident}"
-            )
-        out.append({"target": target, "model": name, "met": met, "figures": figures})
-    return out
-
-
-def _time_targets(name: str, calibrations: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    peer = calibrations.get("ort", {})
-    for ours in CALIBENCH:
-        mine = calibrations.get(ours, {})
-        target = f"calibration time ≤ ORT's ({ours.split('-', 1)[1]})"
-        if "seconds" not in mine or "seconds" not in peer:
-            out.append({"target": target, "model": name, "met": "seconds" in mine,
-                        "figures": "a run failed"})  # fmt: skip
-            continue
-        ort_static = peer["stages"].get("quantize_static")
-        figures = (
-            f"calibench {mine['seconds']:.2f} s vs ORT {peer['seconds']:.2f} s "
-            f"(quant_pre_process + quantize_static); against quantize_static alone "
-            f"({ort_static:.2f} s) calibench is "
-            + ("also faster" if mine["seconds"] <= ort_static else "**slower**")
-        )
-        out.append({"target": target, "model": name, "met": mine["seconds"] <= peer["seconds"],
-                    "figures": figures})  # fmt: skip
-    return out
+def cpu_line(machine: dict[str, Any]) -> str:
+    """The CPU and its ISA class, as every speed figure is labelled."""
+    flags = ", ".join(machine.get("int8_flags") or []) or "none"
+    return (
+        f"{machine['cpu']} — ISA class **{machine.get('isa_label', 'not recorded')}** "
+        f"(INT8 flags: {flags})"
+    )
 
 
 # --- markdown --------------------------------------------------------------------------------
@@ -196,12 +44,17 @@ def _quality_cell(variant: dict[str, Any], kind: str) -> str:
         return "—"
     if kind == "accuracy":
         return f"{q['accuracy_pct']:.2f}% ({0.0 - q['drop_pts']:+.2f})"
+    if kind == "detection":
+        return f"{q['map50']:.1f} ({0.0 - q['drop_pts']:+.2f}) / {q['map']:.1f}"
     confident = q.get("agreement_confident_pct")
     return f"{q['agreement_pct']:.1f}% / " + ("—" if confident is None else f"{confident:.1f}%")
 
 
 def _latency_cells(variant: dict[str, Any], config: str) -> tuple[str, str]:
     entry = variant.get("latency", {}).get(config)
+    if config not in variant.get("configs", [config]):
+        made_for = ", ".join(SETTING_SHORT.get(c, c) for c in variant["configs"])
+        return "—", f"n/a (made for {made_for})"
     if not entry:
         return "—", "—"
     if "median_ms" not in entry:
@@ -212,12 +65,13 @@ def _latency_cells(variant: dict[str, Any], config: str) -> tuple[str, str]:
     return f"{entry['median_ms']:.3g}", speedup
 
 
-def _model_table(name: str, model: dict[str, Any]) -> list[str]:
+def _model_table(name: str, model: dict[str, Any], cpu: str) -> list[str]:
     kind = model["quality_kind"]
     fp32_q = model["variants"]["fp32@ort"].get("quality")
-    quality_header = (
-        "top-1 acc. (Δ pts)" if kind == "accuracy" else "top-1 agreement: all / FP32-confident"
-    )
+    quality_header = {
+        "accuracy": "top-1 acc. (Δ pts)",
+        "detection": "mAP@0.5 (Δ pts) / mAP@[.5:.95]",
+    }.get(kind, "top-1 agreement: all / FP32-confident")
     lines = [
         f"## {model['label']}",
         "",
@@ -230,6 +84,16 @@ def _model_table(name: str, model: dict[str, Any]) -> list[str]:
             else ""
         ),
         "",
+        f"Calibration: {model.get('calibration_samples')} samples, each quantizer run "
+        f"{model.get('calibration_repeats', 1)}×. Speed-ups measured on: {cpu}."
+        + (
+            " Timing here: "
+            + ", ".join(f"{k} {v}" for k, v in model["timing_overrides"].items())
+            + " (one run takes long)."
+            if model.get("timing_overrides")
+            else ""
+        ),
+        "",
         "| quantizer | runtime | calib. s | peak RSS MB: +calib (process) | b1·1t ms | "
         "b1·1t speed-up | b8·2t ms | b8·2t speed-up | " + quality_header + " | size MB | "
         "int8 kernels | float Conv/Gemm | Q/DQ left |",
@@ -239,11 +103,12 @@ def _model_table(name: str, model: dict[str, Any]) -> list[str]:
     for variant in model["variants"].values():
         runtime = RUNTIME[variant["runtime"]]
         if variant.get("error"):
-            lines.append(f"| {variant['label']} | {runtime} | failed: "
-                         f"{str(variant['error'])[:120]} |" + " |" * 11)  # fmt: skip
+            what = "" if variant.get("not_available") else "failed: "
+            lines.append(f"| {variant['label']} | {runtime} | {what}"
+                         f"{str(variant['error'])[:160]} |" + " |" * 11)  # fmt: skip
             continue
         calib = calibrations.get(variant["quantizer"] or "", {})
-        first_use = variant["runtime"] == "ort"
+        first_use = variant["runtime"] == "ort" or variant["quantizer"] == "calibench-openvino"
         seconds = _f(calib.get("seconds"), 1) if calib and first_use else (
             "(same model)" if calib else "—")  # fmt: skip
         memory = (f"+{calib['rss_delta_mb']:.0f} ({process_peak(calib):.0f})"
@@ -264,6 +129,9 @@ def _model_table(name: str, model: dict[str, Any]) -> list[str]:
 def _details(model: dict[str, Any]) -> list[str]:
     lines = ["<details><summary>Stages, timing spread, kernels</summary>", ""]
     for name, calib in model["calibrations"].items():
+        if calib.get("not_available"):
+            lines.append(f"- `{name}`: {calib['error']}")
+            continue
         if "error" in calib:
             log = " / ".join(calib.get("log", []))[-600:]
             lines.append(f"- `{name}` failed: {calib['error']}: `{log}`")
@@ -277,6 +145,8 @@ def _details(model: dict[str, Any]) -> list[str]:
                 for t, m, f in zip(every, calib["rss_delta_mb_runs"], foreign, strict=True)
             )
             stages += ("; " if stages else "") + f"runs (time / memory / other load): {runs}"
+        if calib.get("notes"):
+            stages += ("; " if stages else "") + " / ".join(calib["notes"])
         lines.append(
             f"- `{name}`: {calib['seconds']:.2f} s ({stages or 'no stage split'}); RSS baseline "
             f"{calib['rss_baseline_mb']:.0f} MB after imports + model load (import peak "
@@ -304,7 +174,7 @@ def _details(model: dict[str, Any]) -> list[str]:
             next(iter(counts.values())), dict) else (
             ", ".join(f"{k} {n}" for k, n in counts.items()) if counts else "")  # fmt: skip
         if variant.get("error"):
-            parts = [f"failed: {variant['error']}"]
+            parts = [("" if variant.get("not_available") else "failed: ") + variant["error"]]
         lines.append(f"- `{key}`: {'; '.join(parts)}" + (f". Kernels: {kernels}" if kernels
                                                             else ""))  # fmt: skip
     phases = model.get("timing_phases", {})
@@ -332,19 +202,44 @@ def _sharing(results: dict[str, Any]) -> str:
     if not loads:
         return ""
     threshold = results["meta"].get("quiet_threshold_cores", 0.25)
+    attempts = results["meta"]["settings"].get("timing_attempts", 3)
     over = sum(1 for x in loads if x >= threshold)
     return (
         f"The machine may be shared: other processes' CPU load during the {len(loads)} timing "
         f"phases was {min(loads):.2f}–{max(loads):.2f} cores ({over} over the "
-        f"{threshold:g}-core threshold after up to 3 attempts each); the run waited "
+        f"{threshold:g}-core threshold after up to {attempts} attempts each); the run waited "
         f"{results['meta'].get('quiet_waited_s', 0):.0f} s in all for a quiet machine."
     )
+
+
+def _targets_section(judged: list[dict[str, Any]], cpu: str) -> list[str]:
+    """The first comparison's targets, then issue 13's with the setting and CPU of each."""
+    lines = ["## Targets", "", f"All speed figures: {cpu}.", "",
+             "| target | model | status | figures |", "|---|---|---|---|"]  # fmt: skip
+    for target in judged:
+        if target.get("issue") != 13:
+            lines.append(f"| {target['target']} | {target['model']} | {_ok(target['met'])} | "
+                         f"{target['figures']} |")  # fmt: skip
+    lines += [
+        "", "### Issue 13: measured placement and OpenVINO", "",
+        "| target | model | setting | CPU, ISA class | status | figures |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for target in judged:
+        if target.get("issue") == 13:
+            lines.append(
+                f"| {target['target']} | {target['model']} | "
+                f"{SETTING_SHORT.get(target['setting'], target['setting'])} | {target['cpu']} | "
+                f"{_ok(target['met'])} | {target['figures']} |"
+            )
+    return lines
 
 
 def write_markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     machine, versions = meta["machine"], meta["versions"]
     settings = meta["settings"]
+    cpu = cpu_line(machine)
     lines = [
         "# calibench benchmark",
         "",
@@ -360,6 +255,16 @@ def write_markdown(results: dict[str, Any]) -> str:
         + (f", {machine['hypervisor']} VM" if machine.get("hypervisor") else "")
         + f"), {machine['memory_gb']} GB RAM; VNNI: **{'yes' if machine['vnni'] else 'no'}**"
         + (f" ({', '.join(machine['vnni_flags'])})" if machine["vnni_flags"] else ""),
+        f"- ISA class of every speed figure below: {cpu}, read from /proc/cpuinfo"
+        + (
+            f" (`CALIBENCH_CPU_FLAGS={machine['cpu_flags_override']}` was set for calibench: it "
+            "changes what calibench assumes, not what this CPU executes)"
+            if machine.get("cpu_flags_override") is not None
+            else ""
+        )
+        + ". No figure here is from an AVX2-only CPU: this machine cannot time one (under qemu "
+        "the emulator is timed, not ORT's AVX2 kernels), so the AVX2-only targets are marked "
+        "not measured; `bench.accuracy` covers that class for accuracy only.",
         f"- Load average (1/5/15 min) at start {meta['loadavg_start']}, at end "
         f"{meta.get('loadavg_end')}. {_sharing(results)}",
         f"- {machine['os']}, Python {machine['python']}",
@@ -370,18 +275,28 @@ def write_markdown(results: dict[str, Any]) -> str:
         "",
         "## How it is measured",
         "",
-        f"- Same FP32 model and same {settings['calibration_samples']} calibration samples (an "
-        "`.npz`, already preprocessed) for every quantizer. Each quantizer runs in a fresh "
+        "- Same FP32 model and same calibration samples (an `.npz`, already preprocessed; count "
+        "per model in its section) for every quantizer. Each quantizer runs in a fresh "
         "subprocess (`python -m bench.quantize_one`); its wall time covers reading the data, "
         "calibrating and writing the INT8 model (not imports or loading the FP32 model). Every "
-        f"quantizer is run {settings.get('calibration_repeats', 1)}× round-robin; the table "
-        "gives the median time and the largest memory of those runs (all runs are listed "
-        "below each table).",
-        "- Quantizers: calibench `performance` (symmetric activations) and `mixed` "
-        "(asymmetric), both with their default bias correction; ORT `quant_pre_process` + "
-        "`quantize_static` (QDQ, per-channel, MinMax, activations uint8 / weights int8, reader "
-        "batches of 8); NNCF `nncf.quantize` on its ONNX backend, `performance` and `mixed` "
-        "presets, `subset_size` = all samples, one sample per item, telemetry off (`NNCF_CI=1`).",
+        "quantizer is run round-robin (MobileNetV2 and the Fashion CNN 3×, the later-added "
+        "models once, to bound the bench's time); the table gives the median time and the "
+        "largest memory of those runs (all runs are listed below each table).",
+        '- Quantizers: calibench **rule** placement (`placement="rule"`: every layer ORT can '
+        "run in INT8 goes to INT8), `performance` (symmetric activations) and, on MobileNetV2 "
+        "and the Fashion CNN, `mixed` (asymmetric), both with their default bias correction; "
+        'calibench **measured** placement (`placement="measured"`, `performance`): layers '
+        "are timed in ORT at one (batch, threads) and kept FP32 where INT8 is not faster, so "
+        "one model is calibrated *per timing setting* and timed at that setting only (the "
+        'other cell reads n/a); calibench **OpenVINO placement** (`runtime="openvino"`, '
+        "`performance`, by rule: quantizers on the inputs of OpenVINO's INT8 layers), timed on "
+        "OpenVINO; the rule model is also timed on OpenVINO (the same "
+        "QDQ file loads there). Peers: ORT `quant_pre_process` + `quantize_static` (QDQ, "
+        "per-channel, MinMax, activations uint8 / weights int8, reader batches of 8); NNCF "
+        "`nncf.quantize` on its ONNX backend (`performance`, and `mixed` where calibench mixed "
+        "runs), `subset_size` = all samples, one sample per item, telemetry off (`NNCF_CI=1`), "
+        "its model timed on ORT and on OpenVINO. A row whose feature this calibench lacks says "
+        "*not available* and carries no figure.",
         "- Peak memory: the quantizer process's resident-set high-water mark (`VmHWM`). "
         "`+calib` is the peak *during* calibration minus the resident set just before it, after "
         "the quantizer's imports and loading the FP32 model (the high-water mark is reset there "
@@ -403,7 +318,7 @@ def write_markdown(results: dict[str, Any]) -> str:
         "batch 8 on 2 threads measured 54 ms interleaved vs 25 ms alone), spinning at its "
         "default. OpenVINO: CPU plugin reading the ONNX file, `INFERENCE_NUM_THREADS` = "
         "threads, 1 stream, LATENCY hint, `INFERENCE_PRECISION_HINT` f32 (without it OpenVINO "
-        "runs FP32 layers in bf16 on this AMX CPU), input reshaped to the static batch.",
+        "runs FP32 layers in bf16 on AMX CPUs), input reshaped to the static batch.",
         "- Speed-up = median FP32 latency / median INT8 latency **on the same runtime**. "
         "OpenVINO rows give it over OpenVINO FP32, and in brackets over ORT FP32 (measured in "
         "a different process, so less tightly controlled).",
@@ -414,11 +329,8 @@ def write_markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for name, model in results["models"].items():
-        lines += _model_table(name, model)
-    lines += ["## Targets", "", "| target | model | status | figures |", "|---|---|---|---|"]
-    for target in results.get("targets", []):
-        lines.append(f"| {target['target']} | {target['model']} | {_ok(target['met'])} | "
-                     f"{target['figures']} |")  # fmt: skip
+        lines += _model_table(name, model, cpu)
+    lines += _targets_section(results.get("targets", []), cpu)
     check = results.get("memory_check")
     if check:
         lines += [

@@ -1,15 +1,18 @@
-"""Run the benchmark: ``python -m bench.run [--models mobilenet_v2,fashion] [--quick]``.
+"""Run the benchmark: ``python -m bench.run [--models mobilenet_v2,fashion,...] [--quick]``.
 
 For each model, every quantizer calibrates the same FP32 model on the same calibration data in
 its own fresh subprocess (:mod:`bench.quantize_one`), then all INT8 models are timed interleaved
-with FP32 (:mod:`bench.timing`), evaluated for quality and inspected for the kernels the runtime
-picks. A memory check calibrates MobileNetV2 from an image folder with a large and a small
-subset. Raw figures go to ``bench/results.json``, the report to ``bench/RESULTS.md``.
+with FP32 (:mod:`bench.timing`) on ONNX Runtime and on OpenVINO, evaluated for quality and
+inspected for the kernels the runtime picks. calibench's measured placement decides for one
+(batch, threads): one model is calibrated per timing setting and timed at that setting only.
+A memory check calibrates MobileNetV2 from an image folder with a large and a small subset.
+Raw figures go to ``bench/results.json``, the report to ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import tempfile
@@ -24,50 +27,72 @@ import numpy as np
 from bench._proc import ROOT, loadavg, log, machine_info, time_quietly, timing_spec, versions
 from bench.data import PREPARERS, Prepared, image_folder, save_npz
 from bench.machine import QUIET_CORES, CpuMonitor, QuietWaiter
-from bench.peers import QUANTIZERS, quantize_in_subprocess
+from bench.peers import MIXED, QUANTIZERS, SETTINGS, quantize_in_subprocess
 from bench.quality import (
+    detection_quality,
     openvino_kernels,
     ort_kernels,
     predict_openvino,
     predict_ort,
     softmax_top1,
 )
-from bench.report import process_peak, targets, write_markdown
+from bench.report import process_peak, write_markdown
+from bench.targets import targets
 
-CONFIGS: dict[str, tuple[int, int]] = {"b1t1": (1, 1), "b8t2": (8, 2)}
+CONFIGS = SETTINGS
 """timing configuration -> (batch, threads)"""
-OPENVINO_QUANTIZERS = ("nncf-performance", "nncf-mixed")
-TIMING_ATTEMPTS = 3
-"""A timing phase disturbed by other processes is rerun, up to this many times in all."""
-QUIET_WAIT_BUDGET_S = 300.0
-"""Longest the whole run waits, in all, for other processes to leave the CPU."""
+MIXED_MODELS = frozenset({"mobilenet_v2", "fashion"})
+"""Models that keep the ``mixed``-preset rows of the first comparison (each costs a calibration
+and a timed model; the issue-13 rows use calibench's default preset, ``performance``)."""
+QUIET_WAIT_BUDGET_S = 600.0
+"""Longest the whole run waits, in all, for other processes to leave the CPU (16 timing phases
+and 4 models of calibrations)."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    calibration_samples: int
+    calibration_samples: dict[str, int]
     eval_samples: dict[str, int]
     memory_subsets: tuple[int, int]
-    calibration_repeats: int
+    calibration_repeats: dict[str, int]
+    """Round-robin calibration runs per model (fewer on the slow, later-added models)."""
     block: int
     discard: int
     budget_s: float
     min_rounds: int
     max_rounds: int
+    timing_attempts: int
+    """A timing phase disturbed by other processes is rerun, up to this many times in all."""
+    timing_overrides: dict[str, dict[str, int]]
+    """Per model: shorter blocks and fewer rounds where one run takes long (the detector at
+    batch 8 runs ~0.5 s: 10-run blocks of 7 models would take minutes a round)."""
 
 
 FULL = Settings(
-    calibration_samples=300, eval_samples={"mobilenet_v2": 500, "fashion": 10000},
-    memory_subsets=(1000, 100), calibration_repeats=3, block=10, discard=3, budget_s=30.0,
-    min_rounds=10, max_rounds=500,
+    calibration_samples={"mobilenet_v2": 300, "fashion": 300, "efficientnet_lite0": 300,
+                         "text_detector": 32},
+    eval_samples={"mobilenet_v2": 500, "fashion": 10000, "efficientnet_lite0": 500,
+                  "text_detector": 100},
+    memory_subsets=(1000, 100),
+    calibration_repeats={"mobilenet_v2": 3, "fashion": 3, "efficientnet_lite0": 1,
+                         "text_detector": 1},
+    block=10, discard=3, budget_s=30.0, min_rounds=10, max_rounds=500, timing_attempts=3,
+    timing_overrides={"text_detector": {"block": 5, "discard": 2, "min_rounds": 5}},
 )  # fmt: skip
 QUICK = Settings(
-    calibration_samples=64, eval_samples={"mobilenet_v2": 100, "fashion": 1000},
-    memory_subsets=(200, 20), calibration_repeats=1, block=5, discard=2, budget_s=2.0,
-    min_rounds=3, max_rounds=50,
+    calibration_samples={"mobilenet_v2": 64, "fashion": 64, "efficientnet_lite0": 64,
+                         "text_detector": 16},
+    eval_samples={"mobilenet_v2": 100, "fashion": 1000, "efficientnet_lite0": 100,
+                  "text_detector": 20},
+    memory_subsets=(200, 20),
+    calibration_repeats={"mobilenet_v2": 1, "fashion": 1, "efficientnet_lite0": 1,
+                         "text_detector": 1},
+    block=5, discard=2, budget_s=2.0, min_rounds=3, max_rounds=50, timing_attempts=1,
+    timing_overrides={},
 )  # fmt: skip
 
 
+QUICK_WAIT_BUDGET_S = 20.0
 WAITER = QuietWaiter(QUIET_WAIT_BUDGET_S, log)
 
 
@@ -88,28 +113,26 @@ def combine_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _variants(prep: Prepared, calibrations: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Every (model, runtime) pair measured: FP32 and each successful INT8 model on ORT, plus
-    FP32 and NNCF's models on OpenVINO."""
+    """Every (model, runtime) pair measured, ORT rows first: FP32 and each INT8 model on the
+    runtimes its quantizer lists, at the settings it was made for (measured placement: one)."""
     fp32_size = round(prep.model.stat().st_size / 1e6, 3)
-    variants: dict[str, Any] = {
-        "fp32@ort": {"label": "FP32", "runtime": "ort", "quantizer": None,
-                     "path": str(prep.model), "size_mb": fp32_size},
-    }  # fmt: skip
-    for name, result in calibrations.items():
-        variants[f"{name}@ort"] = {
-            "label": QUANTIZERS[name].label, "runtime": "ort", "quantizer": name,
-            "path": result.get("output"), "size_mb": result.get("size_mb"),
-            "error": result.get("error"),
+    variants: dict[str, Any] = {}
+    for runtime in ("ort", "openvino"):
+        variants[f"fp32@{runtime}"] = {
+            "label": "FP32", "runtime": runtime, "quantizer": None, "family": "fp32",
+            "path": str(prep.model), "size_mb": fp32_size, "configs": list(CONFIGS),
         }  # fmt: skip
-    variants["fp32@openvino"] = {"label": "FP32", "runtime": "openvino", "quantizer": None,
-                                 "path": str(prep.model), "size_mb": fp32_size}  # fmt: skip
-    for name in OPENVINO_QUANTIZERS:
-        result = calibrations.get(name, {})
-        variants[f"{name}@openvino"] = {
-            "label": QUANTIZERS[name].label, "runtime": "openvino", "quantizer": name,
-            "path": result.get("output"), "size_mb": result.get("size_mb"),
-            "error": result.get("error"),
-        }  # fmt: skip
+        for name, result in calibrations.items():
+            quantizer = QUANTIZERS[name]
+            if runtime not in quantizer.runtimes:
+                continue
+            variants[f"{name}@{runtime}"] = {
+                "label": quantizer.label, "runtime": runtime, "quantizer": name,
+                "family": quantizer.family, "path": result.get("output"),
+                "size_mb": result.get("size_mb"), "error": result.get("error"),
+                "not_available": bool(result.get("not_available")),
+                "configs": [quantizer.setting] if quantizer.setting else list(CONFIGS),
+            }  # fmt: skip
     return variants
 
 
@@ -123,6 +146,9 @@ def _quality(prep: Prepared, variants: dict[str, Any]) -> None:
     Also counts, for each calibench model against each peer model, the samples only one of the
     two gets right: the paired (McNemar) view of whether a difference is more than noise.
     """
+    if prep.quality == "detection":
+        _detection_quality(prep, variants)
+        return
     right: dict[str, np.ndarray] = {}
     reference: np.ndarray | None = None
     confident: np.ndarray | None = None
@@ -176,6 +202,26 @@ def _quality(prep: Prepared, variants: dict[str, Any]) -> None:
             }
 
 
+def _detection_quality(prep: Prepared, variants: dict[str, Any]) -> None:
+    """mAP of every variant against the true boxes; the drop is in mAP@0.5 points."""
+    assert prep.eval_boxes is not None, "a detection model carries its true boxes"
+    for variant in variants.values():
+        if variant.get("error"):
+            continue
+        predict = predict_ort if variant["runtime"] == "ort" else predict_openvino
+        try:
+            outputs = predict(Path(variant["path"]), prep.eval_inputs, prep.input_name,
+                              prep.eval_batch)  # fmt: skip
+        except Exception as exc:
+            variant["error"] = f"{variant['runtime']} could not run it: {exc}"
+            continue
+        variant["quality"] = detection_quality(outputs, prep.eval_boxes)
+    fp32 = variants["fp32@ort"]["quality"]
+    for variant in variants.values():
+        if "quality" in variant:
+            variant["quality"]["drop_pts"] = round(fp32["map50"] - variant["quality"]["map50"], 2)
+
+
 def _kernels(prep: Prepared, variants: dict[str, Any]) -> None:
     shape = (1, *prep.eval_inputs.shape[1:])
     for variant in variants.values():
@@ -195,19 +241,20 @@ def _timing(
     prep: Prepared, variants: dict[str, Any], settings: Settings, work: Path
 ) -> dict[str, Any]:
     """Time every variant; return the per-phase record (foreign load, attempts)."""
+    settings = dataclasses.replace(settings, **settings.timing_overrides.get(prep.name, {}))
     phases: dict[str, Any] = {}
     feeds = work / "timing-inputs.npz"
     save_npz(feeds, **{prep.input_name: prep.eval_inputs[: max(b for b, _ in CONFIGS.values())]})
     for config, (batch, threads) in CONFIGS.items():
         for runtime in ("ort", "openvino"):
-            keys = [k for k, v in variants.items()
-                    if v["runtime"] == runtime and not v.get("error")]  # fmt: skip
+            keys = [k for k, v in variants.items() if v["runtime"] == runtime
+                    and config in v["configs"] and not v.get("error")]  # fmt: skip
             spec_path = work / f"timing-{config}-{runtime}.json"
             out_path = work / f"timing-{config}-{runtime}.out.json"
             log(f"  timing {runtime} batch {batch}, {threads} thread(s): {len(keys)} models")
             models = {k: variants[k]["path"] for k in keys}
             spec = timing_spec(runtime, batch, threads, feeds, settings, models)
-            result = time_quietly(spec, spec_path, out_path, TIMING_ATTEMPTS, WAITER.wait)
+            result = time_quietly(spec, spec_path, out_path, settings.timing_attempts, WAITER.wait)
             phases[f"{config}@{runtime}"] = {
                 "foreign_cores": result["foreign_cores"],
                 "attempts_foreign_cores": result["attempts_foreign_cores"],
@@ -235,35 +282,52 @@ def _timing(
     return phases
 
 
+def _same_as_rule(calibrations: dict[str, dict[str, Any]]) -> None:
+    """Mark each measured model whose graph is the rule model's (metadata aside): then any
+    latency difference between the two is timing noise, and the report says so."""
+    import onnx
+
+    rule = calibrations.get("calibench-performance", {}).get("output")
+    if not rule or "error" in calibrations["calibench-performance"]:
+        return
+    graph = onnx.load(rule).graph.SerializeToString()
+    for name, calib in calibrations.items():
+        if name.startswith("calibench-measured") and "error" not in calib:
+            theirs = onnx.load(calib["output"]).graph.SerializeToString()
+            calib["same_graph_as_rule"] = theirs == graph
+
+
+def quantizers_for(model: str) -> list[str]:
+    return [q for q in QUANTIZERS if q not in MIXED or model in MIXED_MODELS]
+
+
 def bench_model(name: str, settings: Settings, root: Path) -> dict[str, Any]:
     log(f"{name}: preparing model and data")
-    prep = PREPARERS[name](root, settings.calibration_samples, settings.eval_samples[name])
-    work = root / name / f"run-{settings.calibration_samples}"
+    samples, repeats = settings.calibration_samples[name], settings.calibration_repeats[name]
+    prep = PREPARERS[name](root, samples, settings.eval_samples[name])
+    work = root / name / f"run-{samples}"
     work.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, list[dict[str, Any]]] = {q: [] for q in QUANTIZERS}
-    for repeat in range(settings.calibration_repeats):
+    runs: dict[str, list[dict[str, Any]]] = {q: [] for q in quantizers_for(name)}
+    for repeat in range(repeats):
         WAITER.wait()
-        for quantizer in QUANTIZERS:  # round-robin, so drifts hit every quantizer alike
+        for quantizer in runs:  # round-robin, so drifts hit every quantizer alike
             if runs[quantizer] and "error" in runs[quantizer][0]:
                 continue
             with CpuMonitor() as monitor:
                 result = quantize_in_subprocess(
-                    quantizer,
-                    prep.model,
-                    prep.calibration,
-                    work / f"{quantizer}.onnx",
-                    settings.calibration_samples,
+                    quantizer, prep.model, prep.calibration, work / f"{quantizer}.onnx", samples
                 )
             result["foreign_cores"] = round(monitor.foreign_cores, 3)
             if "error" in result:
                 log(f"  {quantizer} FAILED: {result['error']} {result.get('log', '')}")
             else:
                 log(
-                    f"  {quantizer} (run {repeat + 1}/{settings.calibration_repeats}): "
+                    f"  {quantizer} (run {repeat + 1}/{repeats}): "
                     f"{result['seconds']:.1f} s, peak RSS +{result['rss_delta_mb']} MB"
                 )
             runs[quantizer].append(result)
     calibrations = {q: combine_runs(r) for q, r in runs.items()}
+    _same_as_rule(calibrations)
     variants = _variants(prep, calibrations)
     log("  quality")
     _quality(prep, variants)
@@ -275,7 +339,9 @@ def bench_model(name: str, settings: Settings, root: Path) -> dict[str, Any]:
         "label": prep.label,
         "description": prep.description,
         "quality_kind": prep.quality,
-        "calibration_samples": settings.calibration_samples,
+        "calibration_samples": samples,
+        "calibration_repeats": repeats,
+        "timing_overrides": settings.timing_overrides.get(name),
         "calibrations": calibrations,
         "variants": variants,
     }
@@ -339,6 +405,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREPARERS)}")
     settings = QUICK if args.quick else FULL
+    if args.quick:  # a smoke run's figures mean nothing: do not wait minutes for quiet
+        WAITER.budget_s = QUICK_WAIT_BUDGET_S
 
     started = time.perf_counter()
     results: dict[str, Any] = {

@@ -8,9 +8,9 @@ this process (``executor="local"``), then one per worker count on a real local R
 CPUs). For each: wall time, evaluations, the timings the evaluation backend records (where the
 time went), and a digest of the INT8 model, which must be the same for every run.
 
-AccuracyAware breaks ties with FP32 layer times it profiles, a measurement that differs between
-any two runs (local or not); they are profiled once here and every run gets the same ones, so
-the runs differ only in where the evaluations ran.
+Speed measurements (measured placement, AccuracyAware's revert costs) differ between any two
+runs, local or not; every run here places by rule and ranks without them
+(:func:`tests._ray_split_run.untimed`), so the runs differ only in where the evaluations ran.
 """
 
 from __future__ import annotations
@@ -64,11 +64,12 @@ def run_one(
     model: Path, calibration: Path, dataset: Path, executor: Any, subset: int | None
 ) -> dict[str, Any]:
     import calibench
-    from calibench.config import CalibrationConfig, Method, Subset
+    from calibench.config import CalibrationConfig, Method, Placement, Subset
 
     config = CalibrationConfig(
         method=Method.ACCURACY_AWARE,
         max_drop=MAX_DROP,
+        placement=Placement.RULE,
         validation_subset=Subset.parse(str(subset)) if subset else None,
     )
     load = loadavg()
@@ -108,18 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     import calibench
-    from calibench.calibration.accuracy_aware.ranking import fp32_times
     from calibench.config import Subset
-    from calibench.model.load import load_model
-    from calibench.passes.prepare import prepare_fp32
-    from tests._ray_split_run import pinned_times
+    from tests._ray_split_run import untimed
     from tests.ray_cluster import running_ray_cluster
 
     log(f"preparing MobileNetV2 and {args.validation} validation crops")
     model, calibration, dataset = prepare(args.validation)
-    times = fp32_times(prepare_fp32(load_model(model))[0])
     runs = []
-    with pinned_times(times):
+    with untimed():
         log("local run")
         runs.append(run_one(model, calibration, dataset, "local", args.validation_subset))
         log(f"local: {runs[-1]['wall_s']} s")

@@ -1,12 +1,12 @@
 """A client of the test Ray cluster in a process of its own (Ray reads its token settings when
 it is imported, so each client starts with the cluster's variables in its environment).
 
-``python -m tests._ray_split_run aa MODEL CAL VAL OUT WORKERS TIMES [--kill CLUSTER_ROOT]``: the
+``python -m tests._ray_split_run aa MODEL CAL VAL OUT WORKERS [--kill CLUSTER_ROOT]``: the
 AccuracyAware run on Ray, writing OUT (the model) and OUT.json (its report); with ``--kill``,
-one ShardWorker process of that cluster is killed with SIGKILL while the ranking runs. TIMES is
-a JSON file of FP32 layer times: AccuracyAware breaks ties with these measurements, which
-differ between any two runs, local or not, so the run compared with the local one gets the
-same (:func:`pinned_times`).
+one ShardWorker process of that cluster is killed with SIGKILL while the ranking runs. Speed
+measurements (measured placement, AccuracyAware's revert costs) differ between any two runs,
+local or not, so this run and the local one it is compared with place by rule and rank
+without them (:func:`untimed`).
 ``… stats MODEL OUT``: the Default method on random inputs with each range estimator, the models
 written to OUT-<estimator>.onnx.
 """
@@ -33,16 +33,17 @@ def stats_inputs() -> list[dict[str, np.ndarray]]:
 
 
 @contextmanager
-def pinned_times(times: dict[str, float]) -> Iterator[None]:
-    """AccuracyAware with these FP32 layer times instead of a fresh profile of the model."""
+def untimed() -> Iterator[None]:
+    """AccuracyAware without speed measurements: its revert costs are timings, which differ
+    between any two runs; without them the search depends on the data alone."""
     import calibench.calibration.accuracy_aware.method as method
 
-    measure = method.fp32_times
-    method.fp32_times = lambda fp32: dict(times)  # type: ignore[assignment]
+    measure = method.revert_speed
+    method.revert_speed = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        method.fp32_times = measure
+        method.revert_speed = measure
 
 
 def kill_one_worker(root: Path) -> int:
@@ -64,19 +65,20 @@ def main(argv: list[str]) -> int:
             )
             result.save(f"{out}-{estimator}.onnx")
         return 0
-    model, cal, val, out, workers, times = argv[1:7]
+    model, cal, val, out, workers = argv[1:6]
     killed: list[int] = []
-    root = Path(argv[8]) if argv[7:8] == ["--kill"] else None
+    root = Path(argv[7]) if argv[6:7] == ["--kill"] else None
 
     def progress(stage: str, done: int, total: int) -> None:
         if root is not None and stage == "ranking layers" and done == 2 and not killed:
             killed.append(kill_one_worker(root))
 
-    with pinned_times(json.loads(Path(times).read_text())):
+    with untimed():
         result = calibench.calibrate(
             model,
             cal,
             method="accuracy-aware",
+            placement="rule",
             max_drop=2.0,
             validation=val,
             executor=calibench.RayShards(workers=int(workers)),

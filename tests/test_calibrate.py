@@ -11,7 +11,7 @@ from calibench.runtime.session import make_session
 
 
 def test_every_conv_runs_as_an_integer_kernel(tiny_cnn_path: Path, tiny_data: Path) -> None:
-    result = calibench.calibrate(tiny_cnn_path, tiny_data, subset="50%")
+    result = calibench.calibrate(tiny_cnn_path, tiny_data, subset="50%", placement="rule")
     onnx.checker.check_model(result.model)
     counts = kernel_counts(runtime_nodes(result.model))
     assert counts["INT8"]["QLinearConv"] == 3
@@ -38,7 +38,9 @@ def test_bias_correction_never_lowers_output_fidelity(tiny_cnn_path: Path, tiny_
     expected = make_session(onnx.load(str(tiny_cnn_path))).run(None, {"input": x})[0]
 
     def error(bias_correction: bool) -> float:
-        config = calibench.CalibrationConfig(bias_correction=bias_correction)
+        config = calibench.CalibrationConfig(
+            bias_correction=bias_correction, placement=calibench.Placement.RULE
+        )
         model = calibench.calibrate(tiny_cnn_path, tiny_data, config=config).model
         return float(((make_session(model).run(None, {"input": x})[0] - expected) ** 2).mean())
 

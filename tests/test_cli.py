@@ -25,6 +25,8 @@ def test_calibrate_writes_the_model_and_json(
             "25%",
             "--preset",
             "mixed",
+            "--placement",
+            "rule",
             "-o",
             str(out),
             "--json",

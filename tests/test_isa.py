@@ -79,7 +79,7 @@ def test_on_avx2_kernels_the_safe_scheme_holds_and_the_plain_one_saturates(
     mobilenet_path: Path, mobilenet_avx2: calibench.CalibrationResult, tmp_path: Path
 ) -> None:
     calibration = [{"input": x} for x in imagenet_preprocess(natural_crops(96, seed=0))]
-    plain = calibench.calibrate(mobilenet_path, calibration, isa="vnni")
+    plain = calibench.calibrate(mobilenet_path, calibration, isa="vnni", placement="rule")
     held_out = imagenet_preprocess(natural_crops(40, seed=99))
     fp32 = _top1(_run(mobilenet_path, held_out))
     agreements = {}
@@ -221,12 +221,16 @@ def test_infer_warns_when_the_cpu_saturates_a_vnni_model(
 
 
 def test_keep_fp32_by_name_type_or_regex(tiny_cnn_path: Path, tiny_data: Path) -> None:
-    result = calibench.calibrate(tiny_cnn_path, tiny_data, keep_fp32=["/fc/Gemm", "Add"])
+    result = calibench.calibrate(
+        tiny_cnn_path, tiny_data, keep_fp32=["/fc/Gemm", "Add"], placement="rule"
+    )
     rows = {row.name: row for row in result.report.layers}
     assert rows["/fc/Gemm"].precision == "FP32" and rows["/Add"].precision == "FP32"
     assert rows["/fc/Gemm"].reason == "kept FP32 by you (--keep-fp32 /fc/Gemm)"
     assert rows["/c1/c1.0/Conv"].precision == "INT8"
-    regex = calibench.calibrate(tiny_cnn_path, tiny_data, keep_fp32=[r"/c[23]/.*Conv"])
+    regex = calibench.calibrate(
+        tiny_cnn_path, tiny_data, keep_fp32=[r"/c[23]/.*Conv"], placement="rule"
+    )
     rows = {row.name: row for row in regex.report.layers}
     assert rows["/c2/c2.0/Conv"].precision == rows["/c3/c3.0/Conv"].precision == "FP32"
     assert rows["/c1/c1.0/Conv"].precision == "INT8"
@@ -235,7 +239,9 @@ def test_keep_fp32_by_name_type_or_regex(tiny_cnn_path: Path, tiny_data: Path) -
 def test_keep_fp32_of_a_folded_activation_keeps_its_layer(
     tiny_cnn_path: Path, tiny_data: Path
 ) -> None:
-    result = calibench.calibrate(tiny_cnn_path, tiny_data, keep_fp32=["/c2/c2.2/Relu"])
+    result = calibench.calibrate(
+        tiny_cnn_path, tiny_data, keep_fp32=["/c2/c2.2/Relu"], placement="rule"
+    )
     rows = {row.name: row for row in result.report.layers}
     assert rows["/c2/c2.0/Conv"].precision == "FP32"
     assert rows["/c2/c2.0/Conv"].reason == "kept FP32 by you (--keep-fp32 /c2/c2.2/Relu)"

@@ -24,7 +24,7 @@ def _predict(model: onnx.ModelProto | Path, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("preset", ["performance", "mixed"])
 def test_mobilenet_v2_is_fully_int8_and_agrees_with_fp32(mobilenet_path: Path, preset: str) -> None:
     calibration = [{"input": x} for x in imagenet_preprocess(natural_crops(96, seed=0))]
-    result = calibench.calibrate(mobilenet_path, calibration, preset=preset)
+    result = calibench.calibrate(mobilenet_path, calibration, preset=preset, placement="rule")
     int8 = kernel_counts(runtime_nodes(result.model))["INT8"]
     assert int8["QLinearConv"] == 52 and int8["QLinearAdd"] == 10 and int8["QGemm"] == 1
     held_out = imagenet_preprocess(natural_crops(300, seed=99))

@@ -192,7 +192,7 @@ def test_an_import_job_commits_a_ready_dataset_with_its_problems(
     assert len([p for p in (workspace / "datasets").iterdir()]) == 1
     assert leftovers(workspace) == []
     page = client.get(f"/datasets/{answer['id']}").text
-    assert "2 problem(s)" in page and "broken0.png" in page
+    assert "2 problems" in page and "broken0.png" in page
     log = client.get(f"/api/jobs/{job['id']}/log").text
     assert "imported 12 samples" in log
     assert "summary" in client.get(f"/jobs/{job['id']}").text

@@ -49,8 +49,8 @@ from calibench.server.web.workbench import Workbench
 from calibench.server.workspace import Workspace
 from tests.server_helpers import alive, reset_postgres
 
-HEAD = "0004"
-TABLES = {"models", "datasets", "projects", "jobs"}
+HEAD = "0005"
+TABLES = {"models", "datasets", "projects", "jobs", "pair_timings"}
 QUICK = 0.2
 """Seconds of performance measurement for jobs that should simply finish."""
 LONG = 120.0

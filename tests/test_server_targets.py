@@ -309,3 +309,33 @@ def test_the_fleet_compares_two_targets_and_this_machine(
     assert all(r["fp32_throughput"] and r["verdict"] for r in rows)
     projects = ok(client.get("/api/projects"))
     assert {p["target"] for p in projects} == {"this machine", "edge", "edge2"}
+
+
+def test_two_projects_on_the_target_are_timed_side_by_side_there(
+    fleet: Fleet, on_edge: dict[str, Any]
+) -> None:
+    """Compare's side-by-side timing of two INT8 projects on ``edge`` runs there; a pair on two
+    machines is refused in words."""
+    client = fleet.client
+    first, second = _optimize(fleet, on_edge), _optimize(fleet, on_edge, subset_percent=50)
+    here = _optimize(fleet, on_edge, target="this machine")
+    for child in (first, second, here):
+        wait_done(client, child["job"]["id"])
+    job = ok(client.post("/api/compare/timing", json={"a": first["id"], "b": second["id"]}), 202)
+    stages = [s["name"] for s in wait_done(client, job["id"])["stages"]]
+    assert stages == [
+        "preparing assets", "uploading", "checking both models", "timing side by side",
+        "downloading results",
+    ]  # fmt: skip
+    assert "runs on target edge" in job_log(client, job["id"])
+    timing = ok(client.get("/api/compare", params={"a": first["id"], "b": second["id"]}))["timing"]
+    assert timing["job_id"] == job["id"] and timing["a"]["throughput"] > 0
+    assert "(timed side by side, batch 1 × 1 stream" in timing["sentence"]
+    detail = refused(
+        client.post("/api/compare/timing", json={"a": first["id"], "b": here["id"]}), 409
+    )
+    assert detail == (
+        f"project {first['id']} runs its jobs on target 'edge' and project {here['id']} on this "
+        "machine: two models are timed side by side on one machine, so both projects must name "
+        "the same target"
+    )

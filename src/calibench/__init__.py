@@ -8,7 +8,7 @@
 
 from calibench.api import CalibrationResult, calibrate
 from calibench.calibration.distributed.options import RayShards
-from calibench.config import CalibrationConfig, Method, Preset, RangeEstimator, Subset
+from calibench.config import CalibrationConfig, Method, Placement, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError
 
@@ -17,6 +17,7 @@ __all__ = [
     "CalibrationConfig",
     "CalibrationResult",
     "Method",
+    "Placement",
     "Preprocess",
     "Preset",
     "RangeEstimator",

@@ -16,7 +16,7 @@ from calibench.calibration.accuracy_aware.backend import LOCAL, Backend
 from calibench.calibration.default import run_default
 from calibench.calibration.distributed.options import RayShards, parse_executor
 from calibench.calibration.kernel_check import check_kernels
-from calibench.config import CalibrationConfig, Method, Preset, Subset
+from calibench.config import CalibrationConfig, Method, Placement, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, is_annotated
 from calibench.data.open import open_for_model
 from calibench.data.preprocess import Preprocess
@@ -25,10 +25,11 @@ from calibench.metrics.base import Metric
 from calibench.metrics.custom import CallableMetric
 from calibench.metrics.registry import metric_for
 from calibench.model.eligibility import check_eligible
-from calibench.model.load import DERIVED_KEY, load_model, save_model
+from calibench.model.load import DERIVED_KEY, load_model, save_model, with_min_opset
 from calibench.progress import ProgressCallback
 from calibench.report.calibration import CalibrationReport
 from calibench.report.layers import ISA_KEY, REASONS_KEY, SCHEMES_KEY, layer_table
+from calibench.runtime.backend import Runtime
 from calibench.runtime.inputs import BatchReader, input_specs
 from calibench.runtime.isa import host_cpu
 from calibench.runtime.kernels import kernel_counts
@@ -63,6 +64,8 @@ def calibrate(
     strict: bool = False,
     memory_limit: int | str | None = None,
     executor: str | RayShards | None = None,
+    placement: str = Placement.MEASURED.value,
+    runtime: str | None = None,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
@@ -81,13 +84,18 @@ def calibrate(
     After calibration the integer kernels are checked against the exact INT8 arithmetic;
     ``strict=True`` raises :class:`~calibench.errors.KernelCheckError` when they differ.
     ``memory_limit`` (bytes, or ``"4G"``) bounds what the calibration passes hold (default: a
-    quarter of the machine's memory).
+    quarter of the machine's memory). ``placement="measured"`` (default) times each INT8 layer
+    against FP32 on this CPU (batch 1, ``threads``; see ``CalibrationConfig`` for the batch,
+    threads and time budget) and keeps FP32 where INT8 is not faster; ``"rule"`` does not time.
+    ``runtime="openvino"`` places the quantizers for
+    OpenVINO (on the inputs of its INT8 layers) and reads the layer table from OpenVINO's
+    runtime graph.
 
     ``executor`` is where the heavy passes run: ``"local"`` (default, this process), ``"ray"``
     (the Ray cluster at ``$RAY_ADDRESS`` or this machine's), or
     ``RayShards(address, workers=N)``. On Ray the statistics pass runs over shards of the
     calibration set and AccuracyAware's evaluations over shards of the validation set; the
-    INT8 model is the same, byte for byte.
+    INT8 model is the same, byte for byte (with the same placement timings).
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
@@ -100,9 +108,12 @@ def calibrate(
             isa=isa or "auto",
             keep_fp32=(keep_fp32,) if isinstance(keep_fp32, str) else tuple(keep_fp32),
             memory_limit=parse_size(memory_limit) if memory_limit is not None else None,
+            placement=placement,  # type: ignore[arg-type]
+            runtime=Runtime.parse(runtime),
         )
     if isinstance(model, onnx.ModelProto):
-        proto, name = model, model.graph.name or "model"
+        name = model.graph.name or "model"
+        proto = with_min_opset(model, name)
     else:
         proto, name = load_model(model), Path(model).name
     check_eligible(proto, name)
@@ -174,7 +185,12 @@ def calibrate(
     onnx.checker.check_model(int8)
 
     reasons = {d.name: d.reason for d in plan.layers.values()}
-    rows, runtime = layer_table(int8, reasons)
+    rows, ort_graph = layer_table(int8, reasons)
+    kernels = kernel_counts(ort_graph)
+    if config.runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_layers import openvino_rows
+
+        rows, kernels = openvino_rows(int8, rows)
     cpu = host_cpu()
     describe = getattr(data, "describe", None)
     report = CalibrationReport(
@@ -186,7 +202,7 @@ def calibrate(
         skipped=outcome.skipped,
         stage_seconds=outcome.stage_seconds,
         layers=rows,
-        kernels=kernel_counts(runtime),
+        kernels=kernels,
         notes=outcome.notes,
         preprocess=bound.to_dict() if bound else None,
         accuracy_aware=accuracy_aware.to_dict() if accuracy_aware else None,

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from calibench.errors import ConfigError
+from calibench.runtime.backend import Runtime
 from calibench.runtime.isa import Isa
 
 
@@ -50,6 +51,19 @@ class RangeEstimator(str, Enum):
     MSE = "mse"
     """Outlier-robust: the clipping range that minimises the quantization error of a
     per-tensor histogram."""
+
+
+class Placement(str, Enum):
+    """How layers are placed in INT8 or FP32."""
+
+    MEASURED = "measured"
+    """Timed on this machine at the inference batch size and threads: a layer stays FP32 where
+    INT8, with the conversions it adds, is not faster (``calibration.measured_placement``)."""
+    RULE = "rule"
+    """Every layer ONNX Runtime can run in INT8 goes to INT8, untimed."""
+
+
+PLACEMENT_BUDGET_S = 30.0
 
 
 def _is_number(value: Any) -> bool:
@@ -143,6 +157,19 @@ class CalibrationConfig:
     memory_limit: int | None = None
     """Bytes the calibration passes may hold (None: a quarter of the machine's memory); batch
     sizes are cut to fit."""
+    placement: Placement = Placement.MEASURED
+    """``measured`` (default): layers where INT8 is not faster on this CPU stay FP32; ``rule``:
+    every layer that can run in INT8 does. ``measured`` falls back to ``rule`` when ``isa``
+    names another CPU than this one (its timings would not hold there)."""
+    placement_budget_s: float = PLACEMENT_BUDGET_S
+    """Seconds speed-aware placement may spend timing."""
+    placement_batch: int = 1
+    """The batch size the model will run at, which placement times (the project's batch)."""
+    placement_threads: int | None = None
+    """The threads it will run with (None: the calibration's threads, all cores by default)."""
+    runtime: Runtime = Runtime.ONNXRUNTIME
+    """The runtime the model is made for: where the quantizers go differs (``passes.
+    placement_openvino``)."""
 
     def __post_init__(self) -> None:
         for name, kind in (
@@ -150,6 +177,8 @@ class CalibrationConfig:
             ("preset", Preset),
             ("range_estimator", RangeEstimator),
             ("drop_type", DropType),
+            ("placement", Placement),
+            ("runtime", Runtime),
         ):
             value = getattr(self, name)
             if not isinstance(value, kind):
@@ -185,6 +214,17 @@ class CalibrationConfig:
         object.__setattr__(self, "keep_fp32", tuple(str(p) for p in patterns))
         if any(not p.strip() for p in self.keep_fp32):
             raise ConfigError("keep-FP32 takes a layer name, an op type or a regex, not ''")
+        if not _is_number(self.placement_budget_s) or not 0 < self.placement_budget_s < 1e6:
+            raise ConfigError(
+                f"the placement budget must be a positive number of seconds, got "
+                f"{self.placement_budget_s!r}"
+            )
+        for name in ("placement_batch", "placement_threads"):
+            value = getattr(self, name)
+            if name == "placement_threads" and value is None:
+                continue
+            if not _is_integer(value) or value < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} must be 1 or more, got {value!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         if self.method is Method.ACCURACY_AWARE:
@@ -208,7 +248,7 @@ class CalibrationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for name in ("method", "preset", "range_estimator", "drop_type"):
+        for name in ("method", "preset", "range_estimator", "drop_type", "placement", "runtime"):
             data[name] = getattr(self, name).value
         data["keep_fp32"] = list(self.keep_fp32)
         return data

@@ -1,6 +1,6 @@
 import pytest
 
-from calibench.config import CalibrationConfig, Preset, Subset
+from calibench.config import CalibrationConfig, Placement, Preset, Subset
 from calibench.errors import ConfigError
 
 
@@ -31,3 +31,16 @@ def test_config_round_trips_and_validates() -> None:
     assert CalibrationConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown preset 'fast'"):
         CalibrationConfig(preset="fast")  # type: ignore[arg-type]
+
+
+def test_placement_settings_are_validated_and_round_trip() -> None:
+    config = CalibrationConfig(placement="rule", placement_batch=8, placement_threads=2)  # type: ignore[arg-type]
+    assert config.placement is Placement.RULE
+    assert CalibrationConfig.from_dict(config.to_dict()) == config
+    assert CalibrationConfig().placement is Placement.MEASURED
+    with pytest.raises(ConfigError, match="unknown placement 'fast'; choose one of: measured"):
+        CalibrationConfig(placement="fast")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="placement budget must be a positive number"):
+        CalibrationConfig(placement_budget_s=0)
+    with pytest.raises(ConfigError, match="placement batch must be 1 or more"):
+        CalibrationConfig(placement_batch=0)

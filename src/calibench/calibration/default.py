@@ -6,6 +6,7 @@ most ``BIAS_CORRECTION_SAMPLES`` of the subset).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,11 @@ import numpy as np
 import onnx
 
 from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, output_sqnr
+from calibench.calibration.measured_placement import (
+    MeasuredPlacement,
+    place_by_timing,
+    timing_feeds,
+)
 from calibench.calibration.overflow import (
     SAMPLES as OVERFLOW_SAMPLES,
 )
@@ -24,19 +30,24 @@ from calibench.calibration.overflow import (
 )
 from calibench.calibration.ranges import activation_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
-from calibench.config import CalibrationConfig, Preset, RangeEstimator
+from calibench.config import CalibrationConfig, Placement, Preset, RangeEstimator
 from calibench.data.dataset import Dataset, select_subset
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, keep_fp32, refine_with_ranges
+from calibench.passes.placement_openvino import place_for_openvino
 from calibench.passes.prepare import prepare_fp32
 from calibench.progress import ProgressCallback
 from calibench.quant import QuantParams, params_for_range
+from calibench.runtime.backend import Runtime
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
 from calibench.runtime.session import make_session
+from calibench.runtime.timer import OrtTimer
+from calibench.words import plural
 
 BIAS_CORRECTION_SAMPLES = 64
+PLACEMENT_STAGE = "placement timing"
 
 
 @dataclass
@@ -60,6 +71,8 @@ class DefaultOutcome:
     memory_limit: int | None = None
     overflow: dict[str, LayerOverflow] = field(default_factory=dict)
     """Per GEMM layer: the saturation measured and the scheme chosen (saturating ISAs only)."""
+    placement: MeasuredPlacement | None = None
+    """Speed-aware placement's timings (None with ``--placement rule``)."""
 
 
 def run_default(
@@ -105,6 +118,8 @@ def _run_default(
     start = time.perf_counter()
     isa, detected = resolve_isa(config.isa)
     fp32, plan = prepare_fp32(model)
+    if config.runtime is Runtime.OPENVINO:
+        plan = place_for_openvino(fp32, plan)
     plan = keep_fp32(plan, config.keep_fp32)
     reader = BatchReader(dataset, input_specs(fp32), config.batch_size)
     indices = select_subset(len(dataset), config.subset)
@@ -160,6 +175,23 @@ def _run_default(
     if progress:
         progress("quantization", 1, 1)
 
+    placement: MeasuredPlacement | None = None
+    if config.placement is Placement.MEASURED and config.runtime is not Runtime.ONNXRUNTIME:
+        # Measured placement times ONNX Runtime's kernels: its choices do not hold on OpenVINO.
+        notes.append(f"placement: by rule, untimed: measured placement times ONNX Runtime, and "
+                     f"this model is made for {config.runtime.label}")  # fmt: skip
+    elif config.placement is Placement.MEASURED:
+        start = time.perf_counter()
+        placement, why_not = _place_by_timing(
+            fp32, plan, params, reader, indices, config, isa, threads, report(PLACEMENT_STAGE)
+        )
+        if placement is not None:
+            plan, int8 = placement.plan, placement.model
+            notes.extend(placement.notes)
+        else:
+            notes.append(why_not)
+        finish(PLACEMENT_STAGE, start)
+
     shifts: dict[str, np.ndarray] = {}
     if config.bias_correction:
         start = time.perf_counter()
@@ -199,7 +231,41 @@ def _run_default(
         stage_peaks=peaks,
         memory_limit=limit,
         overflow=overflow,
+        placement=placement,
     )
+
+
+def _place_by_timing(
+    fp32: onnx.ModelProto,
+    plan: QuantPlan,
+    params: dict[str, QuantParams],
+    reader: BatchReader,
+    indices: list[int],
+    config: CalibrationConfig,
+    isa: Isa,
+    threads: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[MeasuredPlacement | None, str]:
+    """Speed-aware placement on this machine, or why the rule placement stays."""
+    host = resolve_isa("auto")[0]
+    if isa is not host:
+        return None, (
+            f"placement: by rule, untimed: the model is made for {isa.label} and this CPU is "
+            f"{host.label}, where timings would not hold (drop --isa to time it here)"
+        )
+    first = next(iter(reader.batches(indices[: config.placement_batch])), None)
+    if first is None:
+        return None, "placement: by rule, untimed: no readable calibration sample to time with"
+    timer = OrtTimer(
+        timing_feeds(first[1], config.placement_batch),
+        config.placement_batch,
+        config.placement_threads or threads or os.cpu_count() or 1,
+    )
+    try:
+        placed = place_by_timing(fp32, plan, params, timer, config.placement_budget_s, progress)
+    except Exception as exc:  # timing is an optimisation: the rule model is still right
+        return None, f"placement: by rule, timing failed ({type(exc).__name__}: {exc})"
+    return placed, ""
 
 
 def _check_finite(params: dict[str, QuantParams], ranges: dict[str, tuple[float, float]]) -> None:
@@ -288,11 +354,17 @@ def _keep_helpful_shifts(
     assert best is not None
     kept = len(best[1])
     baseline = scores[0][1]
+    # The words a person reads on the INT8 project's page: what bias correction is, what it
+    # did, and what the decibels mean.
     note = (
-        f"bias correction: applied to the first {kept} of {len(measured)} layers "
-        f"(output SQNR {baseline:.1f} → {best[0]:.1f} dB on the calibration samples)"
+        f"bias correction (removing the average shift INT8 rounding adds to a layer's "
+        f"outputs): applied to the first {plural(kept, 'layer')} of {len(measured)}, which "
+        f"brought the model's outputs closer to FP32's (SQNR {baseline:.1f} → {best[0]:.1f} dB "
+        "on the calibration samples; higher is closer)"
         if kept
-        else f"bias correction: measured for {len(measured)} layers but not applied: it did not "
-        f"raise the output SQNR ({baseline:.1f} dB) on the calibration samples"
+        else f"bias correction (removing the average shift INT8 rounding adds to a layer's "
+        f"outputs): tried on {plural(len(measured), 'layer')} and left out, because it did not "
+        f"bring the model's outputs closer to FP32's (SQNR {baseline:.1f} dB on the calibration "
+        "samples; higher is closer). Nothing to do: the INT8 model is as close without it"
     )
     return best[1], best[2], [note]

@@ -23,7 +23,17 @@ from calibench.cli.common import (
     wide_console,
 )
 from calibench.cli.remote import add_target_option, run_on_target
-from calibench.config import CalibrationConfig, DropType, Method, Preset, RangeEstimator, Subset
+from calibench.cli.workflow import add_runtime_option, check_runtime
+from calibench.config import (
+    PLACEMENT_BUDGET_S,
+    CalibrationConfig,
+    DropType,
+    Method,
+    Placement,
+    Preset,
+    RangeEstimator,
+    Subset,
+)
 from calibench.data.preprocess import Preprocess, preprocess_json
 from calibench.errors import ConfigError
 from calibench.runtime.isa import ISA_CHOICES
@@ -101,6 +111,12 @@ def register(sub: Any) -> None:
         "(no VNNI): ONNX Runtime's u8×s8 kernels saturate there, so layers get an "
         "overflow-safe scheme",
     )
+    add_runtime_option(
+        cal,
+        "the runtime the model is made for: onnxruntime (default) or "
+        "openvino (quantizers on the inputs of its INT8 layers; the layer table "
+        "from OpenVINO's runtime graph)",
+    )
     cal.add_argument(
         "--keep-fp32",
         action="append",
@@ -108,6 +124,31 @@ def register(sub: Any) -> None:
         metavar="PATTERN",
         help="keep layers in FP32: a layer name, an op type (Conv) or a regex over the names; "
         "repeatable",
+    )
+    cal.add_argument(
+        "--placement",
+        choices=[p.value for p in Placement],
+        default=Placement.MEASURED.value,
+        help="measured (default): time each INT8 layer against FP32 on this CPU and keep FP32 "
+        "where INT8 is not faster; rule: every layer that can run in INT8 does",
+    )
+    cal.add_argument(
+        "--placement-budget",
+        type=finite_float,
+        default=PLACEMENT_BUDGET_S,
+        metavar="SECONDS",
+        help=f"measured placement: seconds it may spend timing (default {PLACEMENT_BUDGET_S:g})",
+    )
+    cal.add_argument(
+        "--inference-batch",
+        type=positive_int,
+        default=1,
+        help="measured placement: the batch size the model will run at (default 1)",
+    )
+    cal.add_argument(
+        "--inference-threads",
+        type=positive_int,
+        help="measured placement: the threads it will run with (default: --threads)",
     )
     cal.add_argument(
         "--memory-limit",
@@ -175,6 +216,11 @@ def calibrate_command(args: argparse.Namespace) -> int:
         isa=args.isa,
         keep_fp32=tuple(args.keep_fp32),
         memory_limit=parse_size(args.memory_limit) if args.memory_limit else None,
+        placement=args.placement,
+        placement_budget_s=args.placement_budget,
+        placement_batch=args.inference_batch,
+        placement_threads=args.inference_threads,
+        runtime=check_runtime(args),
     )
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     if output.resolve() == args.model.resolve():
@@ -239,6 +285,9 @@ def calibrate_command(args: argparse.Namespace) -> int:
         console = wide_console()
         result.report.render(console)
         console.print(f"INT8 model written to {path}")
+        verdict = (result.report.accuracy_aware or {}).get("verdict")
+        if verdict:  # the last line: what the user must not miss
+            console.print(f"[bold red]{verdict}[/]")
     return 0
 
 

@@ -20,6 +20,7 @@ from calibench.cli.common import (
 from calibench.cli.remote import add_target_option, run_on_target
 from calibench.config import Subset
 from calibench.data.preprocess import Preprocess, save_preprocess
+from calibench.runtime.backend import RUNTIME_CHOICES, Runtime
 from calibench.workflow.cache import default_workspace
 from calibench.workflow.performance import PerfSettings
 
@@ -43,6 +44,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=3.0,
         help="how long to measure performance (default 3)",
     )
+    add_runtime_option(parser)
     parser.add_argument(
         "--workspace", type=Path, help="datasets and cached results (default: ~/.calibench)"
     )
@@ -51,6 +53,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     add_preprocess_options(parser)
     add_target_option(parser)
+
+
+RUNTIME_HELP = (
+    "the runtime that runs the models: onnxruntime (default) or openvino (OpenVINO's CPU "
+    "plugin; pip install calibench[openvino])"
+)
+
+
+def add_runtime_option(parser: argparse.ArgumentParser, text: str = RUNTIME_HELP) -> None:
+    parser.add_argument(
+        "--runtime", choices=RUNTIME_CHOICES, default=Runtime.ONNXRUNTIME.value, help=text
+    )
+
+
+def check_runtime(args: argparse.Namespace) -> Runtime:
+    """The chosen runtime, refused before any work when it is not installed."""
+    runtime = Runtime.parse(getattr(args, "runtime", None))
+    if runtime is Runtime.OPENVINO and not getattr(args, "target", None):
+        from calibench.runtime.openvino import import_openvino
+
+        import_openvino()
+    return runtime
 
 
 def register(sub: Any) -> None:
@@ -80,7 +104,12 @@ def _run(model: Path, args: argparse.Namespace, on_progress: Any) -> Any:
         model,
         resolve_dataset(args.dataset, args.workspace),
         metric=args.metric,
-        perf=PerfSettings(batch=args.batch, streams=args.streams, seconds=args.seconds),
+        perf=PerfSettings(
+            batch=args.batch,
+            streams=args.streams,
+            seconds=args.seconds,
+            runtime=Runtime.parse(args.runtime),
+        ),
         preprocess=preprocess_options(args),
         subset=Subset.parse(args.subset) if args.subset else None,
         workspace=args.workspace or default_workspace(),
@@ -114,6 +143,7 @@ def infer_command(args: argparse.Namespace) -> int:
 
     preprocess_options(args)  # refuse bad preprocessing options before any work
     check_writable(args.save_preprocess, "--save-preprocess")
+    check_runtime(args)
     if args.target:
         return run_on_target(
             args,
@@ -144,6 +174,7 @@ def compare_command(args: argparse.Namespace) -> int:
 
     preprocess_options(args)
     check_writable(args.html, "--html")
+    check_runtime(args)
     if args.target:
         return run_on_target(
             args,

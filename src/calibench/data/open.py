@@ -21,6 +21,7 @@ from calibench.data.manifest import MANIFEST_NAME
 from calibench.data.npz_labels import open_npz
 from calibench.data.preprocess import Preprocess
 from calibench.errors import DatasetError, NotEligibleError
+from calibench.model import compatibility
 
 
 class ModelInput(Protocol):
@@ -80,14 +81,30 @@ def open_for_model(
     bind = getattr(data, "bind", None)
     if bind is None or not getattr(data, "needs_binding", True):
         return data, None
-    if len(specs) != 1:
-        raise DatasetError(
-            f"{model_name} has {len(specs)} inputs; a dataset of images can feed only a "
-            "single-input model (use an .npz file with one array per input)"
-        )
+    # The workbench's check at project creation, here before the first sample: token ids,
+    # several inputs, an input that is not [batch, channels, height, width] of 1 or 3
+    # channels, a crop or exact resize that misses the input's size.
+    given = preprocess.to_dict() if isinstance(preprocess, Preprocess) else preprocess or {}
+    compatibility.check_compatible(
+        model_name,
+        [compatibility.ModelInput(s.name, s.shape, _kind(s)) for s in specs],
+        compatibility.DatasetLayout(_shown(source)),
+        compatibility.ImageSettings(resize=given.get("resize"), crop=given.get("crop")),
+    )
     if isinstance(preprocess, Preprocess):
         chosen = preprocess
     else:
         chosen = Preprocess.for_input_shape(list(specs[0].shape), **(preprocess or {}))
     bind(specs[0].name, chosen)
     return data, chosen
+
+
+def _shown(source: Any) -> str:
+    """The dataset as the messages name it: its file or folder name."""
+    return Path(source).name if isinstance(source, (str, Path)) else "the dataset"
+
+
+def _kind(spec: ModelInput) -> str:
+    """The numpy kind of an input's dtype where the spec has one (float otherwise)."""
+    dtype = getattr(spec, "dtype", None)
+    return str(getattr(dtype, "kind", "f"))

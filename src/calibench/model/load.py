@@ -53,17 +53,25 @@ def load_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise ModelError(f"{path} fails the ONNX checker: {_first_line(exc)}") from exc
+    return with_min_opset(model, str(path))
+
+
+def with_min_opset(model: onnx.ModelProto, name: str) -> onnx.ModelProto:
+    """``model`` at opset :data:`MIN_OPSET` at least (per-channel INT8 needs it): the same
+    model when it already is, else a converted copy; loaded files and models handed over in
+    memory go through the same upgrade."""
     opset = default_opset(model)
-    if opset < MIN_OPSET:
-        try:
-            model = version_converter.convert_version(model, MIN_OPSET)
-            onnx.checker.check_model(model)
-        except Exception as exc:
-            raise ModelError(
-                f"{path} uses opset {opset} and could not be converted to opset {MIN_OPSET}, "
-                f"which per-channel INT8 needs: {_first_line(exc)}"
-            ) from exc
-    return model
+    if opset >= MIN_OPSET:
+        return model
+    try:
+        converted = version_converter.convert_version(model, MIN_OPSET)
+        onnx.checker.check_model(converted)
+    except Exception as exc:
+        raise ModelError(
+            f"{name} uses opset {opset} and could not be converted to opset {MIN_OPSET}, "
+            f"which per-channel INT8 needs: {_first_line(exc)}"
+        ) from exc
+    return converted
 
 
 def save_model(model: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:

@@ -4,7 +4,7 @@ import onnx
 import pytest
 
 from calibench.errors import ModelError
-from calibench.model.load import default_opset, load_model
+from calibench.model.load import default_opset, load_model, with_min_opset
 
 
 def _save(model: onnx.ModelProto, path: Path) -> Path:
@@ -42,6 +42,14 @@ def test_garbage_file(tmp_path: Path) -> None:
 def test_old_opset_is_converted_to_13(tmp_path: Path) -> None:
     model = load_model(_save(_relu(11), tmp_path / "old.onnx"))
     assert default_opset(model) == 13
+
+
+def test_a_model_in_memory_gets_the_same_upgrade() -> None:
+    old = _relu(11)
+    assert default_opset(with_min_opset(old, "in memory")) == 13
+    assert default_opset(old) == 11  # the caller's model is left as it was
+    current = _relu(13)
+    assert with_min_opset(current, "in memory") is current
 
 
 def test_external_data_is_loaded(tiny_cnn_path: Path, tmp_path: Path) -> None:

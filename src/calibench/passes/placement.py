@@ -183,6 +183,9 @@ def prune_quantizers(plan: QuantPlan) -> list[str]:
     """Drop the quantizers no INT8 layer reads or writes any more; return their tensors."""
     still_read = {t for d in plan.layers.values() if d.int8 for t in d.activation_inputs}
     still_read |= {d.output_tensor for d in plan.layers.values() if d.int8 and d.output_tensor}
+    # A tensor read through a data-movement op keeps its root's quantizer, so the op runs on
+    # uint8 (only a layer kept FP32 with its output quantizer, ``fp32_region``, needs this).
+    still_read |= {plan.aliases[t] for t in still_read if t in plan.aliases}
     removed = [t for t in plan.tensors if t not in still_read]
     plan.tensors = [t for t in plan.tensors if t in still_read]
     plan.aliases = {k: v for k, v in plan.aliases.items() if k in still_read and v in still_read}
@@ -279,6 +282,8 @@ def revert_layers(
 
 
 def _why_fp32(code: Reason) -> str:
+    if code is Reason.MEASURED_SLOWER:
+        return "kept in FP32 because INT8 measured slower"
     return "kept in FP32 by you" if code is Reason.KEPT_BY_USER else "reverted to FP32"
 
 

@@ -38,3 +38,6 @@ class Reason(str, Enum):
     """Reads the output of a layer kept or reverted to FP32, so it cannot stay INT8 either."""
     FOLLOWS_REVERTED = "follows-reverted"
     """Was folded into a layer that went back to FP32."""
+    MEASURED_SLOWER = "measured-slower"
+    """Timed on this machine (``--placement measured``): INT8, with the conversions it adds, ran
+    no faster than FP32 at the project's batch size and threads."""

@@ -73,8 +73,9 @@ class CalibrationReport:
     def render(self, console: Console) -> None:
         console.print(layers_table(self.layers, title=f"Layers of the INT8 model of {self.model}"))
         counts = self.kernels.get("INT8", {})
+        runtime = "OpenVINO" if self.config.get("runtime") == "openvino" else "ONNX Runtime"
         console.print(
-            f"ONNX Runtime runs {count_layers(self.layers).words()} "
+            f"{runtime} runs {count_layers(self.layers).words()} "
             f"({', '.join(f'{n} {k}' for k, n in counts.items()) or 'none'}); "
             f"{sum(self.kernels.get('FP32', {}).values())} float kernels, "
             f"{sum(self.kernels.get('CONVERT', {}).values())} conversions remain."
@@ -140,6 +141,10 @@ def render_accuracy_aware(data: dict[str, Any], console: Console) -> None:
         f"{data['evaluations']['full']} full evaluations, {data['evaluations']['ranking']} on the "
         f"ranking subset; {data['seconds']:.1f} s."
     )
+    if data.get("speedup_vs_fp32") is not None:
+        console.print(f"The model returned runs {data['speedup_vs_fp32']:.2f}× FP32's speed here.")
+    if data.get("verdict"):
+        console.print(f"[bold red]{data['verdict']}[/]")
 
 
 def layers_table(rows: list[LayerRow], title: str) -> Table:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from calibench.report.comparison import Comparison, LayerComparison, drop_words, speed_words
 from calibench.report.layer_counts import count_layers
+from calibench.runtime.conditions import with_conditions
 
 PERF_KEYS = ("latency_ms_median", "latency_ms_p90", "latency_ms_p99", "throughput")
 
@@ -20,11 +21,12 @@ PERF_KEYS = ("latency_ms_median", "latency_ms_p90", "latency_ms_p99", "throughpu
 def render_comparison(c: Comparison, console: Console) -> None:
     """The summary and the two layer rankings, on the console."""
     console.print(_summary_table(c))
+    if c.int8_warning:
+        console.print(f"Warning: {c.int8_warning}")
     console.print(
         _layer_table(
             c.slowest(),
-            f"Slowest layers (ONNX Runtime profiler, batch {c.fp32_time.batch}, "
-            f"{c.fp32_time.threads} thread(s), mean of {c.fp32_time.runs} runs)",
+            f"Slowest layers ({profile_source(c)}, mean of {c.fp32_time.runs} runs)",
         )
     )
     worst = c.worst_sqnr()
@@ -44,6 +46,15 @@ def comparison_text(c: Comparison) -> str:
     console = Console(width=160, record=True, file=io.StringIO())
     render_comparison(c, console)
     return console.export_text()
+
+
+def profile_source(c: Comparison) -> str:
+    """``ONNX Runtime profiler: batch 1, 1 thread, ONNX Runtime, AMD EPYC: AVX512-VNNI``."""
+    source = "OpenVINO runtime graph" if c.runtime == "openvino" else "ONNX Runtime profiler"
+    conditions = (c.profile_measured_on or {}).get("text")
+    if conditions:
+        return f"{source}: {conditions}"
+    return f"{source}, batch {c.fp32_time.batch}, {c.fp32_time.threads} thread(s)"
 
 
 def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
@@ -74,6 +85,8 @@ def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
         ratio = ""
         if f and i:
             ratio = speed_words(i / f if key == "throughput" else f / i)
+            if key == "latency_ms_median":
+                ratio = with_conditions(ratio, c.measured_on)
         rows.append((labels[key], _num(f), _num(i), ratio))
     if c.perf:
         settings = [
@@ -83,13 +96,15 @@ def summary_rows(c: Comparison) -> list[tuple[str, str, str, str]]:
         ]
         if settings:
             rows.append(("inference settings", "", ", ".join(settings), ""))
+        if c.measured_on and c.measured_on.get("text"):
+            rows.append(("measured on", "", str(c.measured_on["text"]), ""))
     speedup = c.kernel_speedup
     rows.append(
         (
             "kernel time, profiled (ms)",
             f"{c.fp32_time.total_ms:.4g}",
             f"{c.int8_time.total_ms:.4g}",
-            speed_words(speedup) if speedup else "",
+            with_conditions(speed_words(speedup), c.profile_measured_on) if speedup else "",
         )
     )
     f_mb, i_mb = c.sizes["fp32"] / 1e6, c.sizes["int8"] / 1e6

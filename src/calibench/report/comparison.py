@@ -90,6 +90,24 @@ class Comparison:
     accuracy: dict[str, Any] | None = None
     perf: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    runtime: str = "onnxruntime"
+    """The runtime both models were timed and profiled on (``runtime.backend.Runtime``)."""
+    profile_measured_on: dict[str, Any] | None = None
+    """The conditions of the per-layer profile (``runtime.conditions.MeasuredOn.to_dict``)."""
+
+    @property
+    def measured_on(self) -> dict[str, Any] | None:
+        """The conditions of the latency and throughput figures: the INT8 model's timing."""
+        found = (self.perf or {}).get("int8", {}).get("measured_on")
+        return found if isinstance(found, dict) else None
+
+    @property
+    def int8_warning(self) -> str | None:
+        """Why INT8 cannot be fast on the CPU these figures come from (None: it can)."""
+        for conditions in (self.measured_on, self.profile_measured_on):
+            if conditions and conditions.get("warning"):
+                return str(conditions["warning"])
+        return None
 
     @property
     def int8_layers(self) -> int:
@@ -165,6 +183,9 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {
             "models": {"fp32": self.fp32_model, "int8": self.int8_model},
+            "runtime": self.runtime,
+            "measured_on": self.measured_on,
+            "int8_warning": self.int8_warning,
             "accuracy": None
             if not self.accuracy
             else {
@@ -192,6 +213,7 @@ class Comparison:
                 "fp32_run_ms": _round(self.fp32_time.run_ms),
                 "int8_run_ms": _round(self.int8_time.run_ms),
                 "kernel_speedup": _round(self.kernel_speedup, 3),
+                "measured_on": self.profile_measured_on,
                 "unassigned_ms": {
                     b: {k: _round(v) for k, v in t.items()} for b, t in self.buckets().items()
                 },

@@ -13,9 +13,10 @@ from html import escape
 from pathlib import Path
 
 from calibench._files import replacing
-from calibench.report.compare import summary_rows
+from calibench.report.compare import profile_source, summary_rows
 from calibench.report.comparison import Comparison, LayerComparison, drop_words, speed_words
 from calibench.report.layer_counts import count_layers
+from calibench.runtime.conditions import with_conditions
 
 TIME_CHART_LAYERS = 25
 WORST_HIGHLIGHTED = 5
@@ -49,6 +50,8 @@ tr.worst td{background:#fdecea}
 .legend{font-size:12px;color:#57606a;margin:0 0 6px}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin:0 4px 0 12px}
 .note{font-size:12.5px;color:#57606a;line-height:1.5}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:8px;padding:8px 12px;
+font-size:13px;margin:0 0 12px}
 svg{max-width:100%;height:auto}
 svg text{font-family:ui-monospace,Menlo,Consolas,monospace}
 """
@@ -75,9 +78,10 @@ def render_html(c: Comparison) -> str:
         f"<title>calibench: {escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><main>",
         f"<h1>{escape(title)}</h1>",
-        '<p class="sub">calibench comparison report. Layer times: ONNX Runtime profiler, '
-        f"batch {profile.batch}, {profile.threads} thread(s), mean of {profile.runs} runs. "
+        '<p class="sub">calibench comparison report. Layer times: '
+        f"{escape(profile_source(c))}, mean of {profile.runs} runs. "
         f"Layer error: SQNR on {c.error_samples} sample(s).</p>",
+        _measured_on(c),
         _cards(c),
         "<h2>Summary</h2>",
         _summary_table(c),
@@ -265,7 +269,7 @@ def _cards(c: Comparison) -> str:
             (
                 "latency, median",
                 f"{i:.4g} ms",
-                f"FP32 {f:.4g} ms, {speed_words(latency)}",
+                f"FP32 {f:.4g} ms, {with_conditions(speed_words(latency), c.measured_on)}",
                 "good" if latency >= 1 else "bad",
             )
         )
@@ -304,6 +308,17 @@ def _cards(c: Comparison) -> str:
         )
     html.append("</div>")
     return "\n".join(html)
+
+
+def _measured_on(c: Comparison) -> str:
+    """The conditions of the speed figures, and a warning where INT8 cannot be fast."""
+    parts = []
+    conditions = (c.measured_on or {}).get("text")
+    if conditions:
+        parts.append(f'<p class="sub">Speed measured on: {escape(str(conditions))}.</p>')
+    if c.int8_warning:
+        parts.append(f'<p class="warn">Warning: {escape(c.int8_warning)}.</p>')
+    return "\n".join(parts)
 
 
 def _good(ok: bool) -> str:

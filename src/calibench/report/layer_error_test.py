@@ -21,7 +21,7 @@ def samples(tiny_data: Path) -> list[dict[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def tiny_int8(tiny_cnn_path: Path, tiny_data: Path) -> onnx.ModelProto:
-    return calibench.calibrate(tiny_cnn_path, tiny_data).model
+    return calibench.calibrate(tiny_cnn_path, tiny_data, placement="rule").model
 
 
 def _broken(model: onnx.ModelProto, factor: float = 20.0) -> onnx.ModelProto:
@@ -92,7 +92,7 @@ def test_a_layer_whose_output_is_a_graph_output(tmp_path: Path) -> None:
     path = tmp_path / "two_outputs.onnx"
     onnx.save(fp32, str(path))
     data = [rng.normal(size=(3, 8, 8)).astype(np.float32) for _ in range(16)]
-    int8 = calibench.calibrate(path, data).model
+    int8 = calibench.calibrate(path, data, placement="rule").model
     assert "mid::fp32" in {o for n in int8.graph.node for o in n.output}
 
     report = layer_errors(path, int8, [{"x": x} for x in data[:4]])

@@ -22,7 +22,7 @@ from calibench.runtime.profiling import (
 
 @pytest.fixture(scope="module")
 def tiny_int8(tiny_cnn_path: Path, tiny_data: Path) -> onnx.ModelProto:
-    return calibench.calibrate(tiny_cnn_path, tiny_data, subset=16).model
+    return calibench.calibrate(tiny_cnn_path, tiny_data, subset=16, placement="rule").model
 
 
 def _graph() -> onnx.ModelProto:

@@ -22,7 +22,7 @@ from calibench.server.jobs.remote import ByTarget, RemoteExecutor
 from calibench.server.jobs.runner import JobRunner
 from calibench.server.migrate import upgrade
 from calibench.server.settings import ServerSettings
-from calibench.server.web import system
+from calibench.server.web import manual, system
 from calibench.server.web.compare import routes as compare
 from calibench.server.web.datasets import routes as datasets
 from calibench.server.web.handlers import install_error_handlers
@@ -84,6 +84,7 @@ def create_app(settings: ServerSettings, *, run_jobs: bool = True) -> FastAPI:
     app.state.cluster = cluster
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(system.router)
+    app.include_router(manual.pages)
     # each domain: its JSON API, then its pages
     for domain in (models, datasets, projects, compare, jobs, targets):
         app.include_router(domain.api)

@@ -131,6 +131,25 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class PairTimingRow(Base):
+    """Two projects' models timed side by side by a ``side-by-side timing`` job (Compare): the
+    only figures of theirs that may be divided into a speed-up. It goes with either project."""
+
+    __tablename__ = "pair_timings"
+    __table_args__ = NEVER_REUSED
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    a_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    """The reference project."""
+    b_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(Integer)
+    """The job that timed them (its log says how)."""
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """``{"a": perf, "b": perf}``: each a :class:`~calibench.workflow.performance.PerfResult`'s
+    dict, stamped with one measurement."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` uses psycopg 3; anything but SQLite and PostgreSQL is refused."""
     if url.startswith(("postgresql://", "postgres://")):

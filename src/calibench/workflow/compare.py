@@ -27,8 +27,10 @@ from calibench.passes.prepare import prepare_fp32
 from calibench.report.comparison import Comparison, LayerComparison
 from calibench.report.layer_error import DEFAULT_SAMPLES, layer_errors
 from calibench.report.layers import layer_table
+from calibench.runtime.backend import Runtime
+from calibench.runtime.conditions import MeasuredOn
 from calibench.runtime.inputs import BatchReader, input_specs
-from calibench.runtime.profiling import BUCKETS, profile_layers
+from calibench.runtime.profiling import BUCKETS, LayerTimes, profile_layers
 from calibench.workflow.infer import InferenceReport
 from calibench.workflow.performance import PerfResult, PerfSettings, measure_interleaved
 
@@ -61,6 +63,7 @@ def run_compare(
     # Cached inferences keep their accuracy; both models are timed again here, in alternating
     # windows, so the two timings come from the same machine state, at the INT8 model's settings.
     settings = int8.performance["settings"]
+    runtime = Runtime.parse(settings.get("runtime"))
     timed = measure_interleaved(
         {"fp32": fp32_path, "int8": int8_path},
         {k: v[None] for k, v in chosen[0].items()},
@@ -69,10 +72,13 @@ def run_compare(
             streams=settings["streams"],
             threads=settings["threads"],
             seconds=2 * settings["seconds"],
+            runtime=runtime,
         ),
     )
     perf = {name: _perf(result) for name, result in timed.items()}
-    return compare_models(fp32_path, int8_path, chosen, accuracy=accuracy, perf=perf)
+    return compare_models(
+        fp32_path, int8_path, chosen, accuracy=accuracy, perf=perf, runtime=runtime
+    )
 
 
 def compare_models(
@@ -87,11 +93,16 @@ def compare_models(
     error_samples: int = DEFAULT_SAMPLES,
     profile_runs: int = 20,
     profile_warmup: int = 5,
+    runtime: Runtime = Runtime.ONNXRUNTIME,
 ) -> Comparison:
     """Compare ``int8_path`` with ``fp32_path``; ``samples`` are ``{input: array}`` dicts (the
     first feeds the profiler, the first ``error_samples`` the SQNR). ``accuracy`` is
     ``{"fp32": {...}, "int8": {...}, "metric": "top1"}`` and ``perf`` ``{"fp32": {...},
-    "int8": {...}}`` with latency/throughput figures, both measured elsewhere."""
+    "int8": {...}}`` with latency/throughput figures, both measured elsewhere.
+
+    On OpenVINO (``runtime``) the layer times and each layer's runtime precision come from
+    OpenVINO's runtime graph (``runtime.openvino_layers``); the SQNR is ONNX Runtime's exact
+    Q/DQ arithmetic either way."""
     if not samples:
         raise ValueError("compare_models needs at least one sample")
     fp32 = prepare_fp32(load_model(fp32_path))[0]
@@ -99,8 +110,16 @@ def compare_models(
     rows, _ = layer_table(int8)
     first = samples[0]
     timing = {"batch": batch, "threads": threads, "runs": profile_runs, "warmup": profile_warmup}
-    fp32_time = profile_layers(fp32, first, **timing)
-    int8_time = profile_layers(int8, first, **timing)
+    notes = []
+    if runtime is Runtime.OPENVINO:
+        fp32_time, int8_time, rows = _profile_openvino(fp32_path, int8_path, first, rows, timing)
+        notes.append(
+            "layer times and runtime precisions: OpenVINO's runtime graph (CPU plugin, f32 "
+            "precision hint); SQNR: ONNX Runtime's exact Q/DQ arithmetic"
+        )
+    else:
+        fp32_time = profile_layers(fp32, first, **timing)
+        int8_time = profile_layers(int8, first, **timing)
     errors = layer_errors(fp32, int8, samples, max_samples=error_samples, threads=threads)
     sqnr = {e.name: e.sqnr_db for e in errors.layers}
 
@@ -122,7 +141,6 @@ def compare_models(
     for name, ms in fp32_time.layers_ms.items():
         if name not in known:
             layers.append(LayerComparison(name, op_types.get(name, "?"), "-", "-", ms, None, None))
-    notes = []
     if errors.skipped:
         notes.append(
             f"no FP32 tensor to compare with for {len(errors.skipped)} quantized layer(s): "
@@ -141,7 +159,26 @@ def compare_models(
         accuracy=accuracy,
         perf=perf,
         notes=notes,
+        runtime=runtime.value,
+        profile_measured_on=MeasuredOn(runtime, batch, threads).to_dict(),
     )
+
+
+def _profile_openvino(
+    fp32_path: str | os.PathLike[str],
+    int8_path: str | os.PathLike[str],
+    sample: Mapping[str, np.ndarray],
+    rows: list[Any],
+    timing: dict[str, int],
+) -> tuple[LayerTimes, LayerTimes, list[Any]]:
+    """Both models profiled on OpenVINO; the INT8 model's rows with OpenVINO's precisions."""
+    from calibench.runtime.openvino_layers import profile_openvino, with_openvino_precisions
+
+    feeds = {k: np.repeat(np.asarray(v)[None], timing["batch"], axis=0) for k, v in sample.items()}
+    options = {"threads": timing["threads"], "runs": timing["runs"], "warmup": timing["warmup"]}
+    fp32 = profile_openvino(fp32_path, feeds, **options)
+    int8 = profile_openvino(int8_path, feeds, **options)
+    return fp32.times, int8.times, with_openvino_precisions(rows, int8.layers)
 
 
 def size_on_disk(path: str | os.PathLike[str]) -> int:

@@ -42,7 +42,7 @@ def comparison(
     tiny_cnn_path: Path, tiny_data: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Comparison:
     int8_path = tmp_path_factory.mktemp("compare") / "tiny-int8.onnx"
-    calibench.calibrate(tiny_cnn_path, tiny_data, subset=16).save(int8_path)
+    calibench.calibrate(tiny_cnn_path, tiny_data, subset=16, placement="rule").save(int8_path)
     samples = [{"input": x} for x in np.load(tiny_data)["input"][:6]]
     return compare_models(
         tiny_cnn_path,

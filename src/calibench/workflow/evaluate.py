@@ -11,9 +11,10 @@ import onnx
 
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
+from calibench.runtime.backend import Runtime
 from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
+from calibench.runtime.compile import compile_model
 from calibench.runtime.inputs import BatchReader, input_specs
-from calibench.runtime.session import make_session
 
 
 @dataclass
@@ -46,10 +47,13 @@ def evaluate_accuracy(
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = None,
+    runtime: Runtime = Runtime.ONNXRUNTIME,
 ) -> AccuracyResult:
+    """The metric of ``model`` run on ``runtime`` over ``indices`` of ``dataset``."""
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-    session = make_session(proto, threads=threads)
-    names = [o.name for o in session.get_outputs()]
+    compiled = compile_model(runtime, proto, threads=threads)
+    names = compiled.output_names
+    run = compiled.request()
     reader = BatchReader(dataset, input_specs(proto), batch_size)
     chosen = list(range(len(dataset))) if indices is None else indices
     metric.reset()
@@ -57,7 +61,7 @@ def evaluate_accuracy(
     done = 0
     axes: BatchAxes | None = None
     for batch_indices, feeds in reader.batches(chosen):
-        outputs = session.run(names, feeds)
+        outputs = run(feeds)
         if axes is None:  # each output's batch axis, from the first batch the model ran
             axes = find_batch_axes(proto, feeds, outputs, threads=threads)
         samples = axes.split(names, outputs, len(batch_indices))

@@ -64,8 +64,13 @@ class InferenceReport:
             f"{perf['latency_ms_p99']:.2f}",
         )
         table.add_row("throughput (samples/s)", f"{perf['throughput']:.1f}")
+        measured_on = perf.get("measured_on") or {}
+        if measured_on.get("text"):
+            table.add_row("measured on", measured_on["text"])
         table.add_row("model size (MB)", f"{self.model_bytes / 1e6:.2f}")
         console.print(table)
+        if measured_on.get("warning"):
+            console.print(f"Warning: {measured_on['warning']}")
 
 
 def run_inference(
@@ -139,6 +144,7 @@ def run_inference(
             chosen,
             indices,
             progress=(lambda d, t: progress("accuracy", d, t)) if progress else None,
+            runtime=perf.runtime,
         )
         accuracy = result.to_dict()
     feeds = _first_batch(data, specs, indices)

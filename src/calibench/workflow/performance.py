@@ -18,8 +18,10 @@ import numpy as np
 import onnx
 
 from calibench.errors import ConfigError
+from calibench.runtime.backend import Request, Runtime
+from calibench.runtime.compile import compile_model
+from calibench.runtime.conditions import MeasuredOn
 from calibench.runtime.latency import interleaved
-from calibench.runtime.session import make_session
 from calibench.workflow.measured import measurement
 
 
@@ -31,8 +33,10 @@ class PerfSettings:
     """Threads per stream; default: the cores shared out between the streams."""
     seconds: float = 3.0
     warmup: int = 3
+    runtime: Runtime = Runtime.ONNXRUNTIME
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "runtime", Runtime.parse(self.runtime))
         if self.batch < 1 or self.streams < 1:
             raise ConfigError("batch size and streams must be at least 1")
         if self.seconds <= 0:
@@ -44,7 +48,11 @@ class PerfSettings:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["threads"] = self.resolved_threads()
+        data["runtime"] = self.runtime.value
         return data
+
+    def measured_on(self) -> MeasuredOn:
+        return MeasuredOn(self.runtime, self.batch, self.resolved_threads(), self.streams)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class PerfResult:
     settings: dict[str, Any]
     measured: dict[str, Any] | None = None
     """Where, how and when (:mod:`calibench.workflow.measured`): shown beside the figures."""
+    measured_on: dict[str, Any] | None = None
+    """The conditions beside the figures (:class:`~calibench.runtime.conditions.MeasuredOn`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,23 +91,35 @@ def measure_interleaved(
     interleaved`), ``settings.seconds`` each in all, so that a change in the machine's load falls
     on all of them alike. Throughput counts samples over the time spent in a model's windows."""
     batch = {k: np.repeat(v[:1], settings.batch, axis=0) for k, v in feeds.items()}
-    sessions = {
-        name: make_session(m, threads=settings.resolved_threads()) for name, m in models.items()
+    compiled = {
+        name: compile_model(
+            settings.runtime,
+            m,
+            threads=settings.resolved_threads(),
+            streams=settings.streams,
+            shapes={k: v.shape for k, v in batch.items()},
+        )
+        for name, m in models.items()
     }
-    for session in sessions.values():
+    # One request per stream, made once: OpenVINO's requests are not shared between threads.
+    requests = {
+        name: [c.request() for _ in range(settings.streams)] for name, c in compiled.items()
+    }
+    for per_stream in requests.values():
         for _ in range(settings.warmup):
-            session.run(None, batch)
+            per_stream[0](batch)
     seconds = settings.seconds / windows
     timed = interleaved(
         {
-            name: partial(_window, session, batch, settings.streams, seconds)
-            for name, session in sessions.items()
+            name: partial(_window, per_stream, batch, seconds)
+            for name, per_stream in requests.items()
         },
         min_rounds=windows,
     )
-    stamp = measurement(list(sessions)).to_dict()
+    stamp = measurement(list(compiled), runtime=settings.runtime.value).to_dict()
+    measured_on = settings.measured_on().to_dict()
     results = {}
-    for name in sessions:
+    for name in compiled:
         flat = np.array(timed.latencies(name))
         results[name] = PerfResult(
             latency_ms_median=float(np.median(flat)),
@@ -107,24 +129,24 @@ def measure_interleaved(
             requests=len(flat),
             settings=settings.to_dict(),
             measured=stamp,
+            measured_on=measured_on,
         )
     return results
 
 
-def _window(
-    session: Any, batch: dict[str, np.ndarray], streams: int, seconds: float
-) -> list[float]:
-    """``streams`` threads run requests until the window closes; their latencies in ms."""
-    latencies: list[list[float]] = [[] for _ in range(streams)]
+def _window(requests: list[Request], batch: dict[str, np.ndarray], seconds: float) -> list[float]:
+    """One thread per stream runs requests until the window closes; their latencies in ms."""
+    latencies: list[list[float]] = [[] for _ in requests]
     deadline = time.perf_counter() + seconds
 
     def stream(index: int) -> None:
+        run = requests[index]
         while time.perf_counter() < deadline or not latencies[index]:
             start = time.perf_counter()
-            session.run(None, batch)
+            run(batch)
             latencies[index].append((time.perf_counter() - start) * 1000)
 
-    workers = [threading.Thread(target=stream, args=(i,)) for i in range(streams)]
+    workers = [threading.Thread(target=stream, args=(i,)) for i in range(len(requests))]
     for worker in workers:
         worker.start()
     for worker in workers:

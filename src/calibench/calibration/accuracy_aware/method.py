@@ -11,8 +11,9 @@ import onnx
 
 from calibench.calibration.accuracy_aware.backend import LOCAL, Backend
 from calibench.calibration.accuracy_aware.candidates import Builder
-from calibench.calibration.accuracy_aware.ranking import Built, fp32_times, rank
-from calibench.calibration.accuracy_aware.search import Iteration, Trial, search
+from calibench.calibration.accuracy_aware.ranking import Built, rank
+from calibench.calibration.accuracy_aware.search import STOP_SLOWER, Iteration, Trial, search
+from calibench.calibration.accuracy_aware.speed import revert_speed, reverted_plan, verdict_for
 from calibench.calibration.accuracy_aware.validator import Evaluation
 from calibench.calibration.default import DefaultOutcome, run_default
 from calibench.config import CalibrationConfig, DropType
@@ -45,6 +46,10 @@ class AccuracyAwareOutcome:
     """Where the evaluations ran: ``local``, or ``ray (N workers)``."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds of the evaluations by what they went to (:meth:`Evaluation.timings`)."""
+    speedup_vs_fp32: float | None = None
+    """The returned model against FP32, whole runs interleaved at the inference settings."""
+    verdict: str | None = None
+    """Said when the returned model is no faster than FP32 (:data:`.speed.KEEP_FP32`)."""
 
     @property
     def drop(self) -> float:
@@ -65,6 +70,8 @@ class AccuracyAwareOutcome:
             "seconds": round(self.seconds, 3),
             "backend": self.backend,
             "timings": self.timings,
+            "speedup_vs_fp32": self.speedup_vs_fp32,
+            "verdict": self.verdict,
         }
 
 
@@ -145,7 +152,16 @@ def _search(
     build = Builder(fp32, default.plan, default.params, default.shifts)
 
     costs: dict[str, float] = {}
-    fp32_ms = fp32_times(fp32)
+    speed = revert_speed(default, config, threads, validator.first_feeds())
+    fp32_ms = speed.revert_costs(default.plan) if speed else {}
+
+    def too_slow(names: list[str]) -> bool:
+        return speed is not None and speed.too_slow(reverted_plan(default.plan, names))
+
+    def slower(names: list[str]) -> bool:
+        if speed is None or too_slow(names):
+            return speed is not None
+        return speed.measured_slower(fp32, lambda: build(names, costs)[1], frozenset(names))
 
     class Evaluate:
         """Builds and measures a candidate on the whole validation set."""
@@ -171,6 +187,7 @@ def _search(
             drop,
             threads,
             lambda d, t: report("ranking layers", d, t),
+            too_slow,
         )
 
     found = search(
@@ -183,6 +200,7 @@ def _search(
         allowed,
         iterations,
         lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
+        slower,
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.
@@ -197,6 +215,8 @@ def _search(
             validator.full,
         )
     )
+    speedup = speed.speedup_over_fp32(fp32, int8) if speed else None
+    verdict = verdict_for(speedup, met, any(i.step == STOP_SLOWER for i in iterations))
     report("accuracy-aware", 1, 1)
     return AccuracyAwareOutcome(
         default=default,
@@ -214,4 +234,6 @@ def _search(
         seconds=time.perf_counter() - start,
         backend=backend,
         timings=validator.timings(),
+        speedup_vs_fp32=speedup,
+        verdict=verdict,
     )

@@ -1,6 +1,8 @@
 """Which INT8 layers cost the most accuracy: each reverted alone, on the samples INT8 gets most
 wrong, and the fall in output divergence measured. Layers within a few percent of each other
-are ordered cheapest-in-FP32 first, so slow layers stay in INT8 when they cost the same."""
+are ordered by what their revert costs in time (``speed.RevertSpeed.revert_costs``: FP32 minus
+INT8 ms, measured at the inference settings) cheapest first, so the layers where INT8 gains
+most stay INT8 when they cost the same accuracy."""
 
 from __future__ import annotations
 
@@ -12,20 +14,11 @@ import onnx
 from calibench.calibration.accuracy_aware.validator import Evaluation
 from calibench.calibration.sensitivity import revertible
 from calibench.passes.placement import QuantPlan
-from calibench.runtime.profiling import profile_layers
 
 Built = tuple[QuantPlan, onnx.ModelProto]
 RANKING_SAMPLES = 64
 TIE = 0.05
-"""Ranking scores within 5 % of each other count as equal; then FP32 time decides."""
-
-
-def fp32_times(fp32: onnx.ModelProto) -> dict[str, float]:
-    """Per-layer FP32 time: what a revert gives back in speed (batch 1, one thread)."""
-    try:
-        return profile_layers(fp32, runs=5, warmup=2).layers_ms
-    except Exception:  # profiling is a tie-breaker only; never fail the method over it
-        return {}
+"""Ranking scores within 5 % of each other count as equal; then the revert's time decides."""
 
 
 def rank(
@@ -39,6 +32,7 @@ def rank(
     drop: float,
     threads: int | None,
     progress: Callable[[int, int], None],
+    too_slow: Callable[[list[str]], bool] | None = None,
 ) -> list[str]:
     """INT8 layers, most harmful first, scored on the samples INT8 gets most wrong. Fills
     ``costs``: each helpful layer's share of ``drop``, in proportion to its gain."""
@@ -47,6 +41,8 @@ def rank(
     subset = validator.ranking_set(sorted(chosen.tolist()))
     base = validator.noise(model, subset)
     candidates = revertible(plan, exclude=reverted)
+    if too_slow is not None:  # a layer whose revert alone loses the speed-up is not worth ranking
+        candidates = [n for n in candidates if not too_slow([*reverted, n])]
     noises = validator.noise_each(build, reverted, costs, candidates, subset, progress)
     gains = {name: base - noises[name] for name in candidates}
     validator.ranked += len(candidates)
@@ -60,7 +56,8 @@ def rank(
 def order_by_gain(
     names: list[str], gains: dict[str, float], fp32_ms: dict[str, float]
 ) -> list[str]:
-    """Most harmful first; near-equal gains (within :data:`TIE`): cheaper in FP32 first."""
+    """Most harmful first; near-equal gains (within :data:`TIE`): the cheaper revert first
+    (``fp32_ms``: layer → ms per run its revert adds)."""
     ordered = sorted(names, key=lambda n: -gains[n])
     result: list[str] = []
     while ordered:

@@ -10,6 +10,10 @@ search runs, and is tested, without onnxruntime or files.
 3. Once the drop is met, layers are given back to INT8 while it still holds, those that cost
    the least accuracy per millisecond of FP32 time first (the prefix search overshoots, since
    the ranking measured one layer at a time).
+4. With a speed estimate (``too_slow``), no candidate estimated no faster than FP32 is
+   evaluated: the ranking is cut where reverting more would lose INT8's speed-up, and when
+   the drop cannot be met within it the search stops (:data:`STOP_SLOWER`) instead of
+   evaluating ever larger reverts.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import Generic, Protocol, TypeVar
 T = TypeVar("T")
 MAX_ROUNDS = 4
 """Rankings made at most: each one after the best prefix of the previous one is reverted."""
+STOP_SLOWER = "stop: reverting more cannot beat FP32"
+"""The step logged when the search stops because every further revert is estimated slower
+than FP32."""
 
 
 @dataclass
@@ -54,6 +61,9 @@ class Evaluator(Protocol[T]):
     def __call__(self, reverted: list[str]) -> Trial[T]: ...
 
 
+TooSlow = Callable[[list[str]], bool]
+"""``(reverted) ->`` whether the model with ``reverted`` in FP32 is estimated no faster than
+FP32 (cheap: no model is built or run)."""
 Ranker = Callable[[list[str], float], list[str]]
 """``(reverted, drop) ->`` the INT8 layers left, most harmful first; it also fills the costs."""
 Progress = Callable[[int, int, str], None]
@@ -69,6 +79,7 @@ def search(
     allowed: float,
     iterations: list[Iteration],
     progress: Progress,
+    too_slow: TooSlow | None = None,
 ) -> Trial[T]:
     """The candidate to keep: the fewest reverts that meet ``allowed``, else the best found."""
     best = start
@@ -76,22 +87,59 @@ def search(
     """Reverted sets already evaluated on the whole validation set: never twice."""
     reverted: list[str] = []
     rounds = 0
+
+    def stop() -> None:
+        drop = fp32_accuracy - best.accuracy
+        iterations.append(
+            Iteration(STOP_SLOWER, list(best.reverted), best.accuracy, drop, evaluate.evaluations)
+        )
+
     while fp32_accuracy - best.accuracy > allowed and rounds < MAX_ROUNDS:
         rounds += 1
+        if too_slow is not None and too_slow(reverted):
+            stop()
+            break
         ranking = rank(reverted, fp32_accuracy - best.accuracy)
         if not ranking:
             break
-        found = search_prefix(
-            evaluate, ranking, reverted, fp32_accuracy, allowed, tried, iterations, progress
-        )
-        if found.accuracy > best.accuracy or fp32_accuracy - found.accuracy <= allowed:
-            best = found
-        reverted = list(best.reverted)
+        fast = len(ranking) if too_slow is None else fastest_prefix(ranking, reverted, too_slow)
+        if fast > 0:
+            found = search_prefix(
+                evaluate,
+                ranking[:fast],
+                reverted,
+                fp32_accuracy,
+                allowed,
+                tried,
+                iterations,
+                progress,
+            )
+            if found.accuracy > best.accuracy or fp32_accuracy - found.accuracy <= allowed:
+                best = found
+            reverted = list(best.reverted)
         if fp32_accuracy - best.accuracy <= allowed:
+            break
+        if fast < len(ranking):
+            stop()
             break
     if fp32_accuracy - best.accuracy <= allowed and len(best.reverted) > 1:
         best = shrink(evaluate, best, costs, fp32_ms, fp32_accuracy, allowed, iterations)
     return best
+
+
+def fastest_prefix(ranking: list[str], reverted: list[str], too_slow: TooSlow) -> int:
+    """The most top-ranked layers that can be reverted (after ``reverted``) with the model still
+    estimated faster than FP32 (reverting more never makes a model faster here)."""
+    low, high = 0, len(ranking)
+    if not too_slow([*reverted, *ranking]):
+        return high
+    while high - low > 1:  # too_slow(low) is False, too_slow(high) is True
+        middle = (low + high) // 2
+        if too_slow([*reverted, *ranking[:middle]]):
+            high = middle
+        else:
+            low = middle
+    return low
 
 
 def search_prefix(

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from calibench.calibration.accuracy_aware.search import MAX_ROUNDS, Iteration, Trial, search
+from calibench.calibration.accuracy_aware.search import (
+    MAX_ROUNDS,
+    STOP_SLOWER,
+    Iteration,
+    TooSlow,
+    Trial,
+    fastest_prefix,
+    search,
+)
 
 FP32 = 100.0
 COSTS = {"a": 5.0, "b": 3.0, "c": 1.0, "d": 0.5, "e": 0.2, "f": 0.1, "g": 0.1, "h": 0.1}
@@ -41,14 +49,30 @@ class Fake:
         return ranking
 
 
-def _run(fake: Fake, allowed: float) -> tuple[Trial[None], list[Iteration]]:
+def _run(
+    fake: Fake, allowed: float, too_slow: TooSlow | None = None
+) -> tuple[Trial[None], list[Iteration]]:
     start = Trial(fake.accuracy([]), None, [])
     iterations: list[Iteration] = []
     costs = dict(COSTS)
     found = search(
-        fake, fake.rank, start, costs, {}, FP32, allowed, iterations, lambda d, t, s: None
+        fake,
+        fake.rank,
+        start,
+        costs,
+        {},
+        FP32,
+        allowed,
+        iterations,
+        lambda d, t, s: None,
+        too_slow,
     )
     return found, iterations
+
+
+def _slower_past(count: int) -> TooSlow:
+    """A speed estimate: the model is no faster than FP32 with more than ``count`` reverts."""
+    return lambda reverted: len(reverted) > count
 
 
 def test_the_top_of_the_ranking_is_reverted_doubling_then_bisecting_to_the_fewest() -> None:
@@ -102,3 +126,34 @@ def test_a_set_already_measured_is_not_measured_again() -> None:
     fake = Fake()
     _run(fake, allowed=1.0)
     assert len({frozenset(c) for c in fake.calls}) == len(fake.calls)
+
+
+def test_reverts_that_would_lose_the_speed_up_are_never_evaluated() -> None:
+    fake = Fake(residual=3.0)  # the drop cannot be met at all
+    found, iterations = _run(fake, allowed=1.0, too_slow=_slower_past(2))
+    assert max(len(c) for c in fake.calls) == 2  # never 4 or 8 layers, as without the estimate
+    assert iterations[-1].step == STOP_SLOWER
+    assert len(fake.rankings) == 1  # stopped: no second ranking
+    assert found.reverted == ["a", "b"]
+
+
+def test_a_default_model_no_faster_than_fp32_stops_before_ranking() -> None:
+    fake = Fake()
+    found, iterations = _run(fake, allowed=1.0, too_slow=_slower_past(-1))
+    assert fake.calls == [] and fake.rankings == []
+    assert [i.step for i in iterations] == [STOP_SLOWER] and found.reverted == []
+
+
+def test_the_estimate_does_not_change_a_search_that_stays_fast() -> None:
+    plain, with_estimate = Fake(), Fake()
+    found, _ = _run(plain, allowed=1.0)
+    again, iterations = _run(with_estimate, allowed=1.0, too_slow=_slower_past(8))
+    assert again.reverted == found.reverted and with_estimate.calls == plain.calls
+    assert STOP_SLOWER not in [i.step for i in iterations]
+
+
+def test_fastest_prefix_is_the_longest_prefix_still_faster_than_fp32() -> None:
+    ranking = list("abcdefgh")
+    assert fastest_prefix(ranking, [], _slower_past(3)) == 3
+    assert fastest_prefix(ranking, ["x"], _slower_past(3)) == 2
+    assert fastest_prefix(ranking, [], _slower_past(20)) == 8

@@ -153,6 +153,10 @@ class Evaluation(Protocol):
         """Seconds by what they went to (``evaluate_s``, ``rank_s``, …), for the report."""
         ...
 
+    def first_feeds(self) -> dict[str, np.ndarray]:
+        """The inputs of the first validation batch: what speed is timed on."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -258,6 +262,9 @@ class Validator:
 
     def timings(self) -> dict[str, float]:
         return {f"{k}_s": round(v, 3) for k, v in self.seconds.items()}
+
+    def first_feeds(self) -> dict[str, np.ndarray]:
+        return self.batches[0][1]
 
     def close(self) -> None:
         """Nothing to release: the spilled files go with the lists."""

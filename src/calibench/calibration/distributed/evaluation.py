@@ -107,9 +107,11 @@ class RayEvaluation:
         self.reference_refs: list[Any] = []
         expected = math.ceil(len(indices) / reader.batch_size)
         self.axes: BatchAxes | None = None
+        self._first_feeds: dict[str, np.ndarray] = {}
         for number, shard in enumerate(shards(reader.batches(indices), expected, workers)):
             if self.axes is None:  # where each output keeps its batch, as the local run finds
                 first = shard[0][1]
+                self._first_feeds = first
                 self.axes = find_batch_axes(fp32, first, probe.run(None, first), threads)
             for position, (batch_indices, _) in enumerate(shard):
                 self.batches.append((batch_indices, None))
@@ -221,6 +223,9 @@ class RayEvaluation:
                     progress(done, len(candidates))
         self.seconds["rank"] += time.perf_counter() - start
         return results
+
+    def first_feeds(self) -> dict[str, np.ndarray]:
+        return self._first_feeds
 
     def timings(self) -> dict[str, float]:
         busy = ray.get([a.busy_seconds.remote() for a in self.actors])

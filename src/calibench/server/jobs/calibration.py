@@ -5,6 +5,7 @@ report into place and fills the INT8 project."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from calibench.config import Method
 from calibench.errors import CalibenchError
 from calibench.progress import split_detail
+from calibench.runtime.backend import Runtime
 from calibench.server.db import JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.context import JobContext, measuring, named
 from calibench.server.jobs.kinds import CALIBRATION_STAGES, CalibrationJob
@@ -40,7 +42,18 @@ def run_calibration(ctx: JobContext, job: CalibrationJob) -> dict[str, Any]:
     preprocess = job.preprocess or None
     metric = job.metric or None
 
-    ctx.log.info("calibrating %s with %s", job.model, job.config.to_dict())
+    config = job.config
+    ctx.log.info(
+        "calibrating %s on %s: %s method, %s preset, subset %s%s",
+        names.fp32,
+        names.calibration,
+        config.method.value,
+        config.preset.value,
+        config.subset.describe(),
+        f", maximum drop {config.max_drop:g} ({config.drop_type.value})"
+        if config.max_drop is not None
+        else "",
+    )
     datasets = {ws.path(job.dataset): names.calibration, validation: names.validation}
     with named(ws, {parent: names.fp32, **datasets}):
         result = _calibrate(ctx, job, parent, validation)
@@ -61,7 +74,12 @@ def run_calibration(ctx: JobContext, job: CalibrationJob) -> dict[str, Any]:
             int8,
             validation,
             metric=metric,
-            perf=PerfSettings(batch=int(job.batch), streams=int(job.streams), seconds=job.seconds),
+            perf=PerfSettings(
+                batch=int(job.batch),
+                streams=int(job.streams),
+                seconds=job.seconds,
+                runtime=Runtime.parse(job.runtime),
+            ),
             preprocess=preprocess,
             workspace=ws.root,
             progress=on_inference,
@@ -111,7 +129,7 @@ def _calibrate(
     return calibrate(
         parent,
         ctx.workspace.path(job.dataset),
-        config=job.config,
+        config=replace(job.config, placement_batch=int(job.batch)),  # placement times it
         validation=validation if job.config.method is Method.ACCURACY_AWARE else None,
         metric=job.metric or None,
         preprocess=job.preprocess or None,

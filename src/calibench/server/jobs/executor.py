@@ -45,6 +45,8 @@ class Failed:
     """The work ended without a result, for this reason (words for the person)."""
 
     message: str
+    permanent: bool = False
+    """Whether running the job again would fail the same way (:mod:`.failures`)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 
 from calibench.config import CalibrationConfig, Method
 from calibench.errors import CalibenchError
+from calibench.runtime.backend import Runtime
 from calibench.server.jobs.states import Stage
 
 D = TypeVar("D", bound="JobDescription")
@@ -33,6 +34,9 @@ class JobDescriptionError(CalibenchError):
 class JobDescription:
     KIND: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    OLDER: ClassVar[tuple[int, ...]] = ()
+    """Earlier versions whose inputs this version reads as they are: the fields added since
+    have defaults that say what those jobs did."""
     STAGES: ClassVar[tuple[Stage, ...]]
     INPUTS: ClassVar[tuple[str, ...]]
     """The fields that name a file or folder the job reads (relative to the workspace)."""
@@ -83,11 +87,13 @@ class JobDescription:
     def from_json(cls: type[D], data: dict[str, Any]) -> D:
         # Rows written before descriptions had versions hold version 1.
         version = data.get("version", 1)
-        if version != cls.VERSION:
+        if version != cls.VERSION and version not in cls.OLDER:
+            known = [*cls.OLDER, cls.VERSION]
+            read = " and ".join(map(str, known))
             raise JobDescriptionError(
                 f"the {cls.KIND} job was described in version {version!r} of its description; "
-                f"this calibench reads version {cls.VERSION} only: run it with the calibench "
-                "that queued it, or queue it again"
+                f"this calibench reads version{'s' if len(known) > 1 else ''} {read} only: run "
+                "it with the calibench that queued it, or queue it again"
             )
         inputs = data.get("inputs")
         if not isinstance(inputs, dict):
@@ -100,6 +106,9 @@ class BaselineJob(JobDescription):
     """The FP32 model's inference on the project's dataset: accuracy, speed, layer table."""
 
     KIND: ClassVar[str] = "baseline"
+    VERSION: ClassVar[int] = 2
+    OLDER: ClassVar[tuple[int, ...]] = (1,)
+    """Version 2 added ``runtime``; version-1 jobs ran on ONNX Runtime."""
     STAGES: ClassVar[tuple[Stage, ...]] = (Stage.ACCURACY, Stage.PERFORMANCE, Stage.LAYERS)
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "dataset")
 
@@ -115,6 +124,9 @@ class BaselineJob(JobDescription):
     target: str | None = None
     """The registered target (``calibench target add``) the job runs on; None: this machine.
     A default, so rows written before targets read as local and the version stays 1."""
+    runtime: str = Runtime.ONNXRUNTIME.value
+    """The runtime of the inference settings (``runtime.backend.Runtime``): what the speed
+    and accuracy are measured on."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,12 @@ class CalibrationNames:
     validation: str | None = None
 
 
-CALIBRATION_STAGES = (Stage.STATISTICS, Stage.QUANTIZATION, Stage.BIAS_CORRECTION)
+CALIBRATION_STAGES = (
+    Stage.STATISTICS,
+    Stage.QUANTIZATION,
+    Stage.PLACEMENT,
+    Stage.BIAS_CORRECTION,
+)
 """The stages of calibration proper (the calibration library reports them by these names)."""
 
 
@@ -137,6 +154,9 @@ class CalibrationJob(JobDescription):
     dataset, and its comparison with the parent."""
 
     KIND: ClassVar[str] = "calibration"
+    VERSION: ClassVar[int] = 2
+    OLDER: ClassVar[tuple[int, ...]] = (1,)
+    """Version 2 added ``runtime``; version-1 jobs ran on ONNX Runtime."""
     INPUTS: ClassVar[tuple[str, ...]] = ("model", "dataset", "validation")
     STAGES: ClassVar[tuple[Stage, ...]] = (
         *CALIBRATION_STAGES,
@@ -166,6 +186,8 @@ class CalibrationJob(JobDescription):
     metric: str | None = None
     target: str | None = None
     """As :attr:`BaselineJob.target`."""
+    runtime: str = Runtime.ONNXRUNTIME.value
+    """As :attr:`BaselineJob.runtime`; the model is calibrated for it too (``config.runtime``)."""
 
     def stages(self) -> tuple[Stage, ...]:
         if self.config.method is Method.ACCURACY_AWARE:
@@ -214,3 +236,33 @@ class ImportJob(JobDescription):
     dataset_id: int
     kind: str | None = None
     """The dataset's type, when the person chose one (else it is recognised)."""
+
+
+@dataclass(frozen=True)
+class SideBySideJob(JobDescription):
+    """Two projects' models (of one original model) timed side by side, in alternating windows
+    at the same inference settings, so that their speeds may be divided (Compare)."""
+
+    KIND: ClassVar[str] = "side-by-side timing"
+    INPUTS: ClassVar[tuple[str, ...]] = ("model_a", "model_b", "dataset")
+    STAGES: ClassVar[tuple[Stage, ...]] = (Stage.CHECKING_MODELS, Stage.TIMING)
+
+    project_a: int
+    project_b: int
+    """The projects whose pair the timing is stored for (the reference first)."""
+    model_a: str
+    model_b: str
+    name_a: str
+    name_b: str
+    dataset: str
+    """The reference project's dataset: its first sample feeds both models."""
+    dataset_name: str
+    batch: int
+    streams: int
+    seconds: float
+    """The time each model is timed for, in all its windows."""
+    preprocess: dict[str, Any] | None = None
+    runtime: str = "onnxruntime"
+    """The runtime both models are timed on: the projects' own (both name the same one)."""
+    target: str | None = None
+    """As :attr:`BaselineJob.target`: both projects name it."""

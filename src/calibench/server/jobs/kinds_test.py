@@ -51,19 +51,19 @@ IMPORT = ImportJob(
 @pytest.mark.parametrize("job", [BASELINE, CALIBRATION, IMPORT], ids=lambda j: j.KIND)
 def test_a_description_survives_its_trip_through_the_database(job: Any) -> None:
     stored = json.loads(json.dumps(job.to_json()))
-    assert stored["version"] == 1
+    assert stored["version"] == job.VERSION
     assert type(job).from_json(stored) == job
 
 
 def test_the_inputs_keep_the_keys_the_web_side_and_the_stored_rows_use() -> None:
     assert set(BASELINE.to_json()["inputs"]) == {
         "model", "name", "dataset", "dataset_name", "batch", "streams", "seconds",
-        "preprocess", "metric", "target",
+        "preprocess", "metric", "target", "runtime",
     }  # fmt: skip
     calibration = CALIBRATION.to_json()["inputs"]
     assert set(calibration) == {
         "model", "dataset", "validation", "config", "batch", "streams", "seconds",
-        "preprocess", "metric", "parent_inference", "names", "target",
+        "preprocess", "metric", "parent_inference", "names", "target", "runtime",
     }  # fmt: skip
     assert calibration["config"] == CALIBRATION.config.to_dict()
     assert calibration["names"] == {
@@ -75,7 +75,20 @@ def test_the_inputs_keep_the_keys_the_web_side_and_the_stored_rows_use() -> None
 
 
 def test_a_row_from_before_versions_reads_as_version_one() -> None:
-    assert BaselineJob.from_json({"inputs": BASELINE.to_json()["inputs"]}) == BASELINE
+    inputs = {k: v for k, v in BASELINE.to_json()["inputs"].items() if k != "runtime"}
+    assert BaselineJob.from_json({"inputs": inputs}) == BASELINE
+
+
+@pytest.mark.parametrize("job", [BASELINE, CALIBRATION], ids=lambda j: j.KIND)
+def test_a_version_one_row_ran_on_onnxruntime(job: Any) -> None:
+    assert type(job).VERSION == 2
+    inputs = {k: v for k, v in job.to_json()["inputs"].items() if k != "runtime"}
+    old = type(job).from_json({"version": 1, "inputs": inputs})
+    assert old.runtime == "onnxruntime" and old == job
+    openvino = type(job)(**{**job.__dict__, "runtime": "openvino"})
+    assert type(job).from_json(json.loads(json.dumps(openvino.to_json()))).runtime == "openvino"
+    with pytest.raises(JobDescriptionError, match=r"version 3\b.*reads versions 1 and 2 only"):
+        type(job).from_json({"version": 3, "inputs": inputs})
 
 
 def test_an_unknown_version_is_refused_in_words() -> None:
@@ -96,7 +109,7 @@ def test_the_stages_follow_the_method() -> None:
     assert Stage.ACCURACY_AWARE not in CALIBRATION.stages()
     aware = CalibrationConfig(method=Method.ACCURACY_AWARE, max_drop=1.0)
     stages = CalibrationJob(**{**CALIBRATION.__dict__, "config": aware}).stages()
-    assert stages[3] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
+    assert stages[4] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
 
 
 def test_a_description_names_what_it_reads_from_the_workspace() -> None:
@@ -109,11 +122,10 @@ def test_a_description_names_what_it_reads_from_the_workspace() -> None:
     assert IMPORT.input_paths() == ("uploads/upload-x/upload.zip",)
 
 
-def test_a_row_from_before_targets_runs_here_and_keeps_version_one() -> None:
+def test_a_row_from_before_targets_runs_here() -> None:
     inputs = {k: v for k, v in CALIBRATION.to_json()["inputs"].items() if k != "target"}
     old = CalibrationJob.from_json({"version": 1, "inputs": inputs})
     assert old.target is None and old == CALIBRATION
-    assert CalibrationJob.VERSION == 1
 
 
 def test_a_job_on_a_target_is_framed_by_the_upload_and_the_download() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from calibench.server.db import JobRow, now
+from calibench.server.jobs.failures import failure_record
 from calibench.server.jobs.kinds import JobDescription
 from calibench.server.jobs.progress import StageBoard
 from calibench.server.jobs.registry import kind_named
@@ -41,16 +42,24 @@ def requeue(session: Session, job: JobRow) -> None:
     """A failed or cancelled job queued again, from its first stage; its kind undoes what its
     end marked (a calibration's model is pending again)."""
     job.state, job.message, job.cancel_requested = JobState.QUEUED, None, False
+    job.result = None  # what the failure recorded
     job.stage, job.finished_at, job.started_at = None, None, None
     job.stages = StageBoard.from_db(job.stages).to_db()
     kind_named(job.kind).retry(session, job)
 
 
 def end_job(
-    session: Session, job: JobRow, state: JobState, message: str, workspace: Workspace
+    session: Session,
+    job: JobRow,
+    state: JobState,
+    message: str,
+    workspace: Workspace,
+    permanent: bool = False,
 ) -> None:
-    """A job ends without a result: record why, and let its kind undo what it prepared."""
+    """A job ends without a result: record why (and whether a retry would fail the same way,
+    :mod:`~calibench.server.jobs.failures`), and let its kind undo what it prepared."""
     job.state, job.message, job.finished_at = state, message, now()
+    job.result = failure_record(permanent)
     kind_named(job.kind).abandon(session, job, workspace)
 
 

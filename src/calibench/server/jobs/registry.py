@@ -28,6 +28,12 @@ from calibench.server.jobs.kinds import (
     ImportJob,
     JobDescription,
     JobDescriptionError,
+    SideBySideJob,
+)
+from calibench.server.jobs.side_by_side import (
+    abandon_side_by_side,
+    commit_side_by_side,
+    run_side_by_side,
 )
 from calibench.server.workspace import Workspace
 
@@ -63,6 +69,9 @@ KINDS: Mapping[str, JobKind[Any]] = MappingProxyType(
             retry_calibration,
         ),
         ImportJob.KIND: JobKind(ImportJob, run_import, commit_import, abandon_import),
+        SideBySideJob.KIND: JobKind(
+            SideBySideJob, run_side_by_side, commit_side_by_side, abandon_side_by_side
+        ),
     }
 )
 

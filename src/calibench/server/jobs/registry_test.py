@@ -7,7 +7,7 @@ from calibench.server.jobs.registry import KINDS, describe, kind_named
 
 
 def test_the_registry_is_a_constant_keyed_by_each_description_s_kind() -> None:
-    assert sorted(KINDS) == ["baseline", "calibration", "import"]
+    assert sorted(KINDS) == ["baseline", "calibration", "import", "side-by-side timing"]
     assert all(name == kind.description.KIND for name, kind in KINDS.items())
     with pytest.raises(TypeError):
         KINDS["other"] = KINDS["baseline"]  # type: ignore[index]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from calibench.errors import CalibenchError
 from calibench.server.jobs.executor import Assignment, Execution, Executor, Failed, Finished
+from calibench.server.jobs.failures import is_permanent
 from calibench.server.jobs.kinds import CalibrationJob
 from calibench.server.jobs.registry import read_description
 from calibench.server.jobs.states import ProgressEvent, Waiting
@@ -89,7 +90,7 @@ class RemoteExecution(Execution):
         if outcome is None:
             return None
         if isinstance(outcome, JobFailed):
-            return Failed(str(outcome.error))
+            return Failed(str(outcome.error), permanent=is_permanent(outcome.error))
         try:
             return Finished(json.loads((self.work / RESULT).read_text(encoding="utf-8")))
         except (OSError, ValueError) as error:

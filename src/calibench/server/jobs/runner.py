@@ -201,7 +201,7 @@ class JobRunner:
             if isinstance(outcome, Exited):
                 self._exited(job_id, execution, outcome.code)
             elif isinstance(outcome, Failed):
-                self._end(job_id, JobState.FAILED, outcome.message)
+                self._end(job_id, JobState.FAILED, outcome.message, outcome.permanent)
             else:
                 self._commit(job_id, outcome.result, progress.board)
 
@@ -234,12 +234,12 @@ class JobRunner:
             self._end(job_id, JobState.FAILED, shown(_commit_failure(error), self.workspace.root))
         shutil.rmtree(self.workspace.work_dir(job_id), ignore_errors=True)
 
-    def _end(self, job_id: int, state: JobState, message: str) -> None:
+    def _end(self, job_id: int, state: JobState, message: str, permanent: bool = False) -> None:
         """End a job of this runner's that has not ended, and remove what its work left."""
         with self.sessions.begin() as session:
             job = session.get(JobRow, job_id)
             if job is not None and not JobState(job.state).finished:
-                end_job(session, job, state, message, self.workspace)
+                end_job(session, job, state, message, self.workspace, permanent)
         shutil.rmtree(self.workspace.work_dir(job_id), ignore_errors=True)
 
     def _cancel_requested(self) -> None:

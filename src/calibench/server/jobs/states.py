@@ -49,6 +49,7 @@ class Stage(_Words):
     LAYERS = "layers"
     STATISTICS = "statistics"
     QUANTIZATION = "quantization"
+    PLACEMENT = "placement timing"
     BIAS_CORRECTION = "bias correction"
     ACCURACY_AWARE = "accuracy-aware"
     INFERENCE = "inference"
@@ -60,6 +61,9 @@ class Stage(_Words):
     UPLOADING = "uploading"
     DOWNLOADING = "downloading results"
     """A job on a remote target: its inputs packed, sent (bytes), its result files fetched."""
+    CHECKING_MODELS = "checking both models"
+    TIMING = "timing side by side"
+    """Two projects' models timed in alternating windows (Compare's side-by-side timing)."""
     WAITING = "waiting for the machine"
     """Shown instead of the stage while a job waits for another job's speed measurement."""
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from calibench.errors import CalibenchError
 from calibench.server.db import JobRow, make_engine, session_factory
 from calibench.server.jobs.context import JobContext
+from calibench.server.jobs.failures import is_permanent
 from calibench.server.jobs.kinds import JobDescription
 from calibench.server.jobs.lifecycle import commit_job, end_job
 from calibench.server.jobs.local import WORKER_DATABASE_ENV
@@ -83,7 +84,7 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
             logger.info("job %d done", job_id)
     except CalibenchError as error:
         logger.error("%s", error)
-        _fail(sessions, job_id, shown(str(error), ws.root), ws)
+        _fail(sessions, job_id, shown(str(error), ws.root), ws, is_permanent(error))
     except Exception as error:  # the log keeps the traceback; the page shows the words
         logger.error("%s", traceback.format_exc())
         words = f"internal error ({type(error).__name__}: {error}); the job's log has the details"
@@ -93,11 +94,17 @@ def worker_main(job_id: int, database_url: str, workspace: str, parent_pid: int)
         engine.dispose()
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, message: str, ws: Workspace) -> None:
+def _fail(
+    sessions: sessionmaker[Session],
+    job_id: int,
+    message: str,
+    ws: Workspace,
+    permanent: bool = False,
+) -> None:
     with sessions.begin() as session:
         job = session.get(JobRow, job_id)
         if job is not None and not JobState(job.state).finished:
-            end_job(session, job, JobState.FAILED, message, ws)
+            end_job(session, job, JobState.FAILED, message, ws, permanent)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -40,6 +40,44 @@ function optimizeForm(form) {
   const sync = () => { drop.hidden = !aa.checked; };
   form.addEventListener("change", sync);
   sync();
+  calibrationHints(form);
+}
+
+// Beside Subset Size: how many samples it takes of the chosen dataset (the calibration's rule,
+// ceil(n × % / 100), at least 1), a warning below data-few of them, and a warning when the
+// chosen dataset is the project's validation set. The server writes the same words first.
+function calibrationHints(form) {
+  const select = form.querySelector("#calibration-dataset");
+  const subset = form.querySelector("#subset");
+  const note = form.querySelector("#subset-count");
+  const same = form.querySelector("#same-as-validation");
+  if (!select || !subset || !note) return;
+  const few = parseInt(note.dataset.few || "100", 10);
+  const samples = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  const sync = () => {
+    const option = select.options[select.selectedIndex];
+    if (same) same.hidden = !option || option.value !== select.dataset.validation;
+    if (!option) return;
+    const available = parseInt(option.dataset.samples || "0", 10);
+    const percent = parseFloat(subset.value);
+    if (!(percent > 0 && percent <= 100)) {
+      note.textContent = `of ${samples(available, "sample")}`;
+      note.classList.remove("few");
+      return;
+    }
+    const taken = Math.max(1, Math.min(available, Math.ceil((available * percent) / 100 - 1e-9)));
+    let text = `= ${samples(taken, "sample")} of ${available}`;
+    if (taken < few && few <= available) {
+      text += `. Fewer than ${few} samples give noisy ranges and can cost accuracy: take a larger subset`;
+    } else if (taken < few) {
+      text += `. The whole dataset holds fewer than ${few} samples: ranges from so few can cost accuracy; import a larger calibration dataset if you can`;
+    }
+    note.textContent = text;
+    note.classList.toggle("few", taken < few);
+  };
+  select.addEventListener("change", sync);
+  subset.addEventListener("input", sync);
+  sync();
 }
 
 function layerFilter(box) {

@@ -55,6 +55,10 @@ def referrers(session: Session, column: Any, row_id: int) -> list[int]:
     return list(session.scalars(select(column.class_.id).where(column == row_id)))
 
 
-def refuse_while_used(users: list[int], what: str) -> None:
+def refuse_while_used(users: list[int], what: str, noun: str) -> None:
+    """Refuse (409) while ``users`` (ids of ``noun``) use a thing: "``what`` project 4: delete
+    it first", "``what`` projects 4, 5: delete them first"."""
     if users:
-        raise WorkbenchError(f"{what} ({', '.join(map(str, users))}): delete them first", 409)
+        named = f"{noun}{'s' if len(users) > 1 else ''} {', '.join(map(str, users))}"
+        them = "them" if len(users) > 1 else "it"
+        raise WorkbenchError(f"{what} {named}: delete {them} first", 409)

@@ -9,8 +9,11 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
 
+from calibench.server.web.present import FILTERS
+
 SERVER = Path(__file__).parent.parent
 templates = Jinja2Templates(directory=str(SERVER / "templates"))
+templates.env.filters.update(FILTERS)
 STATIC = SERVER / "static"
 
 

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from calibench.server.db import JobRow
+from calibench.server.db import DatasetRow, JobRow
 from calibench.server.jobs.kinds import LOCAL
 from calibench.server.jobs.states import LIVE
 from calibench.server.web.compare.service import CompareService
 from calibench.server.web.datasets.service import DatasetService
 from calibench.server.web.jobs.service import JobService
-from calibench.server.web.models.service import ModelService
+from calibench.server.web.models.service import ModelService, get_model
+from calibench.server.web.projects.calibration_data import Candidate, suggested_dataset
+from calibench.server.web.projects.compatible import unfit_datasets
 from calibench.server.web.projects.figures import layer_summary
 from calibench.server.web.projects.optimize import PRESET_HELP, OptimizeService
 from calibench.server.web.projects.schemas import ModelPage, OptimizePage
@@ -38,12 +40,25 @@ class Workbench(
     over one workspace."""
 
     def optimize_page(self, project_id: int) -> OptimizePage:
+        project = self.project_view(project_id)
+        datasets = self.datasets()
+        with self.sessions() as session:
+            rows = session.scalars(select(DatasetRow).where(DatasetRow.state == "ready")).all()
+            unfit = unfit_datasets(
+                self.workspace,
+                get_model(session, project.model.id),
+                list(rows),
+                project.settings.get("preprocess"),
+            )
+        candidates = [Candidate(d.id, d.state == "ready", d.samples) for d in datasets]
         return OptimizePage(
-            project=self.project_view(project_id),
-            datasets=self.datasets(),
+            project=project,
+            datasets=datasets,
             accuracy_aware_refusal=self.accuracy_aware_refusal(project_id),
             presets=PRESET_HELP,
             targets=[LOCAL, *target_names(self.workspace)],
+            suggested_dataset_id=suggested_dataset(project.dataset.id, candidates, unfit),
+            unfit=unfit,
         )
 
     def model_page(self, model_id: int) -> ModelPage:

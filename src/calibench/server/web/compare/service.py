@@ -14,8 +14,16 @@ from sqlalchemy.orm import Session
 from calibench.errors import WorkbenchError
 from calibench.report.comparison import drop_words
 from calibench.server.db import ModelRow, ProjectRow
+from calibench.server.jobs.states import JobState
 from calibench.server.web.base import WorkbenchBase
-from calibench.server.web.compare.schemas import Pair, PairRow
+from calibench.server.web.compare.schemas import Pair, PairRow, SideBySide
+from calibench.server.web.compare.timing import (
+    pair_job,
+    queue_timing,
+    stored_timing,
+    timing_refusal,
+)
+from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.figures import Speed
 from calibench.server.web.projects.schemas import ProjectView
@@ -28,18 +36,8 @@ class CompareService(WorkbenchBase):
     def compare_pair(self, a_id: int, b_id: int) -> Pair:
         """Project ``b_id`` against project ``a_id`` (swapped when ``b_id`` is ``a_id``'s parent,
         so the FP32 side is always the reference)."""
-        if a_id == b_id:
-            raise WorkbenchError(f"choose two different projects to compare (both are {a_id})")
         with self.sessions() as session:
-            a_row, b_row = get_project(session, a_id), get_project(session, b_id)
-            if a_row.parent_id == b_row.id:
-                a_row, b_row = b_row, a_row
-            family = _root_model(session, a_row)
-            if family != _root_model(session, b_row):
-                raise WorkbenchError(
-                    f"projects {a_row.id} and {b_row.id} hold different models: Compare takes "
-                    "two projects of one model (its FP32 project and its INT8 ones)"
-                )
+            a_row, b_row, family = _pair(session, a_id, b_id)
             members = select(ModelRow.id).where(
                 or_(ModelRow.id == family, ModelRow.parent_id == family)
             )
@@ -48,17 +46,48 @@ class CompareService(WorkbenchBase):
             ).all()
             choices = [project_view(session, p) for p in rows]
             a, b = project_view(session, a_row), project_view(session, b_row)
-            together = b.parent_id == a.id and b.gain is not None
+            by_calibration = b.parent_id == a.id and b.gain is not None
+            timing = (
+                None
+                if by_calibration
+                else stored_timing(session, a_row, b_row, (a.model.name, b.model.name))
+            )
+            job = pair_job(session, a.id, b.id)
+            shown_job = (
+                job
+                if job is not None
+                and job.state != JobState.DONE
+                and (timing is None or job.id > timing.job_id)
+                else None
+            )
             return Pair(
                 a=a,
                 b=b,
                 title=f"{b.model.name} against {a.model.name}",
-                together=together,
-                speed_note=_speed_note(a, b, together),
-                rows=pair_rows(a, b, together),
-                comparison=b_row.comparison if together else None,
+                together=by_calibration or timing is not None,
+                timing=timing,
+                timing_job=JobView.of(shown_job) if shown_job else None,
+                timing_refusal=timing_refusal(session, a_row, b_row, by_calibration),
+                speed_note=_speed_note(a, b, by_calibration, timing),
+                rows=pair_rows(a, b, by_calibration, timing),
+                comparison=b_row.comparison if by_calibration else None,
                 choices=choices,
             )
+
+    def time_pair(
+        self, a_id: int, b_id: int, batch: int | None = None, streams: int | None = None
+    ) -> JobView:
+        """Queue the side-by-side timing of two projects of one model (the reference ordered
+        as on Compare); the pair's timing already queued or running is the one answered."""
+        with self.sessions.begin() as session:
+            a_row, b_row, _ = _pair(session, a_id, b_id)
+            by_calibration = (
+                b_row.parent_id == a_row.id and project_view(session, b_row).gain is not None
+            )
+            job = queue_timing(
+                session, a_row, b_row, by_calibration, self.perf_seconds, batch, streams
+            )
+            return JobView.of(job)
 
     def compare_default(self, project_id: int) -> tuple[int, int]:
         """The pair a project's Compare link opens: an INT8 project with its parent, an FP32
@@ -81,12 +110,34 @@ class CompareService(WorkbenchBase):
             return project.id, child
 
 
+def _pair(session: Session, a_id: int, b_id: int) -> tuple[ProjectRow, ProjectRow, int]:
+    """Both projects, the parent first when one is the other's, and their original model."""
+    if a_id == b_id:
+        raise WorkbenchError(f"choose two different projects to compare (both are {a_id})")
+    a_row, b_row = get_project(session, a_id), get_project(session, b_id)
+    if a_row.parent_id == b_row.id:
+        a_row, b_row = b_row, a_row
+    family = _root_model(session, a_row)
+    if family != _root_model(session, b_row):
+        raise WorkbenchError(
+            f"projects {a_row.id} and {b_row.id} hold different models: Compare takes "
+            "two projects of one model (its FP32 project and its INT8 ones)"
+        )
+    return a_row, b_row, family
+
+
 def _root_model(session: Session, project: ProjectRow) -> int:
     model = get_model(session, project.model_id)
     return model.parent_id or model.id
 
 
-def _speed_note(a: ProjectView, b: ProjectView, together: bool) -> str:
+def _speed_note(a: ProjectView, b: ProjectView, together: bool, timing: SideBySide | None) -> str:
+    if timing is not None:
+        return (
+            f"Speed: both models timed side by side in alternating windows by job "
+            f"{timing.job_id} ({timing.b.note.rsplit(' · ', 1)[0]}); accuracy from each "
+            "project's own inference."
+        )
     if together and b.gain is not None:
         return (
             "Speed: both models timed side by side in alternating windows, in one run of the "
@@ -105,8 +156,11 @@ def _speed_cell(speed: Speed | None, field: str, digits: str) -> str:
     return "—" if value is None else format(value, digits)
 
 
-def pair_rows(a: ProjectView, b: ProjectView, together: bool) -> list[PairRow]:
-    """The figures of both projects, row by row, each change in the one format."""
+def pair_rows(
+    a: ProjectView, b: ProjectView, together: bool, timing: SideBySide | None = None
+) -> list[PairRow]:
+    """The figures of both projects, row by row, each change in the one format; the speed
+    from the one run that timed both (``b``'s calibration, or ``timing``), if any."""
     rows = [
         PairRow(
             key="calibration",
@@ -142,6 +196,9 @@ def pair_rows(a: ProjectView, b: ProjectView, together: bool) -> list[PairRow]:
         if gain is not None:  # both from the one run that timed them together
             first, second, note = gain.fp32, gain.int8, gain.int8.note
             change = gain.words if key == "throughput" else gain.latency_words
+        elif timing is not None:  # both from the side-by-side timing job
+            first, second, note = timing.a, timing.b, timing.b.note
+            change = timing.words if key == "throughput" else timing.latency_words
         else:
             first, second, change = a.speed, b.speed, NOT_TOGETHER
             sides = (("reference", a), ("compared", b))

@@ -3,7 +3,10 @@ the dataset's page (which follows an import job)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse
@@ -14,6 +17,7 @@ from calibench.server.web.datasets.schemas import DatasetView, ImportForm, Impor
 from calibench.server.web.deps import CsrfDep, WorkbenchDep
 from calibench.server.web.pages import page, safe_next, see
 from calibench.server.web.uploads import Upload
+from calibench.server.web.workbench import Workbench
 
 api = APIRouter(prefix="/api", tags=["api"])
 pages = APIRouter(include_in_schema=False)
@@ -25,6 +29,8 @@ DATASET_TYPES = {
     "not-annotated": "images without annotations",
     "tensors": ".npz tensors",
 }
+OPTIMIZE_PAGE = re.compile(r"/projects/(\d+)/optimize")
+"""The page an import may come from and go back to, with the form it left."""
 Imported = Annotated[ImportingDatasetView | DatasetView, Field(union_mode="left_to_right")]
 
 
@@ -85,13 +91,34 @@ def datasets_page(request: Request, workbench: WorkbenchDep) -> HTMLResponse:
     return page(request, "datasets.html", workbench.choices())
 
 
+def _import_page(
+    request: Request,
+    workbench: Workbench,
+    next: str,
+    form: dict[str, str],
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The import form; coming from a project's Optimize INT8 page (``next``), its breadcrumbs
+    lead back to that project and its Back link keeps what was typed there."""
+    project = None
+    found = OPTIMIZE_PAGE.fullmatch(urlsplit(next).path)
+    if found:
+        with contextlib.suppress(WorkbenchError):  # a deleted project: plain crumbs
+            project = workbench.project_view(int(found.group(1)))
+    context = {
+        "next": next,
+        "project": project,
+        "types": DATASET_TYPES,
+        "error": error,
+        "form": form,
+    }
+    return page(request, "dataset_import.html", context, status=status)
+
+
 @pages.get("/datasets/import", response_class=HTMLResponse)
-def import_page(request: Request, next: str | None = None) -> HTMLResponse:
-    return page(
-        request,
-        "dataset_import.html",
-        {"next": safe_next(next, "/datasets"), "types": DATASET_TYPES, "error": None, "form": {}},
-    )
+def import_page(request: Request, workbench: WorkbenchDep, next: str | None = None) -> HTMLResponse:
+    return _import_page(request, workbench, safe_next(next, "/datasets"), {})
 
 
 @pages.post("/datasets/import", response_model=None)
@@ -109,27 +136,25 @@ def import_dataset(
         upload = Upload(file.file, file.filename)
         dataset = workbench.add_dataset(upload, form.name, form.type or None)
     except WorkbenchError as error:
-        return page(
-            request,
-            "dataset_import.html",
-            {
-                "next": target,
-                "types": DATASET_TYPES,
-                "error": error.message,
-                "form": {"name": form.name or "", "type": form.type or ""},
-            },
-            status=error.status,
-        )
-    separator = "&" if "?" in target else "?"
-    if target.endswith("/optimize"):
-        return see(f"{target}{separator}dataset={dataset.id}")
-    return see(f"/datasets/{dataset.id}")  # an import job's progress is shown there
+        typed = {"name": form.name or "", "type": form.type or ""}
+        return _import_page(request, workbench, target, typed, error.message, error.status)
+    address = urlsplit(target)
+    if OPTIMIZE_PAGE.fullmatch(address.path):  # back to the form, the new dataset picked
+        chosen = urlencode({"dataset": dataset.id, "imported": dataset.id})
+        rest = f"&{address.query}" if address.query else ""
+        return see(f"{address.path}?{chosen}{rest}")
+    # An import job's progress is shown there; a finished import says what it found.
+    return see(f"/datasets/{dataset.id}?imported=1")
 
 
 @pages.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(request: Request, workbench: WorkbenchDep, dataset_id: int) -> HTMLResponse:
+def dataset_page(
+    request: Request, workbench: WorkbenchDep, dataset_id: int, imported: bool = False
+) -> HTMLResponse:
+    """``?imported=1``: right after the import form, which says so above the summary."""
     detail = workbench.dataset_detail(dataset_id)
-    return page(request, "dataset.html", {"d": detail.dataset, "job": detail.job})
+    context = {"d": detail.dataset, "job": detail.job, "imported": imported}
+    return page(request, "dataset.html", context)
 
 
 @pages.post("/datasets/{dataset_id}/delete", response_model=None)

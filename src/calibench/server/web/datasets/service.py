@@ -191,7 +191,8 @@ class DatasetService(WorkbenchBase):
             refuse_while_a_job_uses(session, dataset.path, f"dataset {dataset.name!r}")
             refuse_while_used(
                 referrers(session, ProjectRow.dataset_id, dataset_id),
-                f"dataset {dataset.name!r} is used by project(s)",
+                f"dataset {dataset.name!r} is used by",
+                "project",
             )
             calibrated = _calibrated_with(session, dataset_id)
             if calibrated:

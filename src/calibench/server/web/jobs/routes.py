@@ -39,13 +39,22 @@ def cancel_job(workbench: WorkbenchDep, job_id: int) -> JobView:
 
 @api.post("/jobs/{job_id}/retry")
 def retry_job(workbench: WorkbenchDep, job_id: int) -> JobView:
+    """Run a failed or cancelled job again. A job whose failure comes from its own inputs
+    (``permanent``: its model, dataset or settings) fails the same way again; the pages offer
+    Retry only where ``retryable`` is true."""
     return workbench.retry(job_id)
 
 
 @pages.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, workbench: WorkbenchDep, job_id: int) -> HTMLResponse:
     found = workbench.job_page(job_id)
-    return page(request, "job.html", {"job": found.job, "log": found.log})
+    context = {
+        "job": found.job,
+        "log": found.log,
+        "project_name": found.project_name,
+        "dataset_name": found.dataset_name,
+    }
+    return page(request, "job.html", context)
 
 
 @pages.get("/fragments/jobs/{job_id}/log", response_class=HTMLResponse)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from calibench.server.db import JobRow
+from calibench.server.jobs.failures import recorded_permanent
 from calibench.server.jobs.kinds import ImportJob
-from calibench.server.jobs.states import JobState
+from calibench.server.jobs.states import ENDED_WITHOUT_RESULT, JobState
 from calibench.server.web.schemas import View, iso
 
 
@@ -25,6 +26,11 @@ class JobView(View):
     cancel_requested: bool
     worker_pid: int | None
     attempts: int
+    retryable: bool
+    """Whether Retry is offered: a failed or cancelled job whose failure does not come from
+    its own inputs (a retry of one that does would fail the same way)."""
+    permanent: bool
+    """The job failed because of its model, dataset or settings: a retry fails the same way."""
     created_at: str | None
     started_at: str | None
     finished_at: str | None
@@ -43,6 +49,7 @@ class JobView(View):
             if stages
             else 0
         )
+        permanent = row.state == JobState.FAILED and recorded_permanent(row.result)
         return cls(
             id=row.id,
             project_id=row.project_id,
@@ -58,6 +65,10 @@ class JobView(View):
             cancel_requested=row.cancel_requested,
             worker_pid=row.worker_pid,
             attempts=row.attempts,
+            retryable=row.state in ENDED_WITHOUT_RESULT
+            and row.kind != ImportJob.KIND
+            and not permanent,
+            permanent=permanent,
             created_at=iso(row.created_at),
             started_at=iso(row.started_at),
             finished_at=iso(row.finished_at),
@@ -65,7 +76,11 @@ class JobView(View):
 
 
 class JobPage(View):
-    """A job's page: the job and its log so far."""
+    """A job's page: the job and its log so far, and the names its breadcrumbs show."""
 
     job: JobView
     log: str
+    project_name: str | None = None
+    """The project's model × dataset, for a project's job."""
+    dataset_name: str | None = None
+    """The dataset an import job imports."""

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calibench.errors import WorkbenchError
-from calibench.server.db import JobRow
+from calibench.server.db import DatasetRow, JobRow, ModelRow, ProjectRow
 from calibench.server.jobs.kinds import ImportJob
 from calibench.server.jobs.lifecycle import request_cancel, requeue
 from calibench.server.jobs.states import ENDED_WITHOUT_RESULT, JobState
@@ -46,7 +46,8 @@ class JobService(WorkbenchBase):
     def job_page(self, job_id: int) -> JobPage:
         with self.sessions() as session:
             view = JobView.of(get_job(session, job_id))
-        return JobPage(job=view, log=self._log(job_id))
+            names = _crumb_names(session, view)
+        return JobPage(job=view, log=self._log(job_id), **names)
 
     def job_log(self, job_id: int) -> str:
         with self.sessions() as session:
@@ -83,3 +84,19 @@ class JobService(WorkbenchBase):
                 )
             requeue(session, job)
             return JobView.of(job)
+
+
+def _crumb_names(session: Session, job: JobView) -> dict[str, str | None]:
+    """What a job's breadcrumbs name: its project (model × dataset) or its dataset."""
+    project_name = dataset_name = None
+    if job.project_id is not None:
+        project = session.get(ProjectRow, job.project_id)
+        if project is not None:
+            model = session.get(ModelRow, project.model_id)
+            dataset = session.get(DatasetRow, project.dataset_id)
+            if model is not None and dataset is not None:
+                project_name = f"{model.name} × {dataset.name}"
+    if job.dataset_id is not None:
+        row = session.get(DatasetRow, job.dataset_id)
+        dataset_name = row.name if row is not None else None
+    return {"project_name": project_name, "dataset_name": dataset_name}

@@ -137,11 +137,13 @@ class ModelService(WorkbenchBase):
             refuse_while_a_job_uses(session, model.path, f"model {model.name!r}")
             refuse_while_used(
                 referrers(session, ProjectRow.model_id, model_id),
-                f"model {model.name!r} is used by project(s)",
+                f"model {model.name!r} is used by",
+                "project",
             )
             refuse_while_used(
                 referrers(session, ModelRow.parent_id, model_id),
-                f"INT8 models were made from {model.name!r}",
+                f"{model.name!r} was calibrated into",
+                "INT8 model",
             )
             session.delete(model)
         shutil.rmtree(self.paths.model_dir(model_id), ignore_errors=True)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from calibench.errors import WorkbenchError
+from calibench.errors import CalibenchError, WorkbenchError
 from calibench.metrics.registry import NAMES, WORDS, builtin_spec
+from calibench.runtime.backend import Runtime
+from calibench.runtime.openvino import import_openvino
 from calibench.server.db import DatasetRow
 
 METRICS = WORDS
@@ -39,7 +41,11 @@ def metric_fits(metric: str | None, dataset: DatasetRow) -> None:
         raise WorkbenchError(f"mAP needs a detection dataset; {dataset.name!r} is {dataset.task}")
 
 
-def inference_settings(batch: int, streams: int) -> dict[str, int]:
+def inference_settings(
+    batch: int, streams: int, runtime: str | None = None, local: bool = True
+) -> dict[str, Any]:
+    """Batch, streams and runtime, checked; an OpenVINO project on this machine is refused at
+    once when OpenVINO is not installed here (a target's is checked where it runs)."""
     try:
         batch, streams = int(batch), int(streams)
     except (TypeError, ValueError) as error:
@@ -48,7 +54,13 @@ def inference_settings(batch: int, streams: int) -> dict[str, int]:
         raise WorkbenchError("the batch size must be between 1 and 1024")
     if not 1 <= streams <= 64:
         raise WorkbenchError("the number of parallel streams must be between 1 and 64")
-    return {"batch": batch, "streams": streams}
+    try:
+        chosen = Runtime.parse(runtime)
+        if chosen is Runtime.OPENVINO and local:
+            import_openvino()
+    except CalibenchError as error:
+        raise WorkbenchError(str(error)) from error
+    return {"batch": batch, "streams": streams, "runtime": chosen.value}
 
 
 def check_finite(value: Any, what: str) -> None:

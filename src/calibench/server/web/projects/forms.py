@@ -3,7 +3,9 @@ values the same service calls as the API's take."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator
 
@@ -21,6 +23,7 @@ class NewProjectForm(BaseModel):
     dataset_type: str | None = None
     batch: str | None = "1"
     streams: str | None = "1"
+    runtime: str | None = "onnxruntime"
     scale: str | None = None
     mean: str | None = None
     std: str | None = None
@@ -53,6 +56,7 @@ class NewProject(BaseModel):
     dataset_id: Annotated[int, BeforeValidator(forms.whole("dataset"))]
     batch: Annotated[int, BeforeValidator(forms.whole("batch size", 1))]
     streams: Annotated[int, BeforeValidator(forms.whole("number of streams", 1))]
+    runtime: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     metric: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
@@ -68,6 +72,7 @@ class NewProject(BaseModel):
                 "dataset_id": dataset_id,
                 "batch": form.batch,
                 "streams": form.streams,
+                "runtime": form.runtime,
                 "metric": form.metric,
                 "target": form.target,
             }
@@ -75,7 +80,8 @@ class NewProject(BaseModel):
 
 
 class OptimizeForm(BaseModel):
-    """The optimize form, as typed."""
+    """The optimize form, as typed. It travels as typed through Import Calibration Dataset and
+    back (:meth:`query`), and is shown again after a refusal."""
 
     dataset_id: str | None = None
     subset: str | None = "100"
@@ -86,11 +92,33 @@ class OptimizeForm(BaseModel):
     keep_fp32: str | None = None
     batch: str | None = None
     streams: str | None = None
+    runtime: str | None = None
     target: str | None = None
+    action: str | None = None
+    """``import``: the Import Calibration Dataset button, which keeps the form, not Calibrate."""
 
-    def shown(self) -> dict[str, str]:
-        """What the form shows again: every field, as typed."""
-        return {name: value or "" for name, value in self.model_dump().items()}
+    def shown(self, accuracy_aware: bool = True) -> dict[str, str]:
+        """What the form shows again: every field, as typed, but a method and a preset always
+        one of the radios (AccuracyAware only where it is offered), so one is checked."""
+        shown = {name: value or "" for name, value in self.model_dump(exclude={"action"}).items()}
+        methods = [m.value for m in Method if accuracy_aware or m is not Method.ACCURACY_AWARE]
+        if shown["method"] not in methods:
+            shown["method"] = Method.DEFAULT.value
+        if shown["preset"] not in [p.value for p in Preset]:
+            shown["preset"] = Preset.PERFORMANCE.value
+        return shown
+
+    def query(self) -> str:
+        """The fields typed so far as a query string (the dataset comes back chosen anew)."""
+        fields = self.model_dump(exclude={"action", "dataset_id"}, exclude_none=True)
+        return urlencode({k: v for k, v in fields.items() if v != ""})
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str], defaults: Mapping[str, str]) -> OptimizeForm:
+        """The form from a page address: its fields where given, ``defaults`` elsewhere."""
+        known = set(cls.model_fields) - {"action"}
+        given = {k: v for k, v in query.items() if k in known}
+        return cls.model_validate({**defaults, **given})
 
 
 class Optimize(BaseModel):
@@ -104,6 +132,7 @@ class Optimize(BaseModel):
     preset: str
     batch: Annotated[int | None, BeforeValidator(forms.optional_whole("batch size"))]
     streams: Annotated[int | None, BeforeValidator(forms.optional_whole("number of streams"))]
+    runtime: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     drop_type: str
     keep_fp32: Annotated[list[str], BeforeValidator(forms.patterns)]
     target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
@@ -119,6 +148,7 @@ class Optimize(BaseModel):
                 "preset": form.preset,
                 "batch": form.batch,
                 "streams": form.streams,
+                "runtime": form.runtime,
                 "drop_type": form.drop_type,
                 "keep_fp32": form.keep_fp32,
                 "target": form.target,

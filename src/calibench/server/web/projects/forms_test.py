@@ -17,6 +17,7 @@ def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
         "preset": "performance",
         "batch": None,
         "streams": None,
+        "runtime": None,  # the parent project's
         "drop_type": "absolute",
         "keep_fp32": ["Conv", "Gemm"],
         "target": "edge-1",
@@ -41,3 +42,31 @@ def test_the_new_project_form_reads_preprocessing_first() -> None:
     assert parsed.preprocess == {"scale": pytest.approx(1 / 255), "mean": [0.5] * 3, "color": "RGB"}
     assert (parsed.model_id, parsed.dataset_id, parsed.batch, parsed.streams) == (1, 2, 1, 1)
     assert NewProject.of(NewProjectForm(), "1", "2").preprocess is None
+
+
+def test_the_optimize_form_travels_through_the_import_and_back() -> None:
+    typed = OptimizeForm(
+        dataset_id="1",
+        subset="50",
+        method="accuracy-aware",
+        max_drop="0.5",
+        drop_type="relative",
+        preset="mixed",
+        keep_fp32="/conv1/Conv, Gemm",
+        batch="2",
+        streams="3",
+        action="import",
+    )
+    query = typed.query()
+    assert "dataset_id" not in query and "action" not in query and "csrf" not in query
+    from urllib.parse import parse_qsl
+
+    back = OptimizeForm.from_query(dict(parse_qsl(query)), {"dataset_id": "7", "subset": "100"})
+    assert back.shown() == {**typed.shown(), "dataset_id": "7"}
+
+
+def test_a_shown_form_always_has_a_method_and_a_preset_checked() -> None:
+    assert OptimizeForm(method="accuracy-aware").shown(accuracy_aware=False)["method"] == "default"
+    assert OptimizeForm(method="accuracy-aware").shown()["method"] == "accuracy-aware"
+    odd = OptimizeForm(method="bogus", preset="").shown()
+    assert (odd["method"], odd["preset"]) == ("default", "performance")

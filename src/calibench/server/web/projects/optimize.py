@@ -15,6 +15,7 @@ from calibench.server.web.base import WorkbenchBase
 from calibench.server.web.datasets.service import get_dataset, ready_dataset
 from calibench.server.web.models.service import get_model
 from calibench.server.web.projects.checks import accuracy_aware_refusal, inference_settings
+from calibench.server.web.projects.compatible import refuse_incompatible
 from calibench.server.web.projects.figures import int8_name
 from calibench.server.web.projects.schemas import ProjectView
 from calibench.server.web.projects.views import get_project, optimize_options, project_view
@@ -44,6 +45,7 @@ class OptimizeService(WorkbenchBase):
         drop_type: str = DropType.ABSOLUTE.value,
         keep_fp32: list[str] | None = None,
         target: str | None = None,
+        runtime: str | None = None,
     ) -> ProjectView:
         """Calibrate project ``project_id``'s model on dataset ``dataset_id``. The method, preset,
         drop type, subset and drop are checked by :class:`CalibrationConfig` alone; its refusal
@@ -57,6 +59,13 @@ class OptimizeService(WorkbenchBase):
                 raise WorkbenchError(f"INT8 calibration is not available: {options.reason}", 409)
             model = get_model(session, parent.model_id)
             validation = get_dataset(session, parent.dataset_id)
+            refuse_incompatible(
+                self.workspace,
+                model,
+                calibration,
+                preprocess=parent.settings.get("preprocess"),
+                role="the calibration dataset",
+            )
             accuracy_aware = method == Method.ACCURACY_AWARE.value
             if accuracy_aware:
                 refusal = accuracy_aware_refusal(validation)
@@ -64,6 +73,12 @@ class OptimizeService(WorkbenchBase):
                     raise WorkbenchError(refusal)
                 if max_drop is None:
                     raise WorkbenchError(NEEDS_MAX_DROP)
+            settings = inference_settings(
+                parent.settings.get("batch", 1) if batch is None else batch,
+                parent.settings.get("streams", 1) if streams is None else streams,
+                parent.settings.get("runtime") if runtime is None else runtime,
+                local=remote is None,
+            )
             try:
                 config = CalibrationConfig(
                     preset=preset,  # type: ignore[arg-type]  # the config reads the value
@@ -72,13 +87,10 @@ class OptimizeService(WorkbenchBase):
                     max_drop=max_drop if accuracy_aware else None,
                     drop_type=drop_type,  # type: ignore[arg-type]
                     keep_fp32=tuple(keep_fp32 or ()),
+                    runtime=settings["runtime"],  # placed for the runtime it will run on
                 )
             except ConfigError as error:
                 raise WorkbenchError(str(error)) from error
-            settings = inference_settings(
-                parent.settings.get("batch", 1) if batch is None else batch,
-                parent.settings.get("streams", 1) if streams is None else streams,
-            )
             child_name = _unique_model_name(
                 session, int8_name(model.name, config.to_dict(), calibration.name)
             )

@@ -4,6 +4,7 @@ comparison, and the same actions as JSON under ``/api``."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
@@ -12,6 +13,12 @@ from calibench.errors import WorkbenchError
 from calibench.server.web.datasets.schemas import ImportingDatasetView
 from calibench.server.web.deps import CsrfDep, WorkbenchDep
 from calibench.server.web.pages import page, see
+from calibench.server.web.projects.calibration_data import (
+    FEW_SAMPLES,
+    TIP,
+    subset_note,
+    subset_samples,
+)
 from calibench.server.web.projects.forms import NewProject, NewProjectForm, Optimize, OptimizeForm
 from calibench.server.web.projects.schemas import OptimizeRequest, ProjectCreate, ProjectView
 from calibench.server.web.uploads import Upload
@@ -29,7 +36,12 @@ def list_projects(workbench: WorkbenchDep) -> list[ProjectView]:
 
 @api.post("/projects", status_code=201)
 def create_project(workbench: WorkbenchDep, body: ProjectCreate) -> ProjectView:
-    """Create a project; its baseline inference (accuracy, performance) starts as a job."""
+    """Create a project; its baseline inference (accuracy, performance) starts as a job.
+
+    Refused (400), in words, when the dataset cannot feed the model: images for a model that
+    takes token ids or several inputs, an input of other than 1 or 3 channels or not of 4
+    dimensions, an .npz without an array per input or of another rank, sizes or number kind,
+    a resize or crop that misses the input's size."""
     return workbench.create_project(**body.model_dump())
 
 
@@ -112,6 +124,11 @@ def new_project(
         message = error.message if isinstance(error, WorkbenchError) else f"invalid value: {error}"
         status = error.status if isinstance(error, WorkbenchError) else 400
         shown = {**form.shown(), "model_id": model_id or "", "dataset_id": dataset_id or ""}
+        # What was uploaded is kept and selected: its name field is not for another upload.
+        if model_id != form.model_id:
+            shown["model_name"] = ""
+        if dataset_id != form.dataset_id:
+            shown["dataset_name"] = ""
         context = {**workbench.choices(), "form": shown, "error": message, "imported": imported}
         return page(request, "project_new.html", context, status=status)
     return see(f"/projects/{project.id}")
@@ -140,30 +157,63 @@ def project_status_fragment(
     return page(request, "_job_status.html", {"p": view, "job": view.job})
 
 
-def _optimize_context(workbench: Workbench, project_id: int) -> dict[str, Any]:
+def _optimize_page(
+    request: Request,
+    workbench: Workbench,
+    project_id: int,
+    form: OptimizeForm | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """The Optimize INT8 page: the form as typed (from a refused post, or carried through the
+    dataset import in the address), else the project's defaults."""
     found = workbench.optimize_page(project_id)
-    return {
+    settings = found.project.settings
+    query = request.query_params
+    chosen = query.get("imported") or query.get("dataset")
+    if form is None:
+        defaults = {
+            "dataset_id": str(found.suggested_dataset_id),
+            "max_drop": "1",
+            "batch": str(settings.get("batch", 1)),
+            "streams": str(settings.get("streams", 1)),
+            "runtime": settings.get("runtime", "onnxruntime"),
+        }
+        form = OptimizeForm.from_query(query, defaults)
+        if chosen:
+            form = form.model_copy(update={"dataset_id": chosen})
+    datasets = {d.id: d for d in found.datasets}
+    imported = (
+        datasets.get(int(chosen)) if chosen and chosen.isdigit() and query.get("imported") else None
+    )
+    shown = form.shown(accuracy_aware=found.accuracy_aware_refusal is None)
+    picked = datasets.get(int(shown["dataset_id"])) if shown["dataset_id"].isdigit() else None
+    context = {
         "p": found.project,
         "datasets": found.datasets,
         "aa_refusal": found.accuracy_aware_refusal,
         "presets": found.presets,
         "targets": found.targets,
+        "unfit": found.unfit,
+        "form": shown,
+        "error": error,
+        "imported": imported,
+        "subset_note": subset_note(shown["subset"], picked.samples) if picked else "",
+        "subset_few": bool(
+            picked and (subset_samples(shown["subset"], picked.samples) or 0) < FEW_SAMPLES
+        ),
+        "few_samples": FEW_SAMPLES,
+        "tip": TIP,
     }
+    return page(request, "optimize.html", context, status=status)
 
 
 @pages.get("/projects/{project_id}/optimize", response_class=HTMLResponse)
-def optimize_page(
-    request: Request, workbench: WorkbenchDep, project_id: int, dataset: int | None = None
-) -> HTMLResponse:
-    context = _optimize_context(workbench, project_id)
-    settings = context["p"].settings
-    form = OptimizeForm(
-        dataset_id=str(dataset or context["p"].dataset.id),
-        max_drop="1",
-        batch=str(settings.get("batch", 1)),
-        streams=str(settings.get("streams", 1)),
-    )
-    return page(request, "optimize.html", {**context, "form": form.shown(), "error": None})
+def optimize_page(request: Request, workbench: WorkbenchDep, project_id: int) -> HTMLResponse:
+    """``?dataset=ID`` picks the calibration dataset (``imported=ID``: and says it was just
+    imported); the form's other fields may come in the address too, as the import carries
+    them."""
+    return _optimize_page(request, workbench, project_id)
 
 
 @pages.post("/projects/{project_id}/optimize", response_model=None)
@@ -174,13 +224,13 @@ def optimize_form(
     project_id: int,
     form: Annotated[OptimizeForm, Form()],
 ) -> Response:
+    if form.action == "import":  # Import Calibration Dataset: the form comes back as typed
+        back = f"/projects/{project_id}/optimize?{form.query()}"
+        return see("/datasets/import?" + urlencode({"next": back}))
     try:
         child = workbench.optimize(project_id, **dict(Optimize.of(form)))
     except WorkbenchError as error:
-        context = {**_optimize_context(workbench, project_id), "form": form.shown()}
-        return page(
-            request, "optimize.html", {**context, "error": error.message}, status=error.status
-        )
+        return _optimize_page(request, workbench, project_id, form, error.message, error.status)
     return see(f"/projects/{child.id}")
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from calibench.config import DropType, Method, Preset
 from calibench.metrics.registry import NAMES
+from calibench.runtime.backend import Runtime
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
@@ -79,6 +80,12 @@ class ProjectCreate(BaseModel):
     dataset_id: int
     batch: int = Field(1, ge=1, le=1024, description="inference batch size")
     streams: int = Field(1, ge=1, le=64, description="parallel inference streams")
+    runtime: str = Field(
+        Runtime.ONNXRUNTIME.value,
+        pattern=one_of(Runtime),
+        description="the runtime that runs the model: onnxruntime or openvino (OpenVINO's CPU "
+        "plugin, when installed)",
+    )
     preprocess: dict[str, Any] | None = Field(
         None,
         description="image preprocessing: resize, crop, scale, mean, std, color (RGB|BGR|GRAY), "
@@ -119,6 +126,12 @@ class OptimizeRequest(BaseModel):
     )
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
     streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")
+    runtime: str | None = Field(
+        None,
+        pattern=one_of(Runtime),
+        description="onnxruntime or openvino; the model is calibrated for it; default: the "
+        "parent project's",
+    )
     target: str | None = Field(
         None,
         max_length=100,
@@ -137,6 +150,11 @@ class OptimizePage(View):
     presets: dict[str, str]
     targets: list[str]
     """Where the calibration may run: "this machine" first, then the registered targets."""
+    suggested_dataset_id: int
+    """The calibration dataset the form starts on: another than the project's, where one
+    fits."""
+    unfit: dict[int, str] = Field(default_factory=dict)
+    """The datasets that cannot feed the model, by id, each with why."""
 
 
 class ModelPage(View):

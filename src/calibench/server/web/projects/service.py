@@ -29,9 +29,10 @@ from calibench.server.web.projects.checks import (
     inference_settings,
     metric_fits,
 )
+from calibench.server.web.projects.compatible import refuse_incompatible
 from calibench.server.web.projects.schemas import ProjectDetail, ProjectView
 from calibench.server.web.projects.views import get_project, project_view
-from calibench.server.web.rows import referrers, refuse_while_used
+from calibench.server.web.rows import referrers, refuse_while_a_job_uses, refuse_while_used
 from calibench.server.web.targets.service import target_choice, target_names
 
 
@@ -45,10 +46,12 @@ class ProjectService(WorkbenchBase):
         preprocess: dict[str, Any] | None = None,
         metric: str | None = None,
         target: str | None = None,
+        runtime: str | None = None,
     ) -> ProjectView:
-        """A project on this machine or on a registered ``target``."""
-        settings = inference_settings(batch, streams)
+        """A project on this machine or on a registered ``target``, its speed and accuracy
+        measured on ``runtime`` (default ONNX Runtime)."""
         remote = target_choice(self.workspace, target)
+        settings = inference_settings(batch, streams, runtime, local=remote is None)
         metric = check_metric(metric)
         check_finite(preprocess, "preprocess")
         if preprocess:
@@ -62,6 +65,7 @@ class ProjectService(WorkbenchBase):
             metric_fits(metric, dataset)
             if model.state != "ready":
                 raise WorkbenchError(f"model {model.name!r} is not ready ({model.state})", 409)
+            refuse_incompatible(self.workspace, model, dataset, settings["batch"], preprocess)
             project = ProjectRow(
                 model_id=model.id,
                 dataset_id=dataset.id,
@@ -146,7 +150,8 @@ class ProjectService(WorkbenchBase):
             project = get_project(session, project_id)
             refuse_while_used(
                 referrers(session, ProjectRow.parent_id, project_id),
-                f"project {project_id} has INT8 projects made from it",
+                f"project {project_id} was calibrated into",
+                "INT8 project",
             )
             jobs = session.scalars(select(JobRow).where(JobRow.project_id == project_id)).all()
             busy = [j.id for j in jobs if not JobState(j.state).finished]
@@ -163,6 +168,8 @@ class ProjectService(WorkbenchBase):
             others = session.scalar(select(func.count()).where(ProjectRow.model_id == model.id))
             drop_model = model.parent_id is not None and not others
             if drop_model:
+                # Another project's job may read it (Compare's side-by-side timing).
+                refuse_while_a_job_uses(session, model.path, f"project {project_id}'s model")
                 session.delete(model)
             job_ids = [j.id for j in jobs]
         for job_id in job_ids:

@@ -1,0 +1,115 @@
+"""What AccuracyAware's reverts cost in time, from the measurements speed-aware placement makes.
+
+AccuracyAware exists to return *the fastest* model within the drop, so every revert is a trade
+of accuracy against milliseconds. The per-layer times are those of placement
+(:class:`~calibench.calibration.measured_placement.SpeedModel`: the FP32 and the INT8 model
+profiled in turns at the project's batch size and threads); with ``--placement rule`` they are
+measured here the same way. With them the method
+
+* orders layers that cost the same accuracy by what their revert costs in time;
+* stops when any further revert would leave the model no faster than FP32 (it then says
+  :data:`KEEP_FP32`), instead of reverting a hundred layers into a slower model: a candidate
+  the per-layer estimate finds still faster is built and timed whole against FP32 before its
+  accuracy is evaluated (the estimate misses the conversions at new FP32/INT8 borders);
+* times the model it returns against FP32, whole and interleaved, and says so when it is slower.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from calibench.calibration.default import DefaultOutcome
+from calibench.calibration.measured_placement import (
+    SCREEN_SHARE,
+    SpeedModel,
+    measure_speed,
+    timing_feeds,
+)
+from calibench.config import CalibrationConfig
+from calibench.passes.placement import QuantPlan, revert_layers
+from calibench.runtime.timer import ModelTimer, OrtTimer
+
+KEEP_FP32 = "no INT8 model within this drop is faster than FP32 here: keep FP32"
+CHECK_S = 3.0
+"""Seconds of interleaved whole-model timing for the returned model against FP32."""
+
+
+@dataclass
+class RevertSpeed:
+    speed: SpeedModel
+    base: QuantPlan
+    """The plan whose INT8 model ``speed`` profiled; candidates are reverts of it."""
+    timer: ModelTimer
+    _measured: dict[frozenset[str], bool] = field(default_factory=dict)
+
+    def estimate_ms(self, plan: QuantPlan) -> float:
+        return self.speed.estimate_ms(self.base, plan)
+
+    def too_slow(self, plan: QuantPlan) -> bool:
+        """Whether ``plan``'s model is estimated no faster than FP32."""
+        return self.estimate_ms(plan) >= self.speed.fp32_ms
+
+    def revert_costs(self, plan: QuantPlan) -> dict[str, float]:
+        """INT8 layer → ms per run its revert adds (negative: FP32 is faster there)."""
+        return {d.name: self.speed.revert_ms(self.base, d.name) for d in plan.int8_layers()}
+
+    def measured_slower(
+        self, fp32: onnx.ModelProto, candidate: Callable[[], onnx.ModelProto], key: frozenset[str]
+    ) -> bool:
+        """Whether the model ``candidate()`` builds (with ``key`` reverted) runs no faster than
+        FP32, timed whole: the per-layer estimate leaves out the conversions that appear at every
+        new border between FP32 and INT8, which add up when many layers are reverted."""
+        if key not in self._measured:
+            self._measured[key] = self.speedup_over_fp32(fp32, candidate(), CHECK_S / 2) < 1.0
+        return self._measured[key]
+
+    def speedup_over_fp32(
+        self, fp32: onnx.ModelProto, int8: onnx.ModelProto, budget_s: float = CHECK_S
+    ) -> float:
+        """FP32's time over ``int8``'s, whole runs interleaved (> 1: INT8 is faster)."""
+        check = self.timer.interleaved({"fp32": fp32, "int8": int8}, budget_s=budget_s)
+        return check.paired_speedup("fp32", "int8")
+
+
+def revert_speed(
+    default: DefaultOutcome,
+    config: CalibrationConfig,
+    threads: int | None,
+    feeds: dict[str, np.ndarray] | None,
+) -> RevertSpeed | None:
+    """The timings of ``default``'s placement, else measured now on ``feeds`` (one input batch);
+    ``None`` when there is nothing to time with."""
+    if default.placement is not None:
+        placed = default.placement
+        return RevertSpeed(placed.speed, placed.rule_plan, placed.timer)
+    if feeds is None:
+        return None
+    timer = OrtTimer(
+        timing_feeds(feeds, config.placement_batch),
+        config.placement_batch,
+        config.placement_threads or threads or os.cpu_count() or 1,
+    )
+    budget = SCREEN_SHARE * config.placement_budget_s
+    speed = measure_speed(default.fp32, default.int8, timer, budget_s=budget)
+    return RevertSpeed(speed, default.plan, timer)
+
+
+def reverted_plan(base: QuantPlan, names: list[str]) -> QuantPlan:
+    """``base`` with ``names`` reverted, as AccuracyAware builds its candidates."""
+    return revert_layers(base, dict.fromkeys(names, "reverted"))
+
+
+def verdict_for(speedup: float | None, met: bool, stopped_for_speed: bool) -> str | None:
+    """What the report must say about speed: :data:`KEEP_FP32` when the model returned was
+    timed slower than FP32, or when the drop was missed because reverting more could not beat
+    FP32; ``None`` when the model is faster (or could not be timed and nothing says otherwise)."""
+    if speedup is not None and speedup < 1.0:
+        return f"{KEEP_FP32} (the model found runs {speedup:.2f}× FP32's speed)"
+    if not met and stopped_for_speed:
+        return KEEP_FP32
+    return None
