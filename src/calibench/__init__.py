@@ -7,6 +7,7 @@
 """
 
 from calibench.api import CalibrationResult, calibrate
+from calibench.calibration.distributed.options import RayShards
 from calibench.config import CalibrationConfig, Method, Placement, Preset, RangeEstimator, Subset
 from calibench.data.preprocess import Preprocess
 from calibench.errors import CalibenchError
@@ -20,6 +21,7 @@ __all__ = [
     "Preprocess",
     "Preset",
     "RangeEstimator",
+    "RayShards",
     "Subset",
     "calibrate",
 ]

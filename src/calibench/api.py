@@ -12,7 +12,9 @@ from typing import Any
 import onnx
 
 from calibench.calibration.accuracy_aware import AccuracyAwareOutcome, run_accuracy_aware
+from calibench.calibration.accuracy_aware.backend import LOCAL, Backend
 from calibench.calibration.default import run_default
+from calibench.calibration.distributed.options import RayShards, parse_executor
 from calibench.calibration.kernel_check import check_kernels
 from calibench.config import CalibrationConfig, Method, Placement, Preset, Subset
 from calibench.data.annotations import AnnotatedDataset, is_annotated
@@ -61,6 +63,7 @@ def calibrate(
     keep_fp32: str | list[str] | tuple[str, ...] = (),
     strict: bool = False,
     memory_limit: int | str | None = None,
+    executor: str | RayShards | None = None,
     placement: str = Placement.MEASURED.value,
     runtime: str | None = None,
 ) -> CalibrationResult:
@@ -87,6 +90,12 @@ def calibrate(
     ``runtime="openvino"`` places the quantizers for
     OpenVINO (on the inputs of its INT8 layers) and reads the layer table from OpenVINO's
     runtime graph.
+
+    ``executor`` is where the heavy passes run: ``"local"`` (default, this process), ``"ray"``
+    (the Ray cluster at ``$RAY_ADDRESS`` or this machine's), or
+    ``RayShards(address, workers=N)``. On Ray the statistics pass runs over shards of the
+    calibration set and AccuracyAware's evaluations over shards of the validation set; the
+    INT8 model is the same, byte for byte (with the same placement timings).
     """
     if config is None:
         chosen = subset if isinstance(subset, Subset) else Subset.parse(subset)
@@ -108,6 +117,7 @@ def calibrate(
     else:
         proto, name = load_model(model), Path(model).name
     check_eligible(proto, name)
+    backend = _backend(executor)
     specs = input_specs(proto)
     data, bound = open_for_model(dataset, specs, preprocess, name)
 
@@ -121,11 +131,25 @@ def calibrate(
         chosen_metric = _metric_for(val_data, metric if metric is not None else config.metric)
         assert isinstance(val_data, AnnotatedDataset)
         accuracy_aware = run_accuracy_aware(
-            proto, data, val_data, chosen_metric, config, progress=progress, threads=threads
+            proto,
+            data,
+            val_data,
+            chosen_metric,
+            config,
+            progress=progress,
+            threads=threads,
+            backend=backend,
         )
         outcome, int8, plan = accuracy_aware.default, accuracy_aware.int8, accuracy_aware.plan
     else:
-        outcome = run_default(proto, data, config, progress=progress, threads=threads)
+        outcome = run_default(
+            proto,
+            data,
+            config,
+            progress=progress,
+            threads=threads,
+            statistics=backend.collect_statistics,
+        )
         int8, plan = outcome.int8, outcome.plan
     check_reader = BatchReader(data, specs, config.batch_size)
     spread = outcome.subset_indices[len(outcome.subset_indices) // 2 :: 7]
@@ -197,6 +221,16 @@ def calibrate(
         overflow=[f.to_dict() for f in outcome.overflow.values() if plan.layers[f.name].int8],
     )
     return CalibrationResult(int8, report)
+
+
+def _backend(executor: str | RayShards | None) -> Backend:
+    """This process, or a connection to the Ray cluster (Ray is imported only then)."""
+    options = parse_executor(executor)
+    if options is None:
+        return LOCAL
+    from calibench.calibration.distributed.backend import connect
+
+    return connect(options)
 
 
 def _metric_for(data: Any, metric: str | Metric | Callable[..., float] | None) -> Metric:

@@ -81,7 +81,10 @@ def run_default(
     config: CalibrationConfig,
     progress: ProgressCallback | None = None,
     threads: int | None = None,
+    statistics: Callable[..., dict[str, TensorStats]] = collect_statistics,
 ) -> DefaultOutcome:
+    """``statistics`` runs the statistics pass (``collect_statistics``'s signature and
+    result; ``calibration.distributed`` shards it over Ray workers)."""
     seconds: dict[str, float] = {}
     peaks: dict[str, int] = {}
     limit = config.memory_limit or default_limit()
@@ -93,7 +96,7 @@ def run_default(
             release_free_memory()  # the next stage's peak is its own, not what this one left
 
         return _run_default(
-            model, dataset, config, progress, threads, limit, finish, seconds, peaks
+            model, dataset, config, progress, threads, limit, finish, seconds, peaks, statistics
         )
 
 
@@ -107,6 +110,7 @@ def _run_default(
     finish: Callable[[str, float], None],
     seconds: dict[str, float],
     peaks: dict[str, int],
+    statistics: Callable[..., dict[str, TensorStats]] = collect_statistics,
 ) -> DefaultOutcome:
     def report(stage: str) -> Callable[[int, int], None] | None:
         return (lambda done, total: progress(stage, done, total)) if progress else None
@@ -123,7 +127,7 @@ def _run_default(
     finish("preparation", start)
 
     start = time.perf_counter()
-    stats = collect_statistics(
+    stats = statistics(
         fp32,
         roots,
         reader,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from calibench._files import temp_beside
+from calibench.calibration.distributed.options import RayShards
 from calibench.cli.common import (
     add_metric_option,
     add_preprocess_options,
@@ -172,6 +173,18 @@ def register(sub: Any) -> None:
     )
     add_preprocess_options(cal)
     add_target_option(cal)
+    cal.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the statistics pass and AccuracyAware's evaluations on a Ray cluster: auto "
+        "or HOST:PORT of its head (needs calibench[ray]); the result is the local one",
+    )
+    cal.add_argument(
+        "--ray-workers",
+        type=positive_int,
+        metavar="N",
+        help="with --ray: worker processes (default: one per CPU of the cluster)",
+    )
     cal.add_argument("--json", action="store_true", help="print the report as JSON")
     cal.add_argument("--report", type=Path, help="also write the JSON report to this file")
     cal.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -224,6 +237,11 @@ def calibrate_command(args: argparse.Namespace) -> int:
         if args.validation_dataset
         else None
     )
+    if args.ray and args.target:
+        raise ConfigError("--ray and --target cannot be combined: choose where to calibrate")
+    if args.ray_workers and not args.ray:
+        raise ConfigError("--ray-workers goes with --ray ADDRESS")
+    executor = RayShards(args.ray, workers=args.ray_workers) if args.ray else None
     if args.target:
         return run_on_target(
             args,
@@ -250,6 +268,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
             progress=on_progress,
             threads=args.threads,
             strict=args.strict,
+            executor=executor,
         )
     extra: dict[str, tuple[Path, str]] = {}
     if args.report:

@@ -4,23 +4,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
 
+from calibench.calibration.accuracy_aware.backend import LOCAL, Backend
+from calibench.calibration.accuracy_aware.candidates import Builder
 from calibench.calibration.accuracy_aware.ranking import Built, rank
 from calibench.calibration.accuracy_aware.search import STOP_SLOWER, Iteration, Trial, search
 from calibench.calibration.accuracy_aware.speed import revert_speed, reverted_plan, verdict_for
-from calibench.calibration.accuracy_aware.validator import Validator
+from calibench.calibration.accuracy_aware.validator import Evaluation
 from calibench.calibration.default import DefaultOutcome, run_default
 from calibench.config import CalibrationConfig, DropType
 from calibench.data.annotations import AnnotatedDataset
 from calibench.data.dataset import Dataset, select_subset
 from calibench.metrics.base import Metric
-from calibench.passes.insert_qdq import insert_qdq
-from calibench.passes.placement import QuantPlan, revert_layers
+from calibench.passes.placement import QuantPlan
 from calibench.progress import ProgressCallback, with_detail
 from calibench.runtime.memory import default_limit
 
@@ -42,6 +42,10 @@ class AccuracyAwareOutcome:
     iterations: list[Iteration] = field(default_factory=list)
     evaluations: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    backend: str = "local"
+    """Where the evaluations ran: ``local``, or ``ray (N workers)``."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds of the evaluations by what they went to (:meth:`Evaluation.timings`)."""
     speedup_vs_fp32: float | None = None
     """The returned model against FP32, whole runs interleaved at the inference settings."""
     verdict: str | None = None
@@ -64,6 +68,8 @@ class AccuracyAwareOutcome:
             "iterations": [vars(i) for i in self.iterations],
             "evaluations": self.evaluations,
             "seconds": round(self.seconds, 3),
+            "backend": self.backend,
+            "timings": self.timings,
             "speedup_vs_fp32": self.speedup_vs_fp32,
             "verdict": self.verdict,
         }
@@ -77,16 +83,26 @@ def run_accuracy_aware(
     config: CalibrationConfig,
     progress: ProgressCallback | None = None,
     threads: int | None = None,
+    backend: Backend = LOCAL,
 ) -> AccuracyAwareOutcome:
+    """``backend`` runs the statistics pass and the evaluations (here, or on Ray); the
+    result does not depend on it."""
     start = time.perf_counter()
-    default = run_default(model, calibration, config, progress=progress, threads=threads)
-    fp32, params, shifts = default.fp32, default.params, default.shifts
+    default = run_default(
+        model,
+        calibration,
+        config,
+        progress=progress,
+        threads=threads,
+        statistics=backend.collect_statistics,
+    )
+    fp32 = default.fp32
     indices = (
         select_subset(len(validation), config.validation_subset)
         if config.validation_subset
         else list(range(len(validation)))
     )
-    validator = Validator(
+    validator = backend.evaluation(
         fp32,
         validation,
         metric,
@@ -95,6 +111,23 @@ def run_accuracy_aware(
         threads,
         config.memory_limit or default_limit(),
     )
+    try:
+        return _search(validator, default, config, metric, progress, threads, start, backend.name)
+    finally:
+        validator.close()
+
+
+def _search(
+    validator: Evaluation,
+    default: DefaultOutcome,
+    config: CalibrationConfig,
+    metric: Metric,
+    progress: ProgressCallback | None,
+    threads: int | None,
+    start: float,
+    backend: str,
+) -> AccuracyAwareOutcome:
+    fp32 = default.fp32
     fp32_accuracy = validator.accuracy()
     validator.full = 1  # FP32, evaluated once and cached
     assert config.max_drop is not None
@@ -116,15 +149,10 @@ def run_accuracy_aware(
         )
     ]
 
-    def build(
-        reverted: Sequence[str], costs: dict[str, float]
-    ) -> tuple[QuantPlan, onnx.ModelProto]:
-        reasons = {name: f"reverted: cost {costs.get(name, 0.0):.2f} points" for name in reverted}
-        plan = revert_layers(default.plan, reasons)
-        return plan, insert_qdq(fp32, plan, params, bias_shifts=shifts)
+    build = Builder(fp32, default.plan, default.params, default.shifts)
 
     costs: dict[str, float] = {}
-    speed = revert_speed(default, config, threads, validator.batches[0][1])
+    speed = revert_speed(default, config, threads, validator.first_feeds())
     fp32_ms = speed.revert_costs(default.plan) if speed else {}
 
     def too_slow(names: list[str]) -> bool:
@@ -204,6 +232,8 @@ def run_accuracy_aware(
         iterations=iterations,
         evaluations={"full": validator.full, "ranking": validator.ranked},
         seconds=time.perf_counter() - start,
+        backend=backend,
+        timings=validator.timings(),
         speedup_vs_fp32=speedup,
         verdict=verdict,
     )

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnx
 
-from calibench.calibration.accuracy_aware.validator import Validator
-from calibench.calibration.sensitivity import revert_each, revertible
+from calibench.calibration.accuracy_aware.validator import Evaluation
+from calibench.calibration.sensitivity import revertible
 from calibench.passes.placement import QuantPlan
 
 Built = tuple[QuantPlan, onnx.ModelProto]
@@ -22,7 +22,7 @@ TIE = 0.05
 
 
 def rank(
-    validator: Validator,
+    validator: Evaluation,
     plan: QuantPlan,
     model: onnx.ModelProto,
     reverted: list[str],
@@ -36,34 +36,15 @@ def rank(
 ) -> list[str]:
     """INT8 layers, most harmful first, scored on the samples INT8 gets most wrong. Fills
     ``costs``: each helpful layer's share of ``drop``, in proportion to its gain."""
-    divergence = validator.divergence_per_sample(validator.outputs(model))
+    divergence = validator.divergence(model)
     chosen = np.argsort(-divergence)[: max(8, min(RANKING_SAMPLES, len(divergence)))]
-    flat = [(i, j) for i, (idx, _) in enumerate(validator.batches) for j in range(len(idx))]
-    picked = sorted(chosen.tolist())
-    feeds_rows = [flat[k] for k in picked]
-    ranking_batches = [
-        ([0], {n: a[j : j + 1] for n, a in validator.batches[i][1].items()}) for i, j in feeds_rows
-    ]
-    reference = [validator.reference_sample(i, j) for i, j in feeds_rows]
-
-    def score(outs: list[list[np.ndarray]]) -> float:
-        noise = sum(
-            float(((r - g) ** 2).sum())
-            for rb, gb in zip(reference, outs, strict=True)
-            for r, g in zip(rb, gb, strict=True)
-        )
-        return noise
-
-    base = score(validator.outputs(model, ranking_batches))
+    subset = validator.ranking_set(sorted(chosen.tolist()))
+    base = validator.noise(model, subset)
     candidates = revertible(plan, exclude=reverted)
     if too_slow is not None:  # a layer whose revert alone loses the speed-up is not worth ranking
         candidates = [n for n in candidates if not too_slow([*reverted, n])]
-
-    def run(name: str) -> list[list[np.ndarray]]:
-        _, candidate = build([*reverted, name], costs)
-        return validator.outputs(candidate, ranking_batches, threads=1)
-
-    gains = revert_each(candidates, run, lambda outs: base - score(outs), progress)
+    noises = validator.noise_each(build, reverted, costs, candidates, subset, progress)
+    gains = {name: base - noises[name] for name in candidates}
     validator.ranked += len(candidates)
     helpful = [n for n in candidates if gains[n] > 0]
     total = sum(gains[n] for n in helpful) or 1.0

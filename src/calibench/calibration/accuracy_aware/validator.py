@@ -2,20 +2,28 @@
 
 Every candidate model is compared with FP32's kept outputs, so FP32 never runs again; inputs
 and those outputs stay in memory up to a share of the memory limit and spill to disk beyond.
+
+The method reaches the validation set through :class:`Evaluation` only: :class:`Validator` is
+the in-process one; ``calibration.distributed`` holds the set in shards on Ray actors. Both run
+the same functions here (:func:`divergence_per_sample`, :meth:`RankingSet.noise`) on the same
+batches, so they return the same floats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import onnx
 
-from calibench.calibration.sensitivity import score_metric
+from calibench.calibration.sensitivity import revert_each, score_metric
 from calibench.data.annotations import AnnotatedDataset
 from calibench.metrics.base import Metric
-from calibench.runtime.batch_axis import find_batch_axes
+from calibench.passes.placement import QuantPlan
+from calibench.runtime.batch_axis import BatchAxes, find_batch_axes
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.session import make_session
 from calibench.runtime.spill import SpillList
@@ -44,8 +52,116 @@ class Feeds(Sequence[tuple[list[int], dict[str, np.ndarray]]]):
             yield self[index]
 
 
+Batch = tuple[list[int], dict[str, np.ndarray]]
+Outputs = list[list[np.ndarray]]
+"""Per batch, the model's outputs in graph order."""
+Build = Callable[[Sequence[str], dict[str, float]], tuple[QuantPlan, onnx.ModelProto]]
+"""``(reverted, costs) -> (plan, model)``: the candidate with those layers in FP32."""
+
+
+@dataclass(frozen=True)
+class RankingSet:
+    """The validation samples the ranking scores on, one per batch, with FP32's outputs."""
+
+    batches: list[Batch]
+    reference: Outputs
+
+    def noise(self, outs: Outputs) -> float:
+        """Squared error of ``outs`` against FP32 over the ranking samples."""
+        return sum(
+            float(((r - g) ** 2).sum())
+            for rb, gb in zip(self.reference, outs, strict=True)
+            for r, g in zip(rb, gb, strict=True)
+        )
+
+
+def divergence_per_sample(
+    sizes: Sequence[int],
+    reference: Sequence[Sequence[np.ndarray]],
+    outs: Outputs,
+    names: Sequence[str],
+    axes: BatchAxes,
+) -> np.ndarray:
+    """Per validation sample: squared error against FP32 over FP32's energy (each output split
+    along its own batch axis; ``sizes``: the samples of each batch)."""
+    values = []
+    for n, ref_batch, got_batch in zip(sizes, reference, outs, strict=True):
+        ref, got = _flat(ref_batch, n, names, axes), _flat(got_batch, n, names, axes)
+        noise = sum(((r - g) ** 2).sum(1) for r, g in zip(ref, got, strict=True))
+        signal = sum((r**2).sum(1) for r in ref)
+        values.append(noise / np.maximum(signal, 1e-12))
+    return np.concatenate(values)
+
+
+def _flat(
+    batch: Sequence[np.ndarray], n: int, names: Sequence[str], axes: BatchAxes
+) -> list[np.ndarray]:
+    """Each output as [n, -1]: one row per sample, split along the output's batch axis."""
+    return [axes.rows(k, o, n).reshape(n, -1) for k, o in zip(names, batch, strict=True)]
+
+
+def reference_rows(
+    batch: Sequence[np.ndarray], row: int, names: Sequence[str], axes: BatchAxes
+) -> list[np.ndarray]:
+    """One sample's outputs of a batch, each as a batch of one along its own axis."""
+    return [
+        o if axes.axes[k] is None else np.take(o, [row], axis=axes.axes[k])
+        for k, o in zip(names, batch, strict=True)
+    ]
+
+
+def run_batches(model: onnx.ModelProto, batches: Sequence[Batch], threads: int | None) -> Outputs:
+    session = make_session(model, threads=threads, lean=True)
+    return [session.run(None, feeds) for _, feeds in batches]
+
+
+class Evaluation(Protocol):
+    """What AccuracyAware asks of the validation set, wherever it is held."""
+
+    full: int
+    """Full validation evaluations spent (FP32 counts once)."""
+    ranked: int
+    """Candidates scored on the ranking subset."""
+
+    def accuracy(self, model: onnx.ModelProto | None = None) -> float:
+        """The metric of ``model`` (FP32 when None) on the whole validation set."""
+        ...
+
+    def divergence(self, model: onnx.ModelProto) -> np.ndarray:
+        """Per sample, in validation order: :func:`divergence_per_sample`."""
+        ...
+
+    def ranking_set(self, picked: list[int]) -> RankingSet:
+        """The samples at these positions (in validation order), one per batch."""
+        ...
+
+    def noise(self, model: onnx.ModelProto, subset: RankingSet) -> float: ...
+
+    def noise_each(
+        self,
+        build: Build,
+        reverted: list[str],
+        costs: dict[str, float],
+        candidates: list[str],
+        subset: RankingSet,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[str, float]:
+        """For each candidate: ``subset.noise`` of the model with it reverted too."""
+        ...
+
+    def timings(self) -> dict[str, float]:
+        """Seconds by what they went to (``evaluate_s``, ``rank_s``, …), for the report."""
+        ...
+
+    def first_feeds(self) -> dict[str, np.ndarray]:
+        """The inputs of the first validation batch: what speed is timed on."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Validator:
-    """Runs models on the validation samples; remembers FP32's outputs."""
+    """Runs models on the validation samples in this process; remembers FP32's outputs."""
 
     def __init__(
         self,
@@ -71,6 +187,7 @@ class Validator:
             self.batches.append(batch_indices, feeds)
         self.full = 0
         self.ranked = 0
+        self.seconds = {"evaluate": 0.0, "rank": 0.0}
         self.reference = SpillList(budget)
         for _, feeds in self.batches:
             self.reference.append(reference.run(None, feeds))
@@ -88,32 +205,66 @@ class Validator:
         return [session.run(None, feeds) for _, feeds in (batches or self.batches)]
 
     def accuracy(self, model: onnx.ModelProto | None = None) -> float:
+        start = time.perf_counter()
         outs = self.reference if model is None else self.outputs(model)
         if model is not None:
             self.full += 1
-        return score_metric(self.metric, self.data, self.names, self.batches, outs, self.axes)
+        value = score_metric(self.metric, self.data, self.names, self.batches, outs, self.axes)
+        self.seconds["evaluate"] += time.perf_counter() - start
+        return value
 
     def divergence_per_sample(self, outs: list[list[np.ndarray]]) -> np.ndarray:
         """Per validation sample: squared error against FP32 over FP32's energy."""
-        values = []
-        batches = zip(self.batches, self.reference, outs, strict=True)
-        for (indices, _), ref_batch, got_batch in batches:
-            ref, got = self._flat(ref_batch, len(indices)), self._flat(got_batch, len(indices))
-            noise = sum(((r - g) ** 2).sum(1) for r, g in zip(ref, got, strict=True))
-            signal = sum((r**2).sum(1) for r in ref)
-            values.append(noise / np.maximum(signal, 1e-12))
-        return np.concatenate(values)
+        sizes = [len(indices) for indices, _ in self.batches]
+        return divergence_per_sample(sizes, self.reference, outs, self.names, self.axes)
 
-    def _flat(self, batch: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
-        """Each output as [n, -1]: one row per sample, split along the output's batch axis."""
-        return [
-            self.axes.rows(k, o, n).reshape(n, -1) for k, o in zip(self.names, batch, strict=True)
-        ]
+    def divergence(self, model: onnx.ModelProto) -> np.ndarray:
+        start = time.perf_counter()
+        value = self.divergence_per_sample(self.outputs(model))
+        self.seconds["rank"] += time.perf_counter() - start
+        return value
+
+    def ranking_set(self, picked: list[int]) -> RankingSet:
+        flat = [(i, j) for i, (idx, _) in enumerate(self.batches) for j in range(len(idx))]
+        rows = [flat[k] for k in picked]
+        return RankingSet(
+            [([0], {n: a[j : j + 1] for n, a in self.batches[i][1].items()}) for i, j in rows],
+            [self.reference_sample(i, j) for i, j in rows],
+        )
 
     def reference_sample(self, batch: int, row: int) -> list[np.ndarray]:
         """FP32's outputs for one sample of a batch, each as a batch of one along its own axis."""
-        axes = [self.axes.axes[k] for k in self.names]
-        return [
-            o if axis is None else np.take(o, [row], axis=axis)
-            for axis, o in zip(axes, self.reference[batch], strict=True)
-        ]
+        return reference_rows(self.reference[batch], row, self.names, self.axes)
+
+    def noise(self, model: onnx.ModelProto, subset: RankingSet) -> float:
+        start = time.perf_counter()
+        value = subset.noise(self.outputs(model, subset.batches))
+        self.seconds["rank"] += time.perf_counter() - start
+        return value
+
+    def noise_each(
+        self,
+        build: Build,
+        reverted: list[str],
+        costs: dict[str, float],
+        candidates: list[str],
+        subset: RankingSet,
+        progress: Callable[[int, int], None] | None,
+    ) -> dict[str, float]:
+        def run(name: str) -> list[list[np.ndarray]]:
+            _, candidate = build([*reverted, name], costs)
+            return self.outputs(candidate, subset.batches, threads=1)
+
+        start = time.perf_counter()
+        value = revert_each(candidates, run, subset.noise, progress)
+        self.seconds["rank"] += time.perf_counter() - start
+        return value
+
+    def timings(self) -> dict[str, float]:
+        return {f"{k}_s": round(v, 3) for k, v in self.seconds.items()}
+
+    def first_feeds(self) -> dict[str, np.ndarray]:
+        return self.batches[0][1]
+
+    def close(self) -> None:
+        """Nothing to release: the spilled files go with the lists."""
