@@ -59,7 +59,9 @@ def main(argv: list[str]) -> int:
     if argv[0] == "stats":
         model, out = argv[1], argv[2]
         for estimator in ("minmax", "percentile", "mse"):
-            config = calibench.CalibrationConfig(range_estimator=estimator, batch_size=4)
+            config = calibench.CalibrationConfig(
+                range_estimator=estimator, batch_size=4, placement=calibench.Placement.RULE
+            )
             result = calibench.calibrate(
                 model, stats_inputs(), config=config, executor=calibench.RayShards(workers=3)
             )

@@ -129,7 +129,9 @@ def test_statistics_shards_merge_into_the_local_ranges(
                    str(tmp_path / "ray"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     for estimator in ("minmax", "percentile", "mse"):
-        config = calibench.CalibrationConfig(range_estimator=estimator, batch_size=4)
+        config = calibench.CalibrationConfig(
+            range_estimator=estimator, batch_size=4, placement=calibench.Placement.RULE
+        )
         local = calibench.calibrate(fashion_cnn, stats_inputs(), config=config)
         remote = (tmp_path / f"ray-{estimator}.onnx").read_bytes()
         assert remote == local.model.SerializeToString(), estimator
@@ -146,7 +148,7 @@ def test_calibrate_ray_on_the_command_line_writes_the_local_model(
         done = _client(
             ray_cluster, "-m", "calibench.cli", "calibrate", str(fashion_cnn),
             "-d", str(tmp_path / "cal.npz"), "--range-estimator", "percentile",
-            "--batch-size", "4", "-o", str(out), "-q", *extra,
+            "--batch-size", "4", "--placement", "rule", "-o", str(out), "-q", *extra,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
         written[where] = out.read_bytes()

@@ -28,6 +28,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -180,11 +181,25 @@ def source_tree() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "src").is_dir() else None
 
 
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "setup.cfg")
+"""What a wheel build reads from the source tree, besides ``src/``."""
+
+
 def build_from_source(root: Path, folder: Path) -> Path:
+    """calibench's wheel, built from a copy of the source tree: setuptools works in the tree's
+    ``build/`` folder, and two builds there at once (two jobs setting up their targets) break
+    each other, as does a folder a killed build left behind."""
     with tempfile.TemporaryDirectory(prefix="calibench-wheel-") as scratch:
+        tree = Path(scratch) / "tree"
+        shutil.copytree(
+            root / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
+        for name in BUILD_INPUTS:
+            if (root / name).is_file():
+                shutil.copy2(root / name, tree / name)
         done = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-             "--no-index", "-w", scratch, str(root)],
+             "--no-index", "-w", scratch, str(tree)],
             capture_output=True,
             text=True,
             env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
