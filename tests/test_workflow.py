@@ -52,7 +52,23 @@ def test_fashion_mnist_workflow(
     assert again["cached"] and again["accuracy"] == baseline["accuracy"]
 
     int8 = tmp_path / "int8.onnx"
-    assert main(["calibrate", str(fashion_model), "-d", "cal", "-o", str(int8), "-q", *ws]) == 0
+    assert (
+        main(
+            [
+                "calibrate",
+                str(fashion_model),
+                "-d",
+                "cal",
+                "-o",
+                str(int8),
+                "-q",
+                "--placement",
+                "rule",
+                *ws,
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     html = tmp_path / "report.html"
     report = _json(

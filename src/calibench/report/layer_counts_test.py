@@ -23,7 +23,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_counts_keep_weighted_folded_and_other_layers_apart(
     tiny_cnn_path: Path, data: Path
 ) -> None:
-    rows = calibench.calibrate(tiny_cnn_path, data, subset=8).report.layers
+    rows = calibench.calibrate(tiny_cnn_path, data, subset=8, placement="rule").report.layers
     counts = count_layers(rows)
     # tiny CNN: 3 Conv + 1 Gemm, each activation folded into its Conv; Add, pools, Flatten.
     assert (counts.weighted_int8, counts.weighted) == (4, 4)
