@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -38,6 +38,8 @@ from calibench.runtime.session import make_session
 SAMPLES = 64
 """Validation samples scored by default."""
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+"""A candidate's key: a layer's name, or the layers reverted together."""
 
 
 def revertible(plan: QuantPlan, exclude: Sequence[str] = ()) -> list[str]:
@@ -50,16 +52,16 @@ def revertible(plan: QuantPlan, exclude: Sequence[str] = ()) -> list[str]:
 
 
 def revert_each(
-    candidates: Sequence[str],
-    run: Callable[[str], T],
+    candidates: Sequence[K],
+    run: Callable[[K], T],
     score: Callable[[T], float],
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
-) -> dict[str, float]:
+) -> dict[K, float]:
     """``score(run(name))`` for every candidate: ``run`` (build the model with that layer
     reverted, run it) in parallel threads, ``score`` one result at a time in this thread, so a
     stateful metric is never shared between threads. Name → score."""
-    results: dict[str, float] = {}
+    results: dict[K, float] = {}
     count = workers or max(1, min(os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(max_workers=count) as pool:
         for done, (name, value) in enumerate(pool.map(lambda n: (n, run(n)), candidates), start=1):

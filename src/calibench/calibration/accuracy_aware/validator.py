@@ -55,6 +55,8 @@ class Feeds(Sequence[tuple[list[int], dict[str, np.ndarray]]]):
 Batch = tuple[list[int], dict[str, np.ndarray]]
 Outputs = list[list[np.ndarray]]
 """Per batch, the model's outputs in graph order."""
+Group = tuple[str, ...]
+"""Layers a ranking candidate reverts together (one layer, or a block of neighbours)."""
 Build = Callable[[Sequence[str], dict[str, float]], tuple[QuantPlan, onnx.ModelProto]]
 """``(reverted, costs) -> (plan, model)``: the candidate with those layers in FP32."""
 
@@ -142,11 +144,12 @@ class Evaluation(Protocol):
         build: Build,
         reverted: list[str],
         costs: dict[str, float],
-        candidates: list[str],
+        candidates: Sequence[Group],
         subset: RankingSet,
         progress: Callable[[int, int], None] | None,
-    ) -> dict[str, float]:
-        """For each candidate: ``subset.noise`` of the model with it reverted too."""
+    ) -> dict[Group, float]:
+        """For each candidate (layers reverted together): ``subset.noise`` of the model with
+        them reverted too."""
         ...
 
     def timings(self) -> dict[str, float]:
@@ -247,12 +250,12 @@ class Validator:
         build: Build,
         reverted: list[str],
         costs: dict[str, float],
-        candidates: list[str],
+        candidates: Sequence[Group],
         subset: RankingSet,
         progress: Callable[[int, int], None] | None,
-    ) -> dict[str, float]:
-        def run(name: str) -> list[list[np.ndarray]]:
-            _, candidate = build([*reverted, name], costs)
+    ) -> dict[Group, float]:
+        def run(group: Group) -> list[list[np.ndarray]]:
+            _, candidate = build([*reverted, *group], costs)
             return self.outputs(candidate, subset.batches, threads=1)
 
         start = time.perf_counter()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,6 +25,7 @@ from ray.util import ActorPool
 from calibench.calibration.accuracy_aware.validator import (
     Batch,
     Build,
+    Group,
     Outputs,
     RankingSet,
     run_batches,
@@ -200,25 +201,25 @@ class RayEvaluation:
         build: Build,
         reverted: list[str],
         costs: dict[str, float],
-        candidates: list[str],
+        candidates: Sequence[Group],
         subset: RankingSet,
         progress: Callable[[int, int], None] | None,
-    ) -> dict[str, float]:
+    ) -> dict[Group, float]:
         builder, shared = self._put(build), self._put(subset)
         start = time.perf_counter()
         # Any actor scores any candidate; each names its own shard only to be loaded.
         shard_of = {actor: shard for actor, shard in self._pairs()}
         pool = ActorPool(self.actors)
-        results: dict[str, float] = {}
+        results: dict[Group, float] = {}
         calls = pool.map(
-            lambda actor, name: actor.noise.remote(
-                shard_of[actor], builder, reverted, costs, name, shared
+            lambda actor, group: actor.noise.remote(
+                shard_of[actor], builder, reverted, costs, group, shared
             ),
-            candidates,
+            list(candidates),
         )
         with cluster_errors("the ranking"):
-            for done, (name, value) in enumerate(zip(candidates, calls, strict=True), start=1):
-                results[name] = value
+            for done, (group, value) in enumerate(zip(candidates, calls, strict=True), start=1):
+                results[group] = value
                 if progress:
                     progress(done, len(candidates))
         self.seconds["rank"] += time.perf_counter() - start

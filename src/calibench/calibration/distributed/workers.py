@@ -113,14 +113,14 @@ class ShardWorker:
         build: Builder,
         reverted: list[str],
         costs: dict[str, float],
-        name: str,
+        group: tuple[str, ...],
         subset: RankingSet,
     ) -> float:
-        """The ranking's score of one candidate: ``name`` reverted on top of ``reverted``."""
+        """The ranking's score of one candidate: ``group`` reverted on top of ``reverted``."""
         self._load(shard)
         start = time.perf_counter()
         try:
-            _, candidate = build([*reverted, name], costs)
+            _, candidate = build([*reverted, *group], costs)
             return subset.noise(run_batches(candidate, subset.batches, self.threads))
         finally:
             self.busy += time.perf_counter() - start
