@@ -6,7 +6,8 @@ search runs, and is tested, without onnxruntime or files.
 
 1. The top 1, 2, 4, 8 … layers of the ranking are tried until the drop is met, then the count
    is bisected down to the fewest layers that meet it.
-2. If every ranked layer fails, the best prefix is kept and the rest ranked again (a few rounds).
+2. If every ranked layer fails, the best prefix is kept and the rest ranked again (a few rounds,
+   while a round still finds a better prefix: from the same reverted set a ranking repeats).
 3. Once the drop is met, layers are given back to INT8 while it still holds, those that cost
    the least accuracy per millisecond of FP32 time first (the prefix search overshoots, since
    the ranking measured one layer at a time).
@@ -116,6 +117,8 @@ def search(
             )
             if found.accuracy > best.accuracy or fp32_accuracy - found.accuracy <= allowed:
                 best = found
+            if best.reverted == reverted:
+                break  # no prefix beat the last round's best: ranking again would repeat it
             reverted = list(best.reverted)
         if fp32_accuracy - best.accuracy <= allowed:
             break

@@ -157,3 +157,18 @@ def test_fastest_prefix_is_the_longest_prefix_still_faster_than_fp32() -> None:
     assert fastest_prefix(ranking, [], _slower_past(3)) == 3
     assert fastest_prefix(ranking, ["x"], _slower_past(3)) == 2
     assert fastest_prefix(ranking, [], _slower_past(20)) == 8
+
+
+class Worse(Fake):
+    """Only "a" helps; every other revert costs a point (new FP32/INT8 borders, as on an OCR
+    recognizer whose drop grew from 23 to 28 points between 64 and 128 reverts)."""
+
+    def accuracy(self, reverted: list[str]) -> float:
+        return FP32 - 10.0 + 5.0 * ("a" in reverted) - sum(1.0 for n in reverted if n != "a")
+
+
+def test_a_round_that_finds_nothing_better_is_not_ranked_again() -> None:
+    fake = Worse()
+    found, _ = _run(fake, allowed=1.0)
+    assert found.reverted == ["a"]
+    assert len(fake.rankings) == 2  # the second ranking, from ["a"], found nothing better
