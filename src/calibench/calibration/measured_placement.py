@@ -18,6 +18,11 @@ measured, at the project's inference settings, the way TensorRT's builder times 
 3. **Confirm.** The model chosen and the rule model are timed whole, interleaved; if the chosen
    one is not at least as fast, the rule model is kept and the report says so.
 
+A model with many suspects (more than :data:`CHAIN_FROM`: an OCR recognizer has hundreds of
+small layers, none clearly faster in INT8) is timed by *chains*: suspects that read one
+another's outputs go to FP32 together, as one candidate, since the conversions between them go
+with them; a budget that would time a few layers one by one then covers the whole model.
+
 Everything runs within a budget of seconds; suspects left untimed stay INT8, as the rule says.
 The timer is a :class:`~calibench.runtime.timer.ModelTimer`, so another runtime can be timed.
 """
@@ -48,6 +53,12 @@ VERIFY_RUNS = 15
 CONFIRM_SHARE = 0.2
 """Share of the budget kept for the final whole-model check (at most :data:`MAX_CONFIRM_S`)."""
 MAX_CONFIRM_S = 2.0
+CONFIRM_RUNS = 150
+"""Runs of each model the whole-model check wants: its time is sized from the screened run
+time (at least :data:`MIN_CONFIRM_S`), not a fixed share of the budget."""
+MIN_CONFIRM_S = 0.3
+CHAIN_FROM = 16
+"""With more suspects than this, neighbouring suspects are timed together (module doc)."""
 
 
 @dataclass(frozen=True)
@@ -177,21 +188,22 @@ def place_by_timing(
 ) -> MeasuredPlacement:
     """``plan`` with FP32 kept where INT8 measured no faster (see the module's steps)."""
     start = time.perf_counter()
-    confirm_s = min(MAX_CONFIRM_S, CONFIRM_SHARE * budget_s)
     rule = insert_qdq(fp32, plan, params)
     speed = measure_speed(fp32, rule, timer, budget_s=SCREEN_SHARE * budget_s)
+    confirm_s = _confirm_seconds(speed, budget_s)
     suspects = _suspects(plan, speed)
+    units = chains(plan, suspects) if len(suspects) > CHAIN_FROM else [[n] for n in suspects]
     outcome = MeasuredPlacement(plan, rule, speed, plan, timer)
     current, model = plan, rule
-    for done, name in enumerate(suspects):
+    for done, unit in enumerate(units):
         if progress:
-            progress(done, len(suspects))
+            progress(done, len(units))
         if time.perf_counter() - start > budget_s - confirm_s:
-            outcome.untimed = len(suspects) - done
+            outcome.untimed = sum(len(u) for u in units[done:])
             break
-        if not current.layers[name].int8:
+        candidate, region = _unit_region(current, unit)
+        if not region:
             continue  # it went to FP32 with a region timed before
-        candidate, region = fp32_region(current, name, "")
         candidate_model = insert_qdq(fp32, candidate, params)
         left = budget_s - confirm_s - (time.perf_counter() - start)
         now, then = timer.parts([model, candidate_model], VERIFY_RUNS, max(left, 0.0))
@@ -201,7 +213,7 @@ def place_by_timing(
         )
         ratio = float(np.median(int8 / np.maximum(fp32_times, 1e-9)))
         timing = RegionTiming(
-            name,
+            unit[0],
             tuple(region),
             float(np.median(int8)),
             float(np.median(fp32_times)),
@@ -209,10 +221,10 @@ def place_by_timing(
         )
         outcome.regions.append(timing)
         if timing.kept_fp32:
-            current, _ = fp32_region(current, name, _words(timing, timer))
+            current, _ = _unit_region(current, unit, _words(timing, timer, len(unit)))
             model = candidate_model
     if progress:
-        progress(len(suspects), len(suspects))
+        progress(len(units), len(units))
     if outcome.untimed:
         outcome.notes.append(
             f"placement timing: the budget ({budget_s:g} s) ran out with {outcome.untimed} "
@@ -246,6 +258,49 @@ def _suspects(plan: QuantPlan, speed: SpeedModel) -> list[str]:
     return [name for _, name in sorted(found, key=lambda x: -x[0])]
 
 
+def chains(plan: QuantPlan, suspects: list[str]) -> list[list[str]]:
+    """``suspects`` (worst first) in groups of neighbours: a suspect reading another's output
+    (directly, or through data-movement ops that share its quantizer) is in its chain. Chains
+    come in the order of their worst member; members keep their order."""
+    root = {name: name for name in suspects}
+
+    def find(name: str) -> str:
+        while root[name] != name:
+            root[name] = root[root[name]]
+            name = root[name]
+        return name
+
+    producer = {
+        d.output_tensor: n for n in suspects if (d := plan.layers[n]).output_tensor is not None
+    }
+    producer |= {t: producer[r] for t, r in plan.aliases.items() if r in producer}
+    for name in suspects:
+        for tensor in plan.layers[name].activation_inputs:
+            if tensor in producer:
+                root[find(name)] = find(producer[tensor])
+    grouped: dict[str, list[str]] = {}
+    for name in suspects:
+        grouped.setdefault(find(name), []).append(name)
+    return list(grouped.values())
+
+
+def _unit_region(plan: QuantPlan, unit: list[str], words: str = "") -> tuple[QuantPlan, list[str]]:
+    """``plan`` with every still-INT8 layer of ``unit`` sent to FP32 (each with what must go
+    with it), and the layers no longer INT8."""
+    changed = plan
+    for name in unit:
+        if changed.layers[name].int8:
+            changed, _ = fp32_region(changed, name, words)
+    return changed, [n for n, d in plan.layers.items() if d.int8 and not changed.layers[n].int8]
+
+
+def _confirm_seconds(speed: SpeedModel, budget_s: float) -> float:
+    """Time for the whole-model check: :data:`CONFIRM_RUNS` runs of two models of about the
+    screened INT8 model's time, within its share of the budget."""
+    wanted = max(MIN_CONFIRM_S, 2 * CONFIRM_RUNS * speed.int8_ms / 1000)
+    return min(wanted, MAX_CONFIRM_S, CONFIRM_SHARE * budget_s)
+
+
 def _local(parts: Parts, plan: QuantPlan, changed: QuantPlan, region: list[str]) -> np.ndarray:
     """Per run, the time of what changes between ``plan`` and ``changed``: the region's layers,
     the conversions of its tensors and of the tensors quantized in one plan only, and the
@@ -274,9 +329,10 @@ def _setting(timer: ModelTimer) -> str:
     return f"batch {timer.batch}, {timer.threads} thread{'s' if timer.threads != 1 else ''}"
 
 
-def _words(timing: RegionTiming, timer: ModelTimer) -> str:
+def _words(timing: RegionTiming, timer: ModelTimer, chained: int = 1) -> str:
+    together = f" (timed with its chain of {chained} layers)" if chained > 1 else ""
     return (
-        f"kept FP32: INT8 {timing.int8_ms:.3f} ms vs FP32 {timing.fp32_ms:.3f} ms at "
+        f"kept FP32{together}: INT8 {timing.int8_ms:.3f} ms vs FP32 {timing.fp32_ms:.3f} ms at "
         f"{_setting(timer)}"
     )
 

@@ -13,7 +13,7 @@ import onnx.numpy_helper as nh
 import onnx_ir as ir
 
 from calibench.calibration.default import PLACEMENT_STAGE, DefaultOutcome, run_default
-from calibench.calibration.measured_placement import place_by_timing
+from calibench.calibration.measured_placement import CHAIN_FROM, chains, place_by_timing
 from calibench.config import CalibrationConfig, Placement
 from calibench.passes.placement import QuantPlan, plan_quantization
 from calibench.passes.reasons import Reason
@@ -45,6 +45,33 @@ def _model(size: int = 32) -> onnx.ModelProto:
         "g",
         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 1, size, size])],
         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 16, size, size])],
+        weights,
+    )
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _deep(count: int) -> onnx.ModelProto:
+    """``count`` small Convs (4 channels) in a row, each followed by a Relu."""
+    rng = np.random.default_rng(0)
+    nodes, weights, previous = [], [], "x"
+    for index in range(count):
+        weights.append(
+            nh.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), f"w{index}")
+        )
+        nodes += [
+            h.make_node(
+                "Conv", [previous, f"w{index}"], [f"c{index}"], name=f"conv{index}", pads=[1] * 4
+            ),
+            h.make_node("Relu", [f"c{index}"], [f"r{index}"], name=f"relu{index}"),
+        ]
+        previous = f"r{index}"
+    graph = h.make_graph(
+        nodes,
+        "g",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4, 8, 8])],
+        [h.make_tensor_value_info(previous, onnx.TensorProto.FLOAT, ["N", 4, 8, 8])],
         weights,
     )
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
@@ -176,3 +203,22 @@ def test_rule_placement_times_nothing_and_keeps_every_int8_layer() -> None:
     assert outcome.placement is None
     assert PLACEMENT_STAGE not in outcome.stage_seconds
     assert all(outcome.plan.layers[name].int8 for name in CONVS)
+
+
+def test_neighbouring_suspects_form_chains_broken_where_a_layer_is_clearly_int8() -> None:
+    plan, _ = _plan_and_params(_deep(10))
+    suspects = ["conv3", "conv1", "conv8", "conv0", "conv2", "conv7"]  # worst first; not conv4-6
+    assert chains(plan, suspects) == [["conv3", "conv1", "conv0", "conv2"], ["conv8", "conv7"]]
+
+
+def test_many_suspects_are_timed_by_chains_within_a_small_budget() -> None:
+    count = CHAIN_FROM + 4
+    model = _deep(count)
+    plan, params = _plan_and_params(model)
+    timer = FakeTimer({f"conv{i}": (0.03, 0.01) for i in range(count)})
+    placed = place_by_timing(model, plan, params, timer, budget_s=30)
+    assert timer.calls == 2  # the screening profile, then the one chain of every layer
+    assert placed.untimed == 0 and len(placed.regions) == 1
+    assert len(placed.regions[0].region) == count
+    assert not any(placed.plan.layers[f"conv{i}"].int8 for i in range(count))
+    assert "timed with its chain of 20 layers" in (placed.plan.layers["conv0"].reason or "")
