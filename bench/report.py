@@ -108,7 +108,7 @@ def _model_table(name: str, model: dict[str, Any], cpu: str) -> list[str]:
                          f"{str(variant['error'])[:160]} |" + " |" * 11)  # fmt: skip
             continue
         calib = calibrations.get(variant["quantizer"] or "", {})
-        first_use = variant["runtime"] == "ort" or variant["quantizer"].startswith(
+        first_use = variant["runtime"] == "ort" or (variant["quantizer"] or "").startswith(
             "calibench-openvino"
         )
         seconds = _f(calib.get("seconds"), 1) if calib and first_use else (

@@ -43,7 +43,6 @@ from calibench.runtime.backend import Runtime
 from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
-from calibench.runtime.openvino_timer import OvTimer
 from calibench.runtime.session import make_session
 from calibench.runtime.timer import OrtTimer
 from calibench.words import plural
@@ -256,7 +255,11 @@ def _place_by_timing(
         return None, "placement: by rule, untimed: no readable calibration sample to time with"
     # The model is timed on the runtime it is made for: OpenVINO's kernels and fusions are
     # not ONNX Runtime's, and its plan (quantizers on layer inputs) is OpenVINO's own.
-    timer_of = OvTimer if config.runtime is Runtime.OPENVINO else OrtTimer
+    timer_of: type[OrtTimer] | type[OvTimer] = OrtTimer
+    if config.runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_timer import OvTimer  # only when OpenVINO is chosen
+
+        timer_of = OvTimer
     timer = timer_of(
         timing_feeds(first[1], config.placement_batch),
         config.placement_batch,
