@@ -73,3 +73,18 @@ def test_interleaved_times_whole_runs_and_the_budget_cuts_runs(models) -> None:
     assert result.paired_speedup("a", "b") > 0
     (cut,) = timer.parts([int8], runs=1000, budget_s=0.0)
     assert {len(v) for v in cut.values()} == {MIN_RUNS}
+
+
+def test_a_model_timed_again_is_not_compiled_again(models, monkeypatch) -> None:
+    fp32, int8, image = models
+    timer = OvTimer({"input": image}, batch=1, threads=1)
+    compiled: list[bool] = []
+    real = timer._compile
+    monkeypatch.setattr(
+        timer, "_compile", lambda m, perf_count: compiled.append(perf_count) or real(m, perf_count)
+    )
+    timer.parts([fp32, int8], runs=1)
+    again = onnx.ModelProto()
+    again.CopyFrom(int8)  # the same model, another object: as placement builds it again
+    timer.parts([again, fp32], runs=1)
+    assert compiled == [True, True]
