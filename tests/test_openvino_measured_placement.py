@@ -67,3 +67,21 @@ def test_without_openvino_the_rule_placement_stays_and_the_note_says_why(
     assert "OpenVINO runtime is not installed" in note and "pip install calibench[openvino]" in note
     assert all(d.int8 for d in outcome.plan.layers.values() if d.op_type == "Conv")
     assert np.isfinite([p.scale for p in outcome.params.values()]).all()
+
+
+def test_a_layer_kept_fp32_on_openvino_says_where_it_was_timed() -> None:
+    # Certain times (a fake timer): the wording, not OpenVINO's speed, is under test.
+    from calibench.calibration.measured_placement import place_by_timing
+    from calibench.calibration.measured_placement_test import FakeTimer, _model, _plan_and_params
+
+    class OpenVinoTimes(FakeTimer):
+        label = "OpenVINO"
+
+    model = _model()
+    plan, params = _plan_and_params(model)
+    timer = OpenVinoTimes({"first": (0.030, 0.010), "second": (0.05, 0.5), "third": (0.05, 0.5)})
+    placed = place_by_timing(model, plan, params, timer, budget_s=30)
+    assert placed.plan.layers["first"].reason == (
+        f"kept FP32: INT8 0.030 ms vs FP32 0.010 ms at {SETTING}"
+    )
+    assert placed.notes[0].startswith(f"placement timing ({SETTING}): ")
