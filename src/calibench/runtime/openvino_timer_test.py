@@ -80,9 +80,12 @@ def test_a_model_timed_again_is_not_compiled_again(models, monkeypatch) -> None:
     timer = OvTimer({"input": image}, batch=1, threads=1)
     compiled: list[bool] = []
     real = timer._compile
-    monkeypatch.setattr(
-        timer, "_compile", lambda m, perf_count: compiled.append(perf_count) or real(m, perf_count)
-    )
+
+    def counted(model: onnx.ModelProto, perf_count: bool) -> object:
+        compiled.append(perf_count)
+        return real(model, perf_count)
+
+    monkeypatch.setattr(timer, "_compile", counted)
     timer.parts([fp32, int8], runs=1)
     again = onnx.ModelProto()
     again.CopyFrom(int8)  # the same model, another object: as placement builds it again
