@@ -271,6 +271,9 @@ def _place_by_timing(
         return None, f"placement: by rule, untimed: {exc}"
     except Exception as exc:  # timing is an optimisation: the rule model is still right
         return None, f"placement: by rule, timing failed ({type(exc).__name__}: {exc})"
+    finally:
+        if not isinstance(timer, OrtTimer):
+            timer.release()  # the OpenVINO models it compiled would hold memory from now on
     return placed, ""
 
 

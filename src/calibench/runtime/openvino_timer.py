@@ -69,6 +69,11 @@ class OvTimer:
         self._kept.move_to_end(key)
         return self._kept[key]
 
+    def release(self) -> None:
+        """Free the compiled models kept (placement is done: they would hold memory for the
+        rest of the calibration). A later call compiles again."""
+        self._kept.clear()
+
     def parts(
         self, models: Sequence[onnx.ModelProto], runs: int, budget_s: float | None = None
     ) -> list[Parts]:

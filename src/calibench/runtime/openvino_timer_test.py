@@ -55,14 +55,19 @@ def test_parts_are_the_onnx_layers_and_quantizers_in_every_run(models) -> None:
 def test_parts_add_up_to_about_a_whole_run(models) -> None:
     fp32, int8, image = models
     timer = OvTimer({"input": image}, batch=1, threads=1)
-    parts = timer.parts([fp32, int8], runs=15)
-    whole = timer.interleaved({"fp32": fp32, "int8": int8}, budget_s=0.3)
-    for name, model_parts in zip(("fp32", "int8"), parts, strict=True):
-        kernels_ms = sum(float(np.median(v)) for v in model_parts.values())
-        run_ms = whole.latency(name).median_ms
-        # Kernel time is most of a run; the rest is the call from Python. A loaded machine
-        # stretches either side, hence the wide band: it catches a wrong unit or a lost run.
-        assert 0.1 * run_ms < kernels_ms < 2.0 * run_ms, (name, kernels_ms, run_ms)
+    # Kernel time is most of a run; the rest is the call from Python. The profiled runs take a
+    # few milliseconds in all, which one stall of a busy machine can cover, so the check gets
+    # three tries and a wide band: it catches a wrong unit (×1000) or lost runs, not noise.
+    for _ in range(3):
+        parts = timer.parts([fp32, int8], runs=30)
+        whole = timer.interleaved({"fp32": fp32, "int8": int8}, budget_s=0.3)
+        ratios = [
+            sum(float(np.median(v)) for v in model_parts.values()) / whole.latency(name).median_ms
+            for name, model_parts in zip(("fp32", "int8"), parts, strict=True)
+        ]
+        if all(0.05 < r < 5 for r in ratios):
+            break
+    assert all(0.05 < r < 5 for r in ratios), ratios
 
 
 def test_interleaved_times_whole_runs_and_the_budget_cuts_runs(models) -> None:
@@ -91,3 +96,6 @@ def test_a_model_timed_again_is_not_compiled_again(models, monkeypatch) -> None:
     again.CopyFrom(int8)  # the same model, another object: as placement builds it again
     timer.parts([again, fp32], runs=1)
     assert compiled == [True, True]
+    timer.release()  # placement is done: the compiled models are freed, a later call compiles
+    timer.parts([int8], runs=1)
+    assert compiled == [True, True, True]
