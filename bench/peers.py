@@ -266,6 +266,8 @@ def _nncf(preset: str) -> Callable[..., StageSeconds]:
 
 SETTINGS: dict[str, tuple[int, int]] = {"b1t1": (1, 1), "b8t2": (8, 2)}
 """timing setting -> (batch, threads), the two the bench times every model at"""
+OPENVINO_MEASURED = "calibench-openvino-measured-"
+"""Prefix of the rows of calibench's OpenVINO placement timed on OpenVINO, one per setting."""
 
 
 def _calibench_quantizers() -> list[Quantizer]:
@@ -286,10 +288,19 @@ def _calibench_quantizers() -> list[Quantizer]:
             setting=key, family="calibench",
         ))  # fmt: skip
     out.append(Quantizer(
-        "calibench-openvino", "calibench OpenVINO placement", _preload_calibench,
+        "calibench-openvino", "calibench OpenVINO rule", _preload_calibench,
         _calibench(CalibenchRun("performance", placement="rule", runtime="openvino")),
         runtimes=("openvino",), family="calibench",
     ))  # fmt: skip
+    for key, setting in SETTINGS.items():  # the placement for OpenVINO, timed on OpenVINO
+        batch, threads = setting
+        out.append(Quantizer(
+            f"{OPENVINO_MEASURED}{key}", f"calibench OpenVINO measured for b{batch}·{threads}t",
+            _preload_calibench,
+            _calibench(CalibenchRun("performance", placement="measured", runtime="openvino",
+                                    setting=setting)),
+            setting=key, runtimes=("openvino",), family="calibench",
+        ))  # fmt: skip
     return out
 
 

@@ -108,7 +108,9 @@ def _model_table(name: str, model: dict[str, Any], cpu: str) -> list[str]:
                          f"{str(variant['error'])[:160]} |" + " |" * 11)  # fmt: skip
             continue
         calib = calibrations.get(variant["quantizer"] or "", {})
-        first_use = variant["runtime"] == "ort" or variant["quantizer"] == "calibench-openvino"
+        first_use = variant["runtime"] == "ort" or (variant["quantizer"] or "").startswith(
+            "calibench-openvino"
+        )
         seconds = _f(calib.get("seconds"), 1) if calib and first_use else (
             "(same model)" if calib else "—")  # fmt: skip
         memory = (f"+{calib['rss_delta_mb']:.0f} ({process_peak(calib):.0f})"
@@ -288,8 +290,9 @@ def write_markdown(results: dict[str, Any]) -> str:
         'calibench **measured** placement (`placement="measured"`, `performance`): layers '
         "are timed in ORT at one (batch, threads) and kept FP32 where INT8 is not faster, so "
         "one model is calibrated *per timing setting* and timed at that setting only (the "
-        'other cell reads n/a); calibench **OpenVINO placement** (`runtime="openvino"`, '
-        "`performance`, by rule: quantizers on the inputs of OpenVINO's INT8 layers), timed on "
+        'other cell reads n/a); calibench **OpenVINO** placement (`runtime="openvino"`, '
+        "`performance`: quantizers on the inputs of OpenVINO's INT8 layers) by rule and "
+        "measured (timed in OpenVINO at one (batch, threads), one model per setting), timed on "
         "OpenVINO; the rule model is also timed on OpenVINO (the same "
         "QDQ file loads there). Peers: ORT `quant_pre_process` + `quantize_static` (QDQ, "
         "per-channel, MinMax, activations uint8 / weights int8, reader batches of 8); NNCF "

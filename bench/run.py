@@ -27,7 +27,7 @@ import numpy as np
 from bench._proc import ROOT, loadavg, log, machine_info, time_quietly, timing_spec, versions
 from bench.data import PREPARERS, Prepared, image_folder, save_npz
 from bench.machine import QUIET_CORES, CpuMonitor, QuietWaiter
-from bench.peers import MIXED, QUANTIZERS, SETTINGS, quantize_in_subprocess
+from bench.peers import MIXED, OPENVINO_MEASURED, QUANTIZERS, SETTINGS, quantize_in_subprocess
 from bench.quality import (
     detection_quality,
     openvino_kernels,
@@ -287,14 +287,17 @@ def _same_as_rule(calibrations: dict[str, dict[str, Any]]) -> None:
     latency difference between the two is timing noise, and the report says so."""
     import onnx
 
-    rule = calibrations.get("calibench-performance", {}).get("output")
-    if not rule or "error" in calibrations["calibench-performance"]:
-        return
-    graph = onnx.load(rule).graph.SerializeToString()
-    for name, calib in calibrations.items():
-        if name.startswith("calibench-measured") and "error" not in calib:
-            theirs = onnx.load(calib["output"]).graph.SerializeToString()
-            calib["same_graph_as_rule"] = theirs == graph
+    pairs = (("calibench-performance", "calibench-measured"),
+             ("calibench-openvino", OPENVINO_MEASURED))  # fmt: skip
+    for rule_name, measured in pairs:
+        rule = calibrations.get(rule_name, {}).get("output")
+        if not rule or "error" in calibrations[rule_name]:
+            continue
+        graph = onnx.load(rule).graph.SerializeToString()
+        for name, calib in calibrations.items():
+            if name.startswith(measured) and "error" not in calib:
+                theirs = onnx.load(calib["output"]).graph.SerializeToString()
+                calib["same_graph_as_rule"] = theirs == graph
 
 
 def quantizers_for(model: str) -> list[str]:

@@ -111,8 +111,11 @@ def _label(key: str) -> str:
     names = {"calibench-performance": "calibench rule (performance)", "calibench-mixed":
              "calibench rule (mixed)", "calibench-measured-b1t1": "calibench measured for b1·1t",
              "calibench-measured-b8t2": "calibench measured for b8·2t", "calibench-openvino":
-             "calibench OpenVINO placement", "ort": "ORT quantize_static", "nncf-performance":
-             "NNCF performance", "nncf-mixed": "NNCF mixed", "fp32": "FP32"}  # fmt: skip
+             "calibench OpenVINO rule", "calibench-openvino-measured-b1t1":
+             "calibench OpenVINO measured for b1·1t", "calibench-openvino-measured-b8t2":
+             "calibench OpenVINO measured for b8·2t", "ort": "ORT quantize_static",
+             "nncf-performance": "NNCF performance", "nncf-mixed": "NNCF mixed",
+             "fp32": "FP32"}  # fmt: skip
     return f"{names.get(quantizer, quantizer)} on {RUNTIME.get(runtime, runtime)}"
 
 

@@ -96,3 +96,19 @@ def test_the_targets_section_renders_not_measured_rows() -> None:
     assert "### Issue 13: measured placement and OpenVINO" in section
     assert "| placement timing ≤ 30% of calibration time | mobilenet_v2 | b8·2t" in section
     assert "not measured" in section and "**missed**" in section
+
+
+def test_openvino_measured_placement_is_judged_against_the_openvino_rule_model() -> None:
+    results = _results()
+    variants = dict(results["models"]["fashion"]["variants"])
+    variants["calibench-openvino-measured-b1t1@openvino"] = _variant(
+        "openvino", "calibench", "ov measured", b1t1=0.38
+    )
+    results["models"]["fashion"]["variants"] = variants
+    judged = placement_targets(results)
+    target = "measured placement never slower than the rule (OpenVINO)"
+    on_ov = _find(judged, target, "fashion", "b1t1")
+    assert on_ov["met"] is True and "measured 0.38 ms (×2.63) vs rule 0.4 ms" in on_ov["figures"]
+    # a bench without OpenVINO measured rows judges nothing more
+    assert not [t for t in judged if t["target"] == target and t["model"] == "mobilenet_v2"]
+    assert _find(judged, "on OpenVINO", "fashion", "b1t1")["figures"].startswith("ov measured")

@@ -54,8 +54,11 @@ def test_an_openvino_project_and_its_int8_project_run_on_openvino(
     assert comparison["measured_on"]["text"].endswith(
         comparison["measured_on"]["cpu"] + ": " + comparison["measured_on"]["int8_feature"]
     )
-    int8_convs = [r for r in comparison["layers"] if r["op_type"] == "Conv"]
-    assert int8_convs and all(r["precision"] == "INT8" and "I8" in r["kernel"] for r in int8_convs)
+    convs = [r for r in comparison["layers"] if r["op_type"] == "Conv"]
+    int8_convs = [r for r in convs if r["precision"] == "INT8"]
+    # Placement timed on OpenVINO may keep a Conv FP32 where INT8 measured no faster there.
+    assert int8_convs and all("I8" in r["kernel"] for r in int8_convs)
+    assert all(r["precision"] == "FP32" for r in convs if r not in int8_convs)
 
 
 def test_an_unknown_runtime_is_refused(client: TestClient) -> None:

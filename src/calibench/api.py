@@ -88,8 +88,8 @@ def calibrate(
     against FP32 on this CPU (batch 1, ``threads``; see ``CalibrationConfig`` for the batch,
     threads and time budget) and keeps FP32 where INT8 is not faster; ``"rule"`` does not time.
     ``runtime="openvino"`` places the quantizers for
-    OpenVINO (on the inputs of its INT8 layers) and reads the layer table from OpenVINO's
-    runtime graph.
+    OpenVINO (on the inputs of its INT8 layers), times the measured placement on OpenVINO and
+    reads the layer table from OpenVINO's runtime graph.
 
     ``executor`` is where the heavy passes run: ``"local"`` (default, this process), ``"ray"``
     (the Ray cluster at ``$RAY_ADDRESS`` or this machine's), or

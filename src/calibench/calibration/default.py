@@ -32,6 +32,7 @@ from calibench.calibration.ranges import activation_range
 from calibench.calibration.statistics import TensorStats, collect_statistics
 from calibench.config import CalibrationConfig, Placement, Preset, RangeEstimator
 from calibench.data.dataset import Dataset, select_subset
+from calibench.errors import ConfigError
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan, keep_fp32, refine_with_ranges
 from calibench.passes.placement_openvino import place_for_openvino
@@ -176,11 +177,7 @@ def _run_default(
         progress("quantization", 1, 1)
 
     placement: MeasuredPlacement | None = None
-    if config.placement is Placement.MEASURED and config.runtime is not Runtime.ONNXRUNTIME:
-        # Measured placement times ONNX Runtime's kernels: its choices do not hold on OpenVINO.
-        notes.append(f"placement: by rule, untimed: measured placement times ONNX Runtime, and "
-                     f"this model is made for {config.runtime.label}")  # fmt: skip
-    elif config.placement is Placement.MEASURED:
+    if config.placement is Placement.MEASURED:
         start = time.perf_counter()
         placement, why_not = _place_by_timing(
             fp32, plan, params, reader, indices, config, isa, threads, report(PLACEMENT_STAGE)
@@ -256,15 +253,27 @@ def _place_by_timing(
     first = next(iter(reader.batches(indices[: config.placement_batch])), None)
     if first is None:
         return None, "placement: by rule, untimed: no readable calibration sample to time with"
-    timer = OrtTimer(
+    # The model is timed on the runtime it is made for: OpenVINO's kernels and fusions are
+    # not ONNX Runtime's, and its plan (quantizers on layer inputs) is OpenVINO's own.
+    timer_of: type[OrtTimer] | type[OvTimer] = OrtTimer
+    if config.runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_timer import OvTimer  # only when OpenVINO is chosen
+
+        timer_of = OvTimer
+    timer = timer_of(
         timing_feeds(first[1], config.placement_batch),
         config.placement_batch,
         config.placement_threads or threads or os.cpu_count() or 1,
     )
     try:
         placed = place_by_timing(fp32, plan, params, timer, config.placement_budget_s, progress)
+    except ConfigError as exc:  # OpenVINO missing, or it cannot compile the model
+        return None, f"placement: by rule, untimed: {exc}"
     except Exception as exc:  # timing is an optimisation: the rule model is still right
         return None, f"placement: by rule, timing failed ({type(exc).__name__}: {exc})"
+    finally:
+        if not isinstance(timer, OrtTimer):
+            timer.release()  # the OpenVINO models it compiled would hold memory from now on
     return placed, ""
 
 

@@ -326,7 +326,9 @@ def _medians(parts: Parts) -> dict[str, float]:
 
 
 def _setting(timer: ModelTimer) -> str:
-    return f"batch {timer.batch}, {timer.threads} thread{'s' if timer.threads != 1 else ''}"
+    runtime = getattr(timer, "label", "")  # a timer of another runtime than ORT names it
+    threads = f"{timer.threads} thread{'s' if timer.threads != 1 else ''}"
+    return f"batch {timer.batch}, {threads}" + (f", {runtime}" if runtime else "")
 
 
 def _words(timing: RegionTiming, timer: ModelTimer, chained: int = 1) -> str:

@@ -118,10 +118,12 @@ class OriginalNames:
 
 
 def read_runtime_graph(
-    compiled: Any, model: onnx.ModelProto
+    compiled: Any, model: onnx.ModelProto, convert_prefix: str | None = None
 ) -> tuple[dict[str, OpenVinoLayer], dict[str, str]]:
     """Each ONNX layer's runtime precision and kernel, and each kernel (runtime node name) →
-    the layer or bucket its time belongs to."""
+    the layer or bucket its time belongs to. With ``convert_prefix``, a quantizer left
+    standing is owned by ``<convert_prefix><its Q/DQ node name>`` instead of the ``(convert)``
+    bucket: speed-aware placement needs to know which tensor each conversion converts."""
     names = OriginalNames(model)
     layers: dict[str, OpenVinoLayer] = {}
     owner: dict[str, str] = {}
@@ -142,7 +144,11 @@ def read_runtime_graph(
         runtime_name = op.get_friendly_name()
         if not compute:
             if original and all(names.is_conversion(n) for n in original):
-                owner[runtime_name] = CONVERT
+                node = names.resolve(original[0])
+                quantizer = node.name if node is not None else original[0]
+                owner[runtime_name] = (
+                    CONVERT if convert_prefix is None else convert_prefix + quantizer
+                )
             elif kind in ("Reorder", "Transpose"):
                 owner[runtime_name] = LAYOUT
             else:
