@@ -788,6 +788,10 @@ def test_optimize_unknown_ids_is_404(bench: Bench) -> None:
         ({"subset_percent": 150}, "subset_percent: Input should be less than or equal to 100"),
         ({"batch": 0}, "batch: Input should be greater than or equal to 1"),
         ({"max_drop": -1}, "max_drop: Input should be greater than or equal to 0"),
+        ({"placement": "fast"}, "placement: String should match pattern '^(measured|rule)$'"),
+        ({"placement_budget_s": 0}, "placement_budget_s: Input should be greater than 0"),
+        ({"placement_budget_s": 1e7}, "placement_budget_s: Input should be less than or equal to"),
+        ({"placement_budget_s": "soon"}, "placement_budget_s: Input should be a valid number"),
         ({"dataset_id": None}, "dataset_id: Input should be a valid integer"),
     ],
 )
@@ -799,6 +803,23 @@ def test_optimize_with_invalid_settings_is_422(
     response = bench.client.post(f"/api/projects/{bench.project['id']}/optimize", json=body)
     assert words in refused(response, 422)
     assert len(ok(bench.client.get("/api/projects"))) == before
+
+
+def test_optimize_takes_the_placement_and_its_budget(bench: Bench) -> None:
+    schema = ok(bench.client.get("/openapi.json"))["components"]["schemas"]["OptimizeRequest"]
+    placement, budget = (schema["properties"][k] for k in ("placement", "placement_budget_s"))
+    assert placement["default"] == "measured" and placement["pattern"] == "^(measured|rule)$"
+    assert "timed against FP32" in placement["description"]
+    assert (budget["default"], budget["exclusiveMinimum"], budget["maximum"]) == (30, 0, 3600)
+    # Measured at the INT8 project's batch, within the budget given; stored as queued.
+    child = start_calibration(bench, placement="measured", placement_budget_s=12.5, batch=4)
+    ok(bench.client.post(f"/api/jobs/{child['job']['id']}/cancel"))  # only its settings count
+    config = child["calibration"]["config"]
+    assert (config["placement"], config["placement_budget_s"]) == ("measured", 12.5)
+    assert config["placement_batch"] == 4 and child["settings"]["batch"] == 4
+    assert child["recipe"]["placement"] == "placement measured (batch 4)"
+    assert "placement timing" in [s["name"] for s in child["job"]["stages"]]
+    wait_job(bench.client, child["job"]["id"])
 
 
 def test_accuracy_aware_without_annotations_is_400(bench: Bench) -> None:
