@@ -1084,7 +1084,8 @@ def test_one_story_of_speed_across_the_list_the_project_and_compare(
     listed = {p["id"]: p for p in ok(client.get("/api/projects"))}
     assert listed[default]["gain"] == project["gain"] and listed[parent]["gain"] is None
     assert "timed alone" in listed[parent]["speed"]["note"]  # the FP32 baseline
-    assert listed[default]["recipe"]["words"].startswith("Default, performance preset, 100% of ")
+    recipe = listed[default]["recipe"]["words"]
+    assert recipe.startswith("Default, performance preset, placement measured (batch 1), 100% of ")
     assert listed[aa]["recipe"]["method"] == "AccuracyAware, maximum drop 1% of FP32"
     # Compare an INT8 project with its parent, asked either way round: the parent is the
     # reference, and the speed-up is the same figure.
