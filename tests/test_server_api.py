@@ -10,6 +10,7 @@ its baseline (``bench``); tests that need jobs to stay queued use a server witho
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import tarfile
@@ -811,15 +812,19 @@ def test_optimize_takes_the_placement_and_its_budget(bench: Bench) -> None:
     assert placement["default"] == "measured" and placement["pattern"] == "^(measured|rule)$"
     assert "timed against FP32" in placement["description"]
     assert (budget["default"], budget["exclusiveMinimum"], budget["maximum"]) == (30, 0, 3600)
-    # Measured at the INT8 project's batch, within the budget given; stored as queued.
-    child = start_calibration(bench, placement="measured", placement_budget_s=12.5, batch=4)
-    ok(bench.client.post(f"/api/jobs/{child['job']['id']}/cancel"))  # only its settings count
+    # Measured at the INT8 project's batch and one stream's threads, within the budget given.
+    body = {"placement": "measured", "placement_budget_s": 12.5, "batch": 4, "streams": 2}
+    child = start_calibration(bench, **body)
     config = child["calibration"]["config"]
     assert (config["placement"], config["placement_budget_s"]) == ("measured", 12.5)
     assert config["placement_batch"] == 4 and child["settings"]["batch"] == 4
     assert child["recipe"]["placement"] == "placement measured (batch 4)"
     assert "placement timing" in [s["name"] for s in child["job"]["stages"]]
-    wait_job(bench.client, child["job"]["id"])
+    wait_done(bench.client, child["job"]["id"])
+    report = ok(bench.client.get(f"/api/projects/{child['id']}"))["calibration"]["report"]
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    timed = f"placement timing (batch 4, {threads} thread{'s' if threads > 1 else ''})"
+    assert any(n.startswith(timed) for n in report["notes"]), report["notes"]
 
 
 def test_accuracy_aware_without_annotations_is_400(bench: Bench) -> None:
