@@ -10,6 +10,7 @@ its baseline (``bench``); tests that need jobs to stay queued use a server witho
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import tarfile
@@ -788,6 +789,10 @@ def test_optimize_unknown_ids_is_404(bench: Bench) -> None:
         ({"subset_percent": 150}, "subset_percent: Input should be less than or equal to 100"),
         ({"batch": 0}, "batch: Input should be greater than or equal to 1"),
         ({"max_drop": -1}, "max_drop: Input should be greater than or equal to 0"),
+        ({"placement": "fast"}, "placement: String should match pattern '^(measured|rule)$'"),
+        ({"placement_budget_s": 0}, "placement_budget_s: Input should be greater than 0"),
+        ({"placement_budget_s": 1e7}, "placement_budget_s: Input should be less than or equal to"),
+        ({"placement_budget_s": "soon"}, "placement_budget_s: Input should be a valid number"),
         ({"dataset_id": None}, "dataset_id: Input should be a valid integer"),
     ],
 )
@@ -799,6 +804,27 @@ def test_optimize_with_invalid_settings_is_422(
     response = bench.client.post(f"/api/projects/{bench.project['id']}/optimize", json=body)
     assert words in refused(response, 422)
     assert len(ok(bench.client.get("/api/projects"))) == before
+
+
+def test_optimize_takes_the_placement_and_its_budget(bench: Bench) -> None:
+    schema = ok(bench.client.get("/openapi.json"))["components"]["schemas"]["OptimizeRequest"]
+    placement, budget = (schema["properties"][k] for k in ("placement", "placement_budget_s"))
+    assert placement["default"] == "measured" and placement["pattern"] == "^(measured|rule)$"
+    assert "timed against FP32" in placement["description"]
+    assert (budget["default"], budget["exclusiveMinimum"], budget["maximum"]) == (30, 0, 3600)
+    # Measured at the INT8 project's batch and one stream's threads, within the budget given.
+    body = {"placement": "measured", "placement_budget_s": 12.5, "batch": 4, "streams": 2}
+    child = start_calibration(bench, **body)
+    config = child["calibration"]["config"]
+    assert (config["placement"], config["placement_budget_s"]) == ("measured", 12.5)
+    assert config["placement_batch"] == 4 and child["settings"]["batch"] == 4
+    assert child["recipe"]["placement"] == "placement measured (batch 4)"
+    assert "placement timing" in [s["name"] for s in child["job"]["stages"]]
+    wait_done(bench.client, child["job"]["id"])
+    report = ok(bench.client.get(f"/api/projects/{child['id']}"))["calibration"]["report"]
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    timed = f"placement timing (batch 4, {threads} thread{'s' if threads > 1 else ''})"
+    assert any(n.startswith(timed) for n in report["notes"]), report["notes"]
 
 
 def test_accuracy_aware_without_annotations_is_400(bench: Bench) -> None:
@@ -1063,7 +1089,8 @@ def test_one_story_of_speed_across_the_list_the_project_and_compare(
     listed = {p["id"]: p for p in ok(client.get("/api/projects"))}
     assert listed[default]["gain"] == project["gain"] and listed[parent]["gain"] is None
     assert "timed alone" in listed[parent]["speed"]["note"]  # the FP32 baseline
-    assert listed[default]["recipe"]["words"].startswith("Default, performance preset, 100% of ")
+    recipe = listed[default]["recipe"]["words"]
+    assert recipe.startswith("Default, performance preset, placement measured (batch 1), 100% of ")
     assert listed[aa]["recipe"]["method"] == "AccuracyAware, maximum drop 1% of FP32"
     # Compare an INT8 project with its parent, asked either way round: the parent is the
     # reference, and the speed-up is the same figure.

@@ -167,6 +167,13 @@ def test_whole_flow(
     expect(page.locator("#preset-performance")).to_be_checked()
     expect(page.locator("#advanced")).to_contain_text("asymmetric activations")
     expect(page.locator("#max-drop-field")).to_be_hidden()
+    # Placement: measured by default, its timing budget beside it; by rule has no budget.
+    expect(page.locator("#placement")).to_have_value("measured")
+    expect(page.locator("#placement-budget")).to_have_value("30")
+    page.select_option("#placement", "rule")
+    expect(page.locator("#placement-budget-field")).to_be_hidden()
+    page.select_option("#placement", "measured")
+    expect(page.locator("#placement-budget-field")).to_be_visible()
     _shot(page, "optimize-int8")
 
     # 4. Default method: the INT8 project appears at once and shows its stages.
@@ -188,7 +195,7 @@ def test_whole_flow(
     recipe = "Default, performance, 50% of fashion calibration"
     expect(page.locator("h1")).to_contain_text(f"Fashion CNN INT8 ({recipe})")
     expect(page.locator("#recipe")).to_contain_text(
-        "Default, performance preset, 50% of fashion calibration"
+        "Default, performance preset, placement measured (batch 1), 50% of fashion calibration"
     )
     expect(page.locator(".head-row .prec")).to_have_text("INT8")
     gain = _text(page, ".gain-card .value")

@@ -215,6 +215,58 @@ def test_a_refused_submission_keeps_what_was_typed_and_a_method_checked(forms: F
     )
 
 
+def _default_on(forms: Forms, **fields: str) -> dict[str, str]:
+    """The optimize form as posted: Default on 20% of the validation set, and ``fields``."""
+    form = {"csrf_token": forms.token, "dataset_id": str(forms.val["id"]), "subset": "20"}
+    return {**form, "method": "default", "preset": "performance", **fields}
+
+
+def test_a_bad_timing_budget_is_refused_and_the_placement_kept(forms: Forms) -> None:
+    client = forms.client
+    body = _default_on(forms, placement="measured", placement_budget="0")
+    before = len(ok(client.get("/api/projects")))
+    page = client.post(optimize_url(forms), data=body)
+    assert page.status_code == 400
+    assert text_of(page.text, "form-error") == "Timing budget must be above 0 seconds, not '0'"
+    assert selected_option(page.text, "placement") == "measured"
+    assert value(page.text, "placement-budget") == "0"
+    assert "hidden" not in tag(page.text, "placement-budget-field")
+    # By rule, another refusal keeps the choice, and the budget's field stays hidden.
+    again = client.post(optimize_url(forms), data={**body, "placement": "rule", "subset": "x"})
+    assert again.status_code == 400 and "Subset Size" in text_of(again.text, "form-error")
+    assert selected_option(again.text, "placement") == "rule"
+    assert "hidden" in tag(again.text, "placement-budget-field")
+    assert len(ok(client.get("/api/projects"))) == before
+    fresh = client.get(optimize_url(forms)).text
+    assert selected_option(fresh, "placement") == "measured"
+    assert value(fresh, "placement-budget") == "30"
+
+
+def test_an_int8_project_placed_by_rule_is_untimed_and_says_so(forms: Forms) -> None:
+    client = forms.client
+    body = _default_on(forms, placement="rule", placement_budget="")  # hidden by rule: not read
+    response = client.post(optimize_url(forms), data=body, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    child_id = int(response.headers["location"].rsplit("/", 1)[1])
+    child = ok(client.get(f"/api/projects/{child_id}"))
+    assert "placement timing" not in [s["name"] for s in child["job"]["stages"]]
+    wait_done(client, child["job"]["id"])
+    child = ok(client.get(f"/api/projects/{child_id}"))
+    assert child["calibration"]["config"]["placement"] == "rule"
+    assert child["recipe"]["placement"] == "placement by rule"
+    assert ", by rule, 20% of fashion test" in child["model"]["name"]
+    report = child["calibration"]["report"]
+    assert "placement timing" not in report["seconds"]
+    assert not [n for n in report["notes"] if n.startswith("placement")], report["notes"]
+    # By rule, every Conv and Gemm runs in INT8: none was kept FP32 for speed.
+    layers = ok(client.get(f"/api/models/{child['model']['id']}/layers"))
+    convs = [r for r in layers if r["op_type"] in ("Conv", "Gemm")]
+    assert convs and all(r["precision"] == "INT8" for r in convs), convs
+    page = client.get(f"/projects/{child_id}").text
+    assert text_of(page, "placement") == "placement by rule"
+    assert "performance preset, placement by rule, 20% of fashion test" in text_of(page, "recipe")
+
+
 # finding 4: calibration defaults ------------------------------------------------------------------
 
 

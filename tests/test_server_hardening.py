@@ -362,6 +362,7 @@ def test_non_finite_numbers_are_refused_in_json(idle: Idle, bad: str) -> None:
     for body, field in (
         (f'{{"dataset_id": {cal}, "method": "accuracy-aware", "max_drop": {bad}}}', "max_drop"),
         (f'{{"dataset_id": {cal}, "subset_percent": {bad}}}', "subset_percent"),
+        (f'{{"dataset_id": {cal}, "placement_budget_s": {bad}}}', "placement_budget_s"),
     ):
         detail = refused(_post_json(idle.client, optimize, body), 422)
         assert field in detail and "finite" in detail, detail
@@ -378,7 +379,8 @@ def test_non_finite_numbers_are_refused_in_json(idle: Idle, bad: str) -> None:
 def test_non_finite_numbers_are_refused_in_forms(idle: Idle) -> None:
     parent = finished_baseline(idle)
     token = _csrf(idle.client)
-    for field, value in (("max_drop", "nan"), ("subset", "inf"), ("max_drop", "-infinity")):
+    bad = (("max_drop", "nan"), ("subset", "inf"), ("max_drop", "-infinity"))
+    for field, value in (*bad, ("placement_budget", "inf")):
         form = {"csrf_token": token, "dataset_id": str(idle.cal["id"]),
                 "method": "default", "max_drop": "1", field: value}  # fmt: skip
         page = idle.client.post(f"/projects/{parent['id']}/optimize", data=form)

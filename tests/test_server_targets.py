@@ -220,6 +220,9 @@ def test_a_calibration_on_the_target_commits_here(fleet: Fleet, on_edge: dict[st
     wait_done(client, child["job"]["id"])
     child = ok(client.get(f"/api/projects/{child['id']}"))
     assert child["has_comparison"] and child["throughput"]
+    # Measured placement (the default) timed the layers where the calibration ran: on edge.
+    notes = child["calibration"]["report"]["notes"]
+    assert any(n.startswith("placement timing (batch 1, ") for n in notes), notes
     model = ok(client.get(f"/api/models/{child['model']['id']}"))
     assert model["state"] == "ready" and model["precision"] == "INT8"
     assert (fleet.workspace / f"models/{model['id']}/model.onnx").is_file()

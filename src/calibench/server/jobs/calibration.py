@@ -126,10 +126,13 @@ def _calibrate(
         else:  # the AccuracyAware method's steps: ranking, reverting, checking
             ctx.progress(Stage.ACCURACY_AWARE, done, total, detail)
 
+    # Placement times what the inference will run: its batch, and one stream's threads.
+    stream = PerfSettings(batch=int(job.batch), streams=int(job.streams)).resolved_threads()
+    threads = job.config.placement_threads or stream
     return calibrate(
         parent,
         ctx.workspace.path(job.dataset),
-        config=replace(job.config, placement_batch=int(job.batch)),  # placement times it
+        config=replace(job.config, placement_batch=int(job.batch), placement_threads=threads),
         validation=validation if job.config.method is Method.ACCURACY_AWARE else None,
         metric=job.metric or None,
         preprocess=job.preprocess or None,

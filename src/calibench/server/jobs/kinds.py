@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from calibench.config import CalibrationConfig, Method
+from calibench.config import CalibrationConfig, Method, Placement
 from calibench.errors import CalibenchError
 from calibench.runtime.backend import Runtime
 from calibench.server.jobs.states import Stage
@@ -190,9 +190,11 @@ class CalibrationJob(JobDescription):
     """As :attr:`BaselineJob.runtime`; the model is calibrated for it too (``config.runtime``)."""
 
     def stages(self) -> tuple[Stage, ...]:
-        if self.config.method is Method.ACCURACY_AWARE:
-            return self.on_target(self.ACCURACY_AWARE_STAGES)
-        return self.on_target(self.STAGES)
+        aware = self.config.method is Method.ACCURACY_AWARE
+        stages = self.ACCURACY_AWARE_STAGES if aware else self.STAGES
+        if self.config.placement is Placement.RULE:  # nothing is timed: no stage to wait on
+            stages = tuple(s for s in stages if s is not Stage.PLACEMENT)
+        return self.on_target(stages)
 
     def inputs(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from calibench.config import CalibrationConfig, Method, Subset
+from calibench.config import CalibrationConfig, Method, Placement, Subset
 from calibench.server.jobs.kinds import (
     BaselineJob,
     CalibrationJob,
@@ -13,6 +13,7 @@ from calibench.server.jobs.kinds import (
     ImportJob,
     JobDescriptionError,
 )
+from calibench.server.jobs.registry import read_description
 from calibench.server.jobs.states import Stage
 
 BASELINE = BaselineJob(
@@ -110,6 +111,10 @@ def test_the_stages_follow_the_method() -> None:
     aware = CalibrationConfig(method=Method.ACCURACY_AWARE, max_drop=1.0)
     stages = CalibrationJob(**{**CALIBRATION.__dict__, "config": aware}).stages()
     assert stages[4] == Stage.ACCURACY_AWARE and stages[-1] == Stage.COMPARISON
+    assert Stage.PLACEMENT in CALIBRATION.stages()
+    rule = CalibrationConfig(placement=Placement.RULE)
+    by_rule = CalibrationJob(**{**CALIBRATION.__dict__, "config": rule})
+    assert Stage.PLACEMENT not in by_rule.stages()
 
 
 def test_a_description_names_what_it_reads_from_the_workspace() -> None:
@@ -134,3 +139,12 @@ def test_a_job_on_a_target_is_framed_by_the_upload_and_the_download() -> None:
         Stage.PREPARING_ASSETS, Stage.UPLOADING, *CALIBRATION.stages(), Stage.DOWNLOADING,
     )  # fmt: skip
     assert CalibrationJob.from_json(json.loads(json.dumps(remote.to_json()))) == remote
+
+
+def test_a_job_on_a_target_carries_its_placement_there() -> None:
+    """The remote worker reads the stored description as a local worker does: the placement
+    and what it times reach the target's calibration."""
+    config = CalibrationConfig(placement=Placement.RULE, placement_budget_s=12.0, placement_batch=4)
+    remote = CalibrationJob(**{**CALIBRATION.__dict__, "config": config, "target": "edge-1"})
+    there = read_description(CalibrationJob.KIND, json.loads(json.dumps(remote.to_json())))
+    assert isinstance(there, CalibrationJob) and there.config == config

@@ -33,11 +33,18 @@ function enabler(box) {
   sync();
 }
 
-// The Optimize INT8 page: the maximum drop matters only for AccuracyAware.
+// The Optimize INT8 page: the maximum drop matters only for AccuracyAware, the timing budget
+// only for measured placement.
 function optimizeForm(form) {
   const aa = form.querySelector("#method-aa");
   const drop = form.querySelector("#max-drop-field");
-  const sync = () => { drop.hidden = !aa.checked; };
+  const placement = form.querySelector("#placement");
+  const budget = form.querySelectorAll("#placement-budget-field, #placement-budget-hint");
+  const sync = () => {
+    drop.hidden = !aa.checked;
+    const byRule = placement !== null && placement.value === "rule";
+    budget.forEach((el) => { el.hidden = byRule; });
+  };
   form.addEventListener("change", sync);
   sync();
   calibrationHints(form);

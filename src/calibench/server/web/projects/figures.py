@@ -1,7 +1,7 @@
 """The figures a project shows, each with how it was measured: its speed (batch × streams,
 runtime, CPU, when, and what it was timed with), an INT8 project's speed-up against its parent
-from their side-by-side timing, what its calibration was (method, preset, subset, dataset), and
-its layer counts.
+from their side-by-side timing, what its calibration was (method, preset, placement, subset,
+dataset), and its layer counts.
 
 One rule runs through it: a speed-up is only ever the ratio of two figures timed together (in
 alternating windows, in one run). Two throughputs measured alone, at different times, are never
@@ -81,12 +81,15 @@ class Recipe(View):
     method: str
     """``Default`` or ``AccuracyAware, maximum drop 1 pt``."""
     preset: str
+    placement: str | None
+    """``placement measured (batch 1)``, ``placement by rule``; None for a project calibrated
+    before placement was a choice."""
     subset: str
     """``50% (50 samples)``, ``300 samples``."""
     dataset: str
     dataset_id: int | None
     words: str
-    """``Default, performance preset, 50% of fashion calibration``."""
+    """``Default, performance preset, placement by rule, 50% of fashion calibration``."""
 
 
 class LayerSummary(View):
@@ -215,6 +218,21 @@ def method_words(config: dict[str, Any], short: bool = False) -> str:
     return method
 
 
+def placement_words(config: dict[str, Any]) -> str | None:
+    """``placement measured (batch 8)``: timed at that batch where the calibration ran;
+    ``placement by rule``: untimed. None where the settings predate the choice."""
+    placement = config.get("placement")
+    if placement is None:
+        return None
+    if placement == "rule":
+        return "placement by rule"
+    threads = config.get("placement_threads")
+    setting = f"batch {int(config.get('placement_batch') or 1)}" + (
+        f", {plural(int(threads), 'thread')}" if threads else ""
+    )
+    return f"placement {placement} ({setting})"
+
+
 def recipe_of(calibration: dict[str, Any] | None) -> Recipe | None:
     """What an INT8 project was calibrated with, from its ``calibration`` column."""
     config = (calibration or {}).get("config")
@@ -231,13 +249,17 @@ def recipe_of(calibration: dict[str, Any] | None) -> Recipe | None:
     dataset = (calibration or {}).get("dataset") or {}
     name = str(dataset.get("name") or "?")
     preset = str(config.get("preset") or "performance")
+    placement = placement_words(config)
     return Recipe(
         method=method,
         preset=preset,
+        placement=placement,
         subset=size,
         dataset=name,
         dataset_id=dataset.get("id"),
-        words=f"{method}, {preset} preset, {size.split(' (')[0]} of {name}",
+        words=f"{method}, {preset} preset, "
+        + (f"{placement}, " if placement else "")
+        + f"{size.split(' (')[0]} of {name}",
     )
 
 
@@ -259,7 +281,8 @@ def layer_summary(
 
 def int8_name(model: str, config: dict[str, Any], dataset: str) -> str:
     """An INT8 model named by what it is: ``Fashion CNN INT8 (Default, performance, 50% of
-    fashion calibration)``; two calibrations alike differ by a number the caller adds."""
+    fashion calibration)``, with ``by rule`` after the preset where placement was not measured;
+    two calibrations alike differ by a number the caller adds."""
     method = method_words(config, short=True)
     subset = config.get("subset") or {}
     size = (
@@ -268,6 +291,8 @@ def int8_name(model: str, config: dict[str, Any], dataset: str) -> str:
         else plural(int(subset.get("count") or 0), "sample")
     )
     shown = dataset if len(dataset) <= 60 else dataset[:59] + "…"
+    rule = ", by rule" if config.get("placement") == "rule" else ""
     return (
-        f"{model[:100]} INT8 ({method}, {config.get('preset', 'performance')}, {size} of {shown})"
+        f"{model[:100]} INT8 ({method}, {config.get('preset', 'performance')}{rule}, {size} of "
+        f"{shown})"
     )

@@ -103,6 +103,25 @@ def test_an_int8_project_is_named_by_its_recipe() -> None:
     assert recipe.subset == "50% (50 samples)" and recipe.dataset_id == 4
     assert recipe.words == "AccuracyAware, maximum drop 1 pt, mixed preset, 50% of cal"
     assert recipe_of(None) is None
+    assert recipe.placement is None  # calibrated before placement was a choice: as before
+
+
+def test_the_placement_is_said_beside_the_method_and_the_preset() -> None:
+    config = {"method": "default", "preset": "performance", "subset": {"percent": 10.0}}
+    measured = {**config, "placement": "measured", "placement_batch": 8}
+    rule = {**config, "placement": "rule", "placement_batch": 8}
+    cal = {"dataset": {"id": 2, "name": "cal"}}
+    shown = recipe_of({**cal, "config": measured})
+    assert shown is not None and shown.placement == "placement measured (batch 8)"
+    assert shown.words == "Default, performance preset, placement measured (batch 8), 10% of cal"
+    threads = recipe_of({**cal, "config": {**measured, "placement_threads": 2}})
+    assert threads is not None and threads.placement == "placement measured (batch 8, 2 threads)"
+    by_rule = recipe_of({**cal, "config": rule})
+    assert by_rule is not None and by_rule.placement == "placement by rule"
+    assert by_rule.words == "Default, performance preset, placement by rule, 10% of cal"
+    # The name says "by rule" only: measured is the default, and names stay short.
+    assert int8_name("m", measured, "cal") == "m INT8 (Default, performance, 10% of cal)"
+    assert int8_name("m", rule, "cal") == "m INT8 (Default, performance, by rule, 10% of cal)"
 
 
 def test_when() -> None:

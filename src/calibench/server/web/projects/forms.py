@@ -9,8 +9,29 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, BeforeValidator
 
-from calibench.config import DropType, Method, Preset
+from calibench.config import PLACEMENT_BUDGET_S, DropType, Method, Placement, Preset
+from calibench.errors import WorkbenchError
 from calibench.server.web import forms
+
+BUDGET = "Timing budget"
+BUDGET_MAX_S = 3600.0
+"""The most a web calibration may spend timing placement: an hour. The command line takes
+more; a page's job that times for longer is a typing slip, not a plan."""
+
+
+def budget(value: Any) -> float:
+    """The timing budget in seconds: empty means the default, else above 0 and at most
+    :data:`BUDGET_MAX_S`."""
+    found = forms.number(BUDGET, PLACEMENT_BUDGET_S)(value)
+    assert found is not None  # a default is given
+    if found <= 0:
+        raise WorkbenchError(f"{BUDGET} must be above 0 seconds, not {str(value)[:20]!r}")
+    if found > BUDGET_MAX_S:
+        raise WorkbenchError(
+            f"{BUDGET} must be at most {BUDGET_MAX_S:g} seconds (an hour), not "
+            f"{str(value)[:20]!r}; the default, {PLACEMENT_BUDGET_S:g}, is usually enough"
+        )
+    return found
 
 
 class NewProjectForm(BaseModel):
@@ -90,6 +111,8 @@ class OptimizeForm(BaseModel):
     drop_type: str = DropType.ABSOLUTE.value
     preset: str = Preset.PERFORMANCE.value
     keep_fp32: str | None = None
+    placement: str = Placement.MEASURED.value
+    placement_budget: str | None = f"{PLACEMENT_BUDGET_S:g}"
     batch: str | None = None
     streams: str | None = None
     runtime: str | None = None
@@ -99,13 +122,16 @@ class OptimizeForm(BaseModel):
 
     def shown(self, accuracy_aware: bool = True) -> dict[str, str]:
         """What the form shows again: every field, as typed, but a method and a preset always
-        one of the radios (AccuracyAware only where it is offered), so one is checked."""
+        one of the radios (AccuracyAware only where it is offered), so one is checked, and a
+        placement always one of the choices."""
         shown = {name: value or "" for name, value in self.model_dump(exclude={"action"}).items()}
         methods = [m.value for m in Method if accuracy_aware or m is not Method.ACCURACY_AWARE]
         if shown["method"] not in methods:
             shown["method"] = Method.DEFAULT.value
         if shown["preset"] not in [p.value for p in Preset]:
             shown["preset"] = Preset.PERFORMANCE.value
+        if shown["placement"] not in [p.value for p in Placement]:
+            shown["placement"] = Placement.MEASURED.value
         return shown
 
     def query(self) -> str:
@@ -122,8 +148,9 @@ class OptimizeForm(BaseModel):
 
 
 class Optimize(BaseModel):
-    """The optimize form, typed: the arguments of ``optimize`` (method, preset and drop type
-    are checked where the calibration settings are made, once)."""
+    """The optimize form, typed: the arguments of ``optimize`` (method, preset, drop type and
+    placement are checked where the calibration settings are made, once). The timing budget is
+    read only for measured placement: by rule, its field is hidden and not used."""
 
     dataset_id: Annotated[int, BeforeValidator(forms.whole("calibration dataset"))]
     subset_percent: Annotated[float, BeforeValidator(forms.number("Subset Size", 100.0))]
@@ -135,10 +162,13 @@ class Optimize(BaseModel):
     runtime: Annotated[str | None, BeforeValidator(forms.stripped)] = None
     drop_type: str
     keep_fp32: Annotated[list[str], BeforeValidator(forms.patterns)]
+    placement: str
+    placement_budget_s: Annotated[float, BeforeValidator(budget)]
     target: Annotated[str | None, BeforeValidator(forms.stripped)] = None
 
     @classmethod
     def of(cls, form: OptimizeForm) -> Optimize:
+        by_rule = form.placement == Placement.RULE.value
         return cls.model_validate(
             {
                 "dataset_id": form.dataset_id,
@@ -151,6 +181,8 @@ class Optimize(BaseModel):
                 "runtime": form.runtime,
                 "drop_type": form.drop_type,
                 "keep_fp32": form.keep_fp32,
+                "placement": form.placement,
+                "placement_budget_s": None if by_rule else form.placement_budget,
                 "target": form.target,
             }
         )

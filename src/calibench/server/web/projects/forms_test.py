@@ -20,6 +20,8 @@ def test_the_optimize_form_becomes_the_arguments_of_optimize() -> None:
         "runtime": None,  # the parent project's
         "drop_type": "absolute",
         "keep_fp32": ["Conv", "Gemm"],
+        "placement": "measured",
+        "placement_budget_s": 30.0,
         "target": "edge-1",
     }
     assert form.shown()["keep_fp32"] == "Conv, Gemm" and form.shown()["batch"] == ""
@@ -55,6 +57,8 @@ def test_the_optimize_form_travels_through_the_import_and_back() -> None:
         keep_fp32="/conv1/Conv, Gemm",
         batch="2",
         streams="3",
+        placement="rule",
+        placement_budget="12",
         action="import",
     )
     query = typed.query()
@@ -70,3 +74,31 @@ def test_a_shown_form_always_has_a_method_and_a_preset_checked() -> None:
     assert OptimizeForm(method="accuracy-aware").shown()["method"] == "accuracy-aware"
     odd = OptimizeForm(method="bogus", preset="").shown()
     assert (odd["method"], odd["preset"]) == ("default", "performance")
+
+
+def test_the_placement_and_its_timing_budget() -> None:
+    measured = Optimize.of(OptimizeForm(dataset_id="1", placement_budget=" 45.5 "))
+    assert (measured.placement, measured.placement_budget_s) == ("measured", 45.5)
+    assert Optimize.of(OptimizeForm(dataset_id="1", placement_budget="")).placement_budget_s == 30
+    # By rule nothing is timed: its hidden budget is not read, whatever it holds.
+    rule = Optimize.of(OptimizeForm(dataset_id="1", placement="rule", placement_budget="abc"))
+    assert (rule.placement, rule.placement_budget_s) == ("rule", 30.0)
+    # An unknown placement travels on: the calibration settings refuse it, in their words.
+    assert Optimize.of(OptimizeForm(dataset_id="1", placement="fast")).placement == "fast"
+    assert OptimizeForm(placement="fast").shown()["placement"] == "measured"
+    assert OptimizeForm(placement="rule").shown()["placement"] == "rule"
+
+
+@pytest.mark.parametrize(
+    ("typed", "words"),
+    [
+        ("abc", "^Timing budget must be a number, not 'abc'$"),
+        ("nan", "^Timing budget must be a finite number, not 'nan'$"),
+        ("0", "^Timing budget must be above 0 seconds, not '0'$"),
+        ("-5", "^Timing budget must be above 0 seconds, not '-5'$"),
+        ("1e9", r"^Timing budget must be at most 3600 seconds \(an hour\), not '1e9'; the "),
+    ],
+)
+def test_a_bad_timing_budget_is_refused_in_the_forms_words(typed: str, words: str) -> None:
+    with pytest.raises(WorkbenchError, match=words):
+        Optimize.of(OptimizeForm(dataset_id="1", placement_budget=typed))

@@ -6,7 +6,15 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from calibench.config import CalibrationConfig, DropType, Method, Preset, Subset
+from calibench.config import (
+    PLACEMENT_BUDGET_S,
+    CalibrationConfig,
+    DropType,
+    Method,
+    Placement,
+    Preset,
+    Subset,
+)
 from calibench.errors import ConfigError, WorkbenchError
 from calibench.server.db import ModelRow, ProjectRow
 from calibench.server.jobs.kinds import LOCAL, CalibrationJob, CalibrationNames
@@ -46,10 +54,13 @@ class OptimizeService(WorkbenchBase):
         keep_fp32: list[str] | None = None,
         target: str | None = None,
         runtime: str | None = None,
+        placement: str = Placement.MEASURED.value,
+        placement_budget_s: float | None = None,
     ) -> ProjectView:
         """Calibrate project ``project_id``'s model on dataset ``dataset_id``. The method, preset,
-        drop type, subset and drop are checked by :class:`CalibrationConfig` alone; its refusal
-        is a 400 in its own words. It runs on ``target`` (default: the parent project's)."""
+        drop type, subset, drop and placement are checked by :class:`CalibrationConfig` alone;
+        its refusal is a 400 in its own words. It runs on ``target`` (default: the parent
+        project's), where measured placement times it, at the INT8 project's batch size."""
         with self.sessions.begin() as session:
             parent = get_project(session, project_id)
             remote = target_choice(self.workspace, parent.target if target is None else target)
@@ -88,6 +99,11 @@ class OptimizeService(WorkbenchBase):
                     drop_type=drop_type,  # type: ignore[arg-type]
                     keep_fp32=tuple(keep_fp32 or ()),
                     runtime=settings["runtime"],  # placed for the runtime it will run on
+                    placement=placement,  # type: ignore[arg-type]
+                    placement_budget_s=PLACEMENT_BUDGET_S
+                    if placement_budget_s is None
+                    else placement_budget_s,
+                    placement_batch=settings["batch"],  # stored as the job will time it
                 )
             except ConfigError as error:
                 raise WorkbenchError(str(error)) from error

@@ -7,13 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibench.config import DropType, Method, Preset
+from calibench.config import PLACEMENT_BUDGET_S, DropType, Method, Placement, Preset
 from calibench.metrics.registry import NAMES
 from calibench.runtime.backend import Runtime
 from calibench.server.web.datasets.schemas import DatasetView
 from calibench.server.web.jobs.schemas import JobView
 from calibench.server.web.models.schemas import ModelView
 from calibench.server.web.projects.figures import Gain, LayerSummary, Recipe, Speed
+from calibench.server.web.projects.forms import BUDGET_MAX_S
 from calibench.server.web.schemas import View, one_of
 
 
@@ -123,6 +124,20 @@ class OptimizeRequest(BaseModel):
         default_factory=list,
         max_length=64,
         description="layers kept in FP32: layer names, op types or regexes over the names",
+    )
+    placement: str = Field(
+        Placement.MEASURED.value,
+        pattern=one_of(Placement),
+        description="measured (default): each INT8 layer is timed against FP32 where the "
+        "calibration runs (its target), at the INT8 project's batch size, and stays FP32 where "
+        "INT8 is not faster; rule: every layer that can run in INT8 does, untimed",
+    )
+    placement_budget_s: float = Field(
+        PLACEMENT_BUDGET_S,
+        gt=0,
+        le=BUDGET_MAX_S,
+        description="measured placement: the seconds it may spend timing (layers left untimed "
+        "when it runs out stay INT8); ignored by rule",
     )
     batch: int | None = Field(None, ge=1, le=1024, description="default: the parent project's")
     streams: int | None = Field(None, ge=1, le=64, description="default: the parent project's")
