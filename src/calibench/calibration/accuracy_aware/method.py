@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,9 +85,10 @@ def run_accuracy_aware(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
     backend: Backend = LOCAL,
+    timing: AbstractContextManager[Any] | None = None,
 ) -> AccuracyAwareOutcome:
     """``backend`` runs the statistics pass and the evaluations (here, or on Ray); the
-    result does not depend on it."""
+    result does not depend on it. ``timing``: as :func:`run_default`'s."""
     start = time.perf_counter()
     default = run_default(
         model,
@@ -95,6 +97,7 @@ def run_accuracy_aware(
         progress=progress,
         threads=threads,
         statistics=backend.collect_statistics,
+        timing=timing,
     )
     fp32 = default.fp32
     indices = (
@@ -155,12 +158,14 @@ def _search(
     speed = revert_speed(default, config, threads, validator.first_feeds())
     fp32_ms = speed.revert_costs(default.plan) if speed else {}
 
+    if speed is not None:
+        speed.anchor(fp32, default.int8, default.plan)
+
     def too_slow(names: list[str]) -> bool:
         return speed is not None and speed.too_slow(reverted_plan(default.plan, names))
 
     def slower(names: list[str]) -> bool:
-        if speed is None or too_slow(names):
-            return speed is not None
+        assert speed is not None
         return speed.measured_slower(fp32, lambda: build(names, costs)[1], frozenset(names))
 
     class Evaluate:
@@ -200,7 +205,8 @@ def _search(
         allowed,
         iterations,
         lambda d, t, detail: report(with_detail("accuracy-aware", detail), d, t),
-        slower,
+        too_slow if speed else None,
+        slower if speed else None,
     )
     plan, int8 = found.built
     # The model returned is measured once more; its figure is the one reported.

@@ -14,7 +14,9 @@ search runs, and is tested, without onnxruntime or files.
 4. With a speed estimate (``too_slow``), no candidate estimated no faster than FP32 is
    evaluated: the ranking is cut where reverting more would lose INT8's speed-up, and when
    the drop cannot be met within it the search stops (:data:`STOP_SLOWER`) instead of
-   evaluating ever larger reverts.
+   evaluating ever larger reverts. The cut is found on the estimate (free); a whole-model
+   check (``confirm``: seconds per call) then times only the largest prefix it allows, and
+   halves it while that is slower (:data:`MAX_CONFIRMS` times at most).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Generic, Protocol, TypeVar
 T = TypeVar("T")
 MAX_ROUNDS = 4
 """Rankings made at most: each one after the best prefix of the previous one is reverted."""
+MAX_CONFIRMS = 3
+"""Whole-model checks of a round's cut at most: the largest prefix, then half, then a quarter."""
 STOP_SLOWER = "stop: reverting more cannot beat FP32"
 """The step logged when the search stops because every further revert is estimated slower
 than FP32."""
@@ -81,8 +85,10 @@ def search(
     iterations: list[Iteration],
     progress: Progress,
     too_slow: TooSlow | None = None,
+    confirm: TooSlow | None = None,
 ) -> Trial[T]:
-    """The candidate to keep: the fewest reverts that meet ``allowed``, else the best found."""
+    """The candidate to keep: the fewest reverts that meet ``allowed``, else the best found.
+    ``too_slow`` is the free estimate, ``confirm`` the costly whole-model check (module doc)."""
     best = start
     tried: dict[frozenset[str], Trial[T]] = {}
     """Reverted sets already evaluated on the whole validation set: never twice."""
@@ -97,13 +103,14 @@ def search(
 
     while fp32_accuracy - best.accuracy > allowed and rounds < MAX_ROUNDS:
         rounds += 1
-        if too_slow is not None and too_slow(reverted):
-            stop()
+        if confirm(reverted) if confirm else too_slow is not None and too_slow(reverted):
+            stop()  # the current model is slower than FP32, timed whole where it can be
             break
         ranking = rank(reverted, fp32_accuracy - best.accuracy)
         if not ranking:
             break
         fast = len(ranking) if too_slow is None else fastest_prefix(ranking, reverted, too_slow)
+        fast = confirmed_prefix(ranking, reverted, fast, confirm)
         if fast > 0:
             found = search_prefix(
                 evaluate,
@@ -143,6 +150,20 @@ def fastest_prefix(ranking: list[str], reverted: list[str], too_slow: TooSlow) -
         else:
             low = middle
     return low
+
+
+def confirmed_prefix(
+    ranking: list[str], reverted: list[str], fast: int, confirm: TooSlow | None
+) -> int:
+    """``fast`` (the estimate's cut), halved while the whole-model check finds it slower; 0
+    when :data:`MAX_CONFIRMS` checks all find it slower."""
+    if confirm is None:
+        return fast
+    for _ in range(MAX_CONFIRMS):
+        if fast == 0 or not confirm([*reverted, *ranking[:fast]]):
+            return fast
+        fast //= 2
+    return 0
 
 
 def search_prefix(

@@ -50,7 +50,7 @@ class Fake:
 
 
 def _run(
-    fake: Fake, allowed: float, too_slow: TooSlow | None = None
+    fake: Fake, allowed: float, too_slow: TooSlow | None = None, confirm: TooSlow | None = None
 ) -> tuple[Trial[None], list[Iteration]]:
     start = Trial(fake.accuracy([]), None, [])
     iterations: list[Iteration] = []
@@ -66,6 +66,7 @@ def _run(
         iterations,
         lambda d, t, s: None,
         too_slow,
+        confirm,
     )
     return found, iterations
 
@@ -172,3 +173,17 @@ def test_a_round_that_finds_nothing_better_is_not_ranked_again() -> None:
     found, _ = _run(fake, allowed=1.0)
     assert found.reverted == ["a"]
     assert len(fake.rankings) == 2  # the second ranking, from ["a"], found nothing better
+
+
+def test_the_whole_model_check_times_the_estimates_cut_and_halves_it_only() -> None:
+    fake = Fake(residual=3.0)  # the drop cannot be met at all
+    checked: list[int] = []
+
+    def confirm(reverted: list[str]) -> bool:  # the estimate misses conversions past 2 layers
+        checked.append(len(reverted))
+        return len(reverted) > 2
+
+    found, iterations = _run(fake, allowed=1.0, too_slow=_slower_past(8), confirm=confirm)
+    assert checked == [0, 8, 4, 2]  # the default model, then the cut halved: no bisection
+    assert max(len(c) for c in fake.calls) == 2 and found.reverted == ["a", "b"]
+    assert iterations[-1].step == STOP_SLOWER

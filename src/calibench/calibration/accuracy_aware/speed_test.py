@@ -2,6 +2,7 @@ from collections.abc import Mapping
 
 import onnx
 import onnx_ir as ir
+import pytest
 
 from calibench.calibration.accuracy_aware.speed import (
     KEEP_FP32,
@@ -87,3 +88,35 @@ def test_a_candidate_is_built_once_and_a_slower_verdict_is_timed_twice() -> None
     fast = RevertSpeed(base.speed, base.base, WholeRuns(1.2))  # type: ignore[arg-type]
     assert not fast.measured_slower(onnx.ModelProto(), candidate, frozenset({"a"}))
     assert fast.timer.calls == 1  # type: ignore[attr-defined]
+
+
+def test_the_estimate_is_anchored_on_the_default_model_timed_whole() -> None:
+    base = _speed()  # per-layer times: INT8 3 ms against FP32 5 ms, an estimated 1.67×
+    first, second = base.base.layers
+    fast = RevertSpeed(base.speed, base.base, WholeRuns(2.5))  # type: ignore[arg-type]
+    assert fast.anchor(onnx.ModelProto(), onnx.ModelProto(), base.base) == pytest.approx(2.5)
+    assert fast.estimated_speedup(base.base) == pytest.approx(2.5)
+    # every layer back in FP32 is FP32's speed, whatever the anchor
+    assert fast.estimated_speedup(reverted_plan(base.base, [first])) == pytest.approx(1.0)
+    assert fast.too_slow(reverted_plan(base.base, [second]))  # 6 ms by its kernels
+    slow = RevertSpeed(base.speed, base.base, WholeRuns(0.9))  # type: ignore[arg-type]
+    assert slow.anchor(onnx.ModelProto(), onnx.ModelProto(), base.base) == pytest.approx(0.9)
+    assert slow.timer.calls == 2  # type: ignore[attr-defined]  # "slower" is timed twice
+    assert slow.measured_slower(onnx.ModelProto(), onnx.ModelProto, frozenset())  # remembered
+    assert slow.too_slow(base.base)
+
+
+def test_kernel_sums_that_miss_the_measured_gain_do_not_stop_a_faster_model() -> None:
+    base = _speed()
+    first, second = base.base.layers
+    profiled = SpeedModel(  # INT8's kernels sum to 5.5 ms against FP32's 5: "slower"
+        fp32={first: 1.0, second: 4.0},
+        int8={first: 3.0, second: 1.0, f"{CONVERT}x::QuantizeLinear": 1.5},
+        batch=1,
+        threads=1,
+    )
+    speed = RevertSpeed(profiled, base.base, WholeRuns(1.17))  # type: ignore[arg-type]
+    assert speed.too_slow(base.base)  # unanchored, as before
+    speed.anchor(onnx.ModelProto(), onnx.ModelProto(), base.base)
+    assert not speed.too_slow(base.base)  # timed whole, 1.17× faster
+    assert speed.too_slow(reverted_plan(base.base, [second]))  # gives back its whole gain
