@@ -6,10 +6,11 @@ most ``BIAS_CORRECTION_SAMPLES`` of the subset).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import onnx
@@ -18,7 +19,7 @@ from calibench.calibration.bias_correction import bias_shifts, depth_prefixes, o
 from calibench.calibration.measured_placement import (
     MeasuredPlacement,
     place_by_timing,
-    timing_feeds,
+    timer_for,
 )
 from calibench.calibration.overflow import (
     SAMPLES as OVERFLOW_SAMPLES,
@@ -44,7 +45,6 @@ from calibench.runtime.inputs import BatchReader, fit_reader, input_specs
 from calibench.runtime.isa import Isa, resolve_isa
 from calibench.runtime.memory import RssWatch, default_limit, release_free_memory
 from calibench.runtime.session import make_session
-from calibench.runtime.timer import OrtTimer
 from calibench.words import plural
 
 BIAS_CORRECTION_SAMPLES = 64
@@ -83,9 +83,12 @@ def run_default(
     progress: ProgressCallback | None = None,
     threads: int | None = None,
     statistics: Callable[..., dict[str, TensorStats]] = collect_statistics,
+    timing: AbstractContextManager[Any] | None = None,
 ) -> DefaultOutcome:
     """``statistics`` runs the statistics pass (``collect_statistics``'s signature and
-    result; ``calibration.distributed`` shards it over Ray workers)."""
+    result; ``calibration.distributed`` shards it over Ray workers). ``timing`` is entered
+    around speed-aware placement's timing alone (the workbench's lock, so that a job measuring
+    speed side by side does not skew it)."""
     seconds: dict[str, float] = {}
     peaks: dict[str, int] = {}
     limit = config.memory_limit or default_limit()
@@ -97,7 +100,17 @@ def run_default(
             release_free_memory()  # the next stage's peak is its own, not what this one left
 
         return _run_default(
-            model, dataset, config, progress, threads, limit, finish, seconds, peaks, statistics
+            model,
+            dataset,
+            config,
+            progress,
+            threads,
+            limit,
+            finish,
+            seconds,
+            peaks,
+            statistics,
+            timing or nullcontext(),
         )
 
 
@@ -111,7 +124,8 @@ def _run_default(
     finish: Callable[[str, float], None],
     seconds: dict[str, float],
     peaks: dict[str, int],
-    statistics: Callable[..., dict[str, TensorStats]] = collect_statistics,
+    statistics: Callable[..., dict[str, TensorStats]],
+    timing: AbstractContextManager[Any],
 ) -> DefaultOutcome:
     def report(stage: str) -> Callable[[int, int], None] | None:
         return (lambda done, total: progress(stage, done, total)) if progress else None
@@ -179,9 +193,10 @@ def _run_default(
     placement: MeasuredPlacement | None = None
     if config.placement is Placement.MEASURED:
         start = time.perf_counter()
-        placement, why_not = _place_by_timing(
-            fp32, plan, params, reader, indices, config, isa, threads, report(PLACEMENT_STAGE)
-        )
+        with timing:
+            placement, why_not = _place_by_timing(
+                fp32, plan, params, reader, indices, config, isa, threads, report(PLACEMENT_STAGE)
+            )
         if placement is not None:
             plan, int8 = placement.plan, placement.model
             notes.extend(placement.notes)
@@ -253,18 +268,7 @@ def _place_by_timing(
     first = next(iter(reader.batches(indices[: config.placement_batch])), None)
     if first is None:
         return None, "placement: by rule, untimed: no readable calibration sample to time with"
-    # The model is timed on the runtime it is made for: OpenVINO's kernels and fusions are
-    # not ONNX Runtime's, and its plan (quantizers on layer inputs) is OpenVINO's own.
-    timer_of: type[OrtTimer] | type[OvTimer] = OrtTimer
-    if config.runtime is Runtime.OPENVINO:
-        from calibench.runtime.openvino_timer import OvTimer  # only when OpenVINO is chosen
-
-        timer_of = OvTimer
-    timer = timer_of(
-        timing_feeds(first[1], config.placement_batch),
-        config.placement_batch,
-        config.placement_threads or threads or os.cpu_count() or 1,
-    )
+    timer = timer_for(config, first[1], threads)
     try:
         placed = place_by_timing(fp32, plan, params, timer, config.placement_budget_s, progress)
     except ConfigError as exc:  # OpenVINO missing, or it cannot compile the model
@@ -272,8 +276,7 @@ def _place_by_timing(
     except Exception as exc:  # timing is an optimisation: the rule model is still right
         return None, f"placement: by rule, timing failed ({type(exc).__name__}: {exc})"
     finally:
-        if not isinstance(timer, OrtTimer):
-            timer.release()  # the OpenVINO models it compiled would hold memory from now on
+        timer.release()  # models a timer compiled and kept would hold memory from now on
     return placed, ""
 
 

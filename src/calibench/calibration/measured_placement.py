@@ -29,6 +29,7 @@ The timer is a :class:`~calibench.runtime.timer.ModelTimer`, so another runtime 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -37,12 +38,14 @@ from typing import Any
 import numpy as np
 import onnx
 
+from calibench.config import CalibrationConfig
 from calibench.passes.fp32_region import fp32_region, region_parts
 from calibench.passes.insert_qdq import insert_qdq
 from calibench.passes.placement import QuantPlan
 from calibench.quant import QuantParams
+from calibench.runtime.backend import Runtime
 from calibench.runtime.profiling import LAYOUT
-from calibench.runtime.timer import CONVERT, ModelTimer, Parts, tensor_of
+from calibench.runtime.timer import CONVERT, ModelTimer, OrtTimer, Parts, tensor_of
 
 SUSPECT = 0.7
 """A region is timed when its estimated INT8 time is at least this share of its FP32 time."""
@@ -360,3 +363,18 @@ def timing_feeds(first: Mapping[str, np.ndarray], batch: int) -> dict[str, np.nd
         reps = -(-batch // len(rows))
         feeds[name] = np.ascontiguousarray(np.concatenate([rows] * reps)[:batch])
     return feeds
+
+
+def timer_for(
+    config: CalibrationConfig, first: Mapping[str, np.ndarray], threads: int | None
+) -> ModelTimer:
+    """The timer of the runtime the model is made for, at the configured inference settings,
+    on inputs from ``first`` (one input batch). OpenVINO's kernels, fusions and plan
+    (quantizers on layer inputs) are not ONNX Runtime's, so its model is timed on OpenVINO."""
+    feeds = timing_feeds(first, config.placement_batch)
+    count = config.placement_threads or threads or os.cpu_count() or 1
+    if config.runtime is Runtime.OPENVINO:
+        from calibench.runtime.openvino_timer import OvTimer  # only when OpenVINO is chosen
+
+        return OvTimer(feeds, config.placement_batch, count)
+    return OrtTimer(feeds, config.placement_batch, count)

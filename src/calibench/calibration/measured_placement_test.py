@@ -122,6 +122,9 @@ class FakeTimer:
         turns = {name: [[t]] * 7 for name, t in totals.items()}
         return Interleaved(turns, dict.fromkeys(models, 0.0), 7, 0.0)
 
+    def release(self) -> None:
+        pass
+
 
 def test_a_layer_slower_in_int8_is_kept_fp32_with_its_times() -> None:
     model = _model()
@@ -222,3 +225,21 @@ def test_many_suspects_are_timed_by_chains_within_a_small_budget() -> None:
     assert len(placed.regions[0].region) == count
     assert not any(placed.plan.layers[f"conv{i}"].int8 for i in range(count))
     assert "timed with its chain of 20 layers" in (placed.plan.layers["conv0"].reason or "")
+
+
+def test_placement_timing_runs_inside_the_callers_timing_lock() -> None:
+    entered: list[str] = []
+
+    class Lock:
+        def __enter__(self) -> None:
+            entered.append("in")
+
+        def __exit__(self, *_: object) -> None:
+            entered.append("out")
+
+    model = _model()
+    data = [{"x": np.zeros((1, 32, 32), np.float32)} for _ in range(2)]
+    for placement in (Placement.RULE, Placement.MEASURED):
+        config = CalibrationConfig(placement=placement, bias_correction=False, placement_budget_s=1)
+        run_default(model, data, config, threads=1, timing=Lock())
+    assert entered == ["in", "out"]  # once, for the measured placement only

@@ -61,6 +61,10 @@ class ModelTimer(Protocol):
         """Whole runs of the models, interleaved, for about ``budget_s`` seconds."""
         ...
 
+    def release(self) -> None:
+        """Free what the timer keeps between calls (compiled models); it still works after."""
+        ...
+
 
 def tensor_of(part: str) -> str:
     """The tensor (or layer) a conversion part belongs to: calibench names its Q/DQ nodes
@@ -115,6 +119,9 @@ class OrtTimer:
                 discard=1,
             )
         return interleaved(turns, min_rounds=7, max_rounds=400, budget_s=budget_s, warmup=2)
+
+    def release(self) -> None:
+        """Nothing kept: every call makes its own sessions."""
 
 
 def _per_run(
