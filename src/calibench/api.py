@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ def calibrate(
     executor: str | RayShards | None = None,
     placement: str = Placement.MEASURED.value,
     runtime: str | None = None,
+    timing: AbstractContextManager[Any] | None = None,
 ) -> CalibrationResult:
     """Calibrate an FP32 ONNX model into an INT8 QDQ model.
 
@@ -89,7 +91,9 @@ def calibrate(
     threads and time budget) and keeps FP32 where INT8 is not faster; ``"rule"`` does not time.
     ``runtime="openvino"`` places the quantizers for
     OpenVINO (on the inputs of its INT8 layers), times the measured placement on OpenVINO and
-    reads the layer table from OpenVINO's runtime graph.
+    reads the layer table from OpenVINO's runtime graph. ``timing``, a context manager, is
+    entered around the placement's timing alone (a lock, so that no other speed measurement
+    on this machine runs meanwhile).
 
     ``executor`` is where the heavy passes run: ``"local"`` (default, this process), ``"ray"``
     (the Ray cluster at ``$RAY_ADDRESS`` or this machine's), or
@@ -139,6 +143,7 @@ def calibrate(
             progress=progress,
             threads=threads,
             backend=backend,
+            timing=timing,
         )
         outcome, int8, plan = accuracy_aware.default, accuracy_aware.int8, accuracy_aware.plan
     else:
@@ -149,6 +154,7 @@ def calibrate(
             progress=progress,
             threads=threads,
             statistics=backend.collect_statistics,
+            timing=timing,
         )
         int8, plan = outcome.int8, outcome.plan
     check_reader = BatchReader(data, specs, config.batch_size)

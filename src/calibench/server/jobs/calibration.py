@@ -137,6 +137,7 @@ def _calibrate(
         metric=job.metric or None,
         preprocess=job.preprocess or None,
         progress=on_calibration,
+        timing=measuring(ctx),  # placement timing waits for another job's speed measurement
     )
 
 
