@@ -11,10 +11,11 @@ measured, at the project's inference settings, the way TensorRT's builder times 
    region whose INT8 time, with the conversions that exist only for it, is not clearly below
    its FP32 time (:data:`SUSPECT`) is a suspect; the rest stay INT8 untimed.
 2. **Time.** Each suspect, worst first, is sent to FP32 in a candidate model, and the current
-   model and the candidate are profiled run against run. What is compared is the time of the
-   parts the change touches: the region's layers, the conversions of its tensors and the
-   runtime's layout changes, paired per run. FP32 is kept when INT8 is not faster; the next
-   suspect is timed against the model with that decision in it.
+   model and the candidates (up to :data:`BATCH` at a time, one suspect each) are profiled
+   run against run. What is compared is the time of the parts the change touches: the
+   region's layers, the conversions of its tensors and the runtime's layout changes, paired
+   per run. FP32 is kept when INT8 is not faster; the next suspects are timed against the
+   model with those decisions in it.
 3. **Confirm.** The model chosen and the rule model are timed whole, interleaved; if the chosen
    one is not at least as fast, the rule model is kept and the report says so.
 
@@ -49,10 +50,13 @@ from calibench.runtime.timer import CONVERT, ModelTimer, OrtTimer, Parts, tensor
 
 SUSPECT = 0.7
 """A region is timed when its estimated INT8 time is at least this share of its FP32 time."""
-SCREEN_RUNS = 20
+SCREEN_RUNS = 12
 SCREEN_SHARE = 0.3
 """Share of the budget the screening profile may take (it still gets ``MIN_RUNS`` runs)."""
-VERIFY_RUNS = 15
+VERIFY_RUNS = 10
+BATCH = 4
+"""Suspects timed in one profile, each in its own candidate, against the same current model:
+its runs are shared (at batch 8 they are most of the timing)."""
 CONFIRM_SHARE = 0.2
 """Share of the budget kept for the final whole-model check (at most :data:`MAX_CONFIRM_S`)."""
 MAX_CONFIRM_S = 2.0
@@ -198,34 +202,35 @@ def place_by_timing(
     units = chains(plan, suspects) if len(suspects) > CHAIN_FROM else [[n] for n in suspects]
     outcome = MeasuredPlacement(plan, rule, speed, plan, timer)
     current, model = plan, rule
-    for done, unit in enumerate(units):
+    done = 0
+    while done < len(units):
         if progress:
             progress(done, len(units))
         if time.perf_counter() - start > budget_s - confirm_s:
             outcome.untimed = sum(len(u) for u in units[done:])
             break
-        candidate, region = _unit_region(current, unit)
-        if not region:
-            continue  # it went to FP32 with a region timed before
-        candidate_model = insert_qdq(fp32, candidate, params)
+        group: list[tuple[list[str], QuantPlan, list[str]]] = []
+        while done < len(units) and len(group) < BATCH:
+            candidate, region = _unit_region(current, units[done])
+            if region:  # else it went to FP32 with a region timed before
+                group.append((units[done], candidate, region))
+            done += 1
+        if not group:
+            continue
+        candidates = [insert_qdq(fp32, candidate, params) for _, candidate, _ in group]
         left = budget_s - confirm_s - (time.perf_counter() - start)
-        now, then = timer.parts([model, candidate_model], VERIFY_RUNS, max(left, 0.0))
-        int8, fp32_times = (
-            _local(now, current, candidate, region),
-            _local(then, current, candidate, region),
-        )
-        ratio = float(np.median(int8 / np.maximum(fp32_times, 1e-9)))
-        timing = RegionTiming(
-            unit[0],
-            tuple(region),
-            float(np.median(int8)),
-            float(np.median(fp32_times)),
-            kept_fp32=ratio >= 1.0,
-        )
-        outcome.regions.append(timing)
-        if timing.kept_fp32:
-            current, _ = _unit_region(current, unit, _words(timing, timer, len(unit)))
-            model = candidate_model
+        now, *then = timer.parts([model, *candidates], VERIFY_RUNS, max(left, 0.0))
+        kept = []
+        for (unit, candidate, region), parts, candidate_model in zip(
+            group, then, candidates, strict=True
+        ):
+            timing = _compare(now, parts, current, candidate, unit, region)
+            outcome.regions.append(timing)
+            if timing.kept_fp32:
+                current, _ = _unit_region(current, unit, _words(timing, timer, len(unit)))
+                kept.append(candidate_model)
+        if kept:  # several regions kept FP32 at once: the model with all of them
+            model = kept[0] if len(kept) == 1 else insert_qdq(fp32, current, params)
     if progress:
         progress(len(units), len(units))
     if outcome.untimed:
@@ -259,6 +264,28 @@ def _suspects(plan: QuantPlan, speed: SpeedModel) -> list[str]:
         if int8 > 0 and int8 >= SUSPECT * fp32:
             found.append((int8 - fp32, decision.name))
     return [name for _, name in sorted(found, key=lambda x: -x[0])]
+
+
+def _compare(
+    now: Parts,
+    then: Parts,
+    plan: QuantPlan,
+    candidate: QuantPlan,
+    unit: list[str],
+    region: list[str],
+) -> RegionTiming:
+    """The region in INT8 (``now``: the current model's runs) against FP32 (``then``: the
+    candidate's runs of the same rounds), paired run by run."""
+    int8 = _local(now, plan, candidate, region)
+    fp32 = _local(then, plan, candidate, region)
+    ratio = float(np.median(int8 / np.maximum(fp32, 1e-9)))
+    return RegionTiming(
+        unit[0],
+        tuple(region),
+        float(np.median(int8)),
+        float(np.median(fp32)),
+        kept_fp32=ratio >= 1.0,
+    )
 
 
 def chains(plan: QuantPlan, suspects: list[str]) -> list[list[str]]:

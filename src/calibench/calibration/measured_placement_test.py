@@ -13,7 +13,7 @@ import onnx.numpy_helper as nh
 import onnx_ir as ir
 
 from calibench.calibration.default import PLACEMENT_STAGE, DefaultOutcome, run_default
-from calibench.calibration.measured_placement import CHAIN_FROM, chains, place_by_timing
+from calibench.calibration.measured_placement import BATCH, CHAIN_FROM, chains, place_by_timing
 from calibench.config import CalibrationConfig, Placement
 from calibench.passes.placement import QuantPlan, plan_quantization
 from calibench.passes.reasons import Reason
@@ -163,13 +163,14 @@ def test_never_slower_than_the_rule_model() -> None:
 
 
 def test_the_budget_is_respected() -> None:
-    model = _model()
+    count = BATCH + 2  # one profile times BATCH suspects: the rest find the budget spent
+    model = _deep(count)
     plan, params = _plan_and_params(model)
-    timer = FakeTimer({name: (0.5, 0.1) for name in CONVS}, sleep=0.3)
+    timer = FakeTimer({f"conv{i}": (0.5, 0.1) for i in range(count)}, sleep=0.3)
     start = time.perf_counter()
     placed = place_by_timing(model, plan, params, timer, budget_s=0.5)
     assert time.perf_counter() - start < 0.5 + 0.3 + 0.5  # at most one timing past the budget
-    assert placed.untimed >= 1
+    assert placed.untimed >= 1 and len(placed.regions) == BATCH
     assert any("budget" in note and "untimed" in note for note in placed.notes)
 
 
