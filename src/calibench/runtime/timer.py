@@ -87,7 +87,12 @@ class OrtTimer:
     ) -> list[Parts]:
         with tempfile.TemporaryDirectory(prefix="calibench-timer-") as tmp:
             sessions = [
-                make_session(m, threads=self.threads, profile_prefix=str(Path(tmp) / f"m{i}"))
+                make_session(
+                    m,
+                    threads=self.threads,
+                    profile_prefix=str(Path(tmp) / f"m{i}"),
+                    spin=self.threads == 1,
+                )
                 for i, m in enumerate(models)
             ]
             start = time.perf_counter()
@@ -112,7 +117,7 @@ class OrtTimer:
     def interleaved(self, models: Mapping[str, onnx.ModelProto], budget_s: float) -> Interleaved:
         turns = {}
         for name, model in models.items():
-            session = make_session(model, threads=self.threads)
+            session = make_session(model, threads=self.threads, spin=self.threads == 1)
             turns[name] = block_turn(
                 lambda s=session: s.run(None, self.feeds),  # type: ignore[misc]
                 block=5,
