@@ -16,12 +16,9 @@ def make_session(
     optimized_path: Path | None = None,
     profile_prefix: str | None = None,
     lean: bool = False,
-    spin: bool = True,
 ) -> ort.InferenceSession:
     """A CPU session. ``lean`` trades a little speed for memory: no arena, no preplanned
-    buffers, so what a calibration pass holds is what it needs right now. ``spin=False``
-    stops its idle threads spinning: sessions run in turns then do not take the cores the
-    next session needs (timings of interleaved 2-thread sessions swung ±15 % without it)."""
+    buffers, so what a calibration pass holds is what it needs right now."""
     options = ort.SessionOptions()
     if lean:
         options.enable_cpu_mem_arena = False
@@ -30,8 +27,6 @@ def make_session(
     options.inter_op_num_threads = 1
     options.graph_optimization_level = optimization
     options.log_severity_level = 3
-    if not spin:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path is not None:
         options.optimized_model_filepath = str(optimized_path)
     if profile_prefix is not None:

@@ -29,6 +29,7 @@ import onnx
 
 from calibench.runtime.kernels import CONVERSIONS
 from calibench.runtime.latency import Interleaved, block_turn, interleaved
+from calibench.runtime.pooled import interleaved_pooled
 from calibench.runtime.profiling import CONVERT as CONVERT_BUCKET
 from calibench.runtime.profiling import LayerResolver
 from calibench.runtime.session import make_session
@@ -87,12 +88,7 @@ class OrtTimer:
     ) -> list[Parts]:
         with tempfile.TemporaryDirectory(prefix="calibench-timer-") as tmp:
             sessions = [
-                make_session(
-                    m,
-                    threads=self.threads,
-                    profile_prefix=str(Path(tmp) / f"m{i}"),
-                    spin=self.threads == 1,
-                )
+                make_session(m, threads=self.threads, profile_prefix=str(Path(tmp) / f"m{i}"))
                 for i, m in enumerate(models)
             ]
             start = time.perf_counter()
@@ -115,9 +111,11 @@ class OrtTimer:
         ]
 
     def interleaved(self, models: Mapping[str, onnx.ModelProto], budget_s: float) -> Interleaved:
+        if self.threads > 1:  # sessions' own pools would contend: see runtime.pooled
+            return interleaved_pooled(models, self.feeds, self.threads, budget_s)
         turns = {}
         for name, model in models.items():
-            session = make_session(model, threads=self.threads, spin=self.threads == 1)
+            session = make_session(model, threads=self.threads)
             turns[name] = block_turn(
                 lambda s=session: s.run(None, self.feeds),  # type: ignore[misc]
                 block=5,

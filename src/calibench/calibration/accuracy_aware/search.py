@@ -28,8 +28,8 @@ from typing import Generic, Protocol, TypeVar
 T = TypeVar("T")
 MAX_ROUNDS = 4
 """Rankings made at most: each one after the best prefix of the previous one is reverted."""
-MAX_CONFIRMS = 3
-"""Whole-model checks of a round's cut at most: the largest prefix, then half, then a quarter."""
+MAX_CONFIRMS = 5
+"""Whole-model checks of a round's cut at most: the largest prefix, then half, a quarter…"""
 STOP_SLOWER = "stop: reverting more cannot beat FP32"
 """The step logged when the search stops because every further revert is estimated slower
 than FP32."""
