@@ -193,9 +193,12 @@ def _run_default(
     placement: MeasuredPlacement | None = None
     if config.placement is Placement.MEASURED:
         start = time.perf_counter()
+        on_placement = report(PLACEMENT_STAGE)
+        if on_placement:  # the stage shows while it waits for the timing lock
+            on_placement(0, 1)
         with timing:
             placement, why_not = _place_by_timing(
-                fp32, plan, params, reader, indices, config, isa, threads, report(PLACEMENT_STAGE)
+                fp32, plan, params, reader, indices, config, isa, threads, on_placement
             )
         if placement is not None:
             plan, int8 = placement.plan, placement.model
