@@ -34,25 +34,11 @@ import numpy as np
 
 from calibench.runtime import latency
 from calibench.runtime.latency import Runner
-
-_ORT_POOL: list[int] = []
+from calibench.runtime.pooled import pooled_session
 
 
 def ort_runner(path: Path, feeds: dict[str, np.ndarray], threads: int) -> Runner:
-    import onnxruntime as ort
-    from onnxruntime.capi import _pybind_state
-
-    if not _ORT_POOL:  # must precede the first session of the process
-        _pybind_state.set_global_thread_pool_sizes(threads, 1)
-        _ORT_POOL.append(threads)
-    if _ORT_POOL[0] != threads:
-        raise ValueError("one timing process serves one thread count")
-    options = ort.SessionOptions()
-    options.use_per_session_threads = False
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = pooled_session(path, threads)  # the process's one global pool, as placement's
     return lambda: session.run(None, feeds)
 
 

@@ -31,6 +31,8 @@ from calibench.runtime.latency import Interleaved, block_turn, interleaved
 
 START_S = 120.0
 """Seconds the child may take beyond its budget: imports and the sessions' creation."""
+_POOL: list[int] = []
+"""The thread count of this process's global pool, once set."""
 
 
 def interleaved_pooled(
@@ -80,9 +82,6 @@ def pooled_session(path: Path, threads: int) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-_POOL: list[int] = []
 
 
 def main(argv: Sequence[str] | None = None) -> None:
